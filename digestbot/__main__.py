@@ -1,0 +1,5 @@
+"""Entry point for `python -m digestbot`."""
+
+from digestbot.cli import main
+
+main()

@@ -1,0 +1,254 @@
+"""CLI: thin typer commands over the library; the only place that prints errors."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+
+from digestbot import papers, service
+from digestbot.db import make_engine
+from digestbot.errors import ConfigError, DigestbotError
+from digestbot.resources import bundled_path
+from digestbot.settings import Settings
+from digestbot.subscribers import sync_subscriptions
+from digestbot.subscriptions import format_path, load_subscriptions
+
+app = typer.Typer(
+    help="digestbot: email digests of new research papers, matched against your rules.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+subscriptions_app = typer.Typer(help="Check and load the subscriptions file.", no_args_is_help=True)
+papers_app = typer.Typer(help="Look at the papers digestbot has ingested.", no_args_is_help=True)
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(papers_app, name="papers")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn DigestbotError into `Error: …` on stderr and exit 1, sqlite-utils style."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except DigestbotError as exc:
+            for line in str(exc).splitlines():
+                err.print(f"Error: {line}", markup=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def load_settings() -> Settings:
+    """Build Settings once, from the environment and `.env`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [f"DIGESTBOT_{format_path(e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("; ".join(problems), "fix the environment variable or .env") from None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _engine(settings: Settings) -> Engine:
+    return make_engine(settings.database_url)
+
+
+@app.command()
+@friendly
+def demo() -> None:
+    """Ingest the bundled sample listing, load the example subscriptions and send digests."""
+    settings = load_settings()
+    now = _now()
+    engine = _engine(settings)
+    result = service.ingest_path(engine, bundled_path("sample_listing.txt"), now=now)
+    out.print(f"Ingested the sample listing: {result.new} new, {result.known} already known.")
+    spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
+    sync_subscriptions(engine, spec, now=now)
+    outcomes = asyncio.run(service.send_now(engine, settings, now=now))
+    _print_outcomes(outcomes)
+
+
+@app.command()
+@friendly
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A saved Daily Papers page (plain text).")],
+    year: Annotated[
+        int | None, typer.Option(help="Year of the listing, when its header omits it.")
+    ] = None,
+) -> None:
+    """Ingest a saved listing; prints how many papers were new, already known or skipped."""
+    settings = load_settings()
+    result = service.ingest_path(_engine(settings), path, now=_now(), year=year)
+    for warning in result.skipped:
+        err.print(f"Warning: skipped {warning}", markup=False)
+    out.print(
+        f"{result.source}: {result.new} new, {result.known} already known, "
+        f"{len(result.skipped)} skipped",
+        markup=False,
+    )
+
+
+@papers_app.command("list")
+@friendly
+def papers_list(
+    since: Annotated[
+        datetime | None, typer.Option(help="Only papers first seen on or after this date.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List ingested papers, newest first."""
+    settings = load_settings()
+    start = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)
+    rows = papers.papers_seen_since(
+        _engine(settings), None if start is None else start - timedelta(microseconds=1)
+    )
+    if as_json:
+        out.print_json(json.dumps([_paper_json(p) for p in rows], ensure_ascii=False))
+        return
+    table = Table("first seen", "published", "upvotes", "title")
+    for p in rows:
+        table.add_row(
+            p.first_seen.strftime("%Y-%m-%d %H:%M"),
+            p.published.isoformat() if p.published else "",
+            "" if p.upvotes is None else str(p.upvotes),
+            p.title,
+        )
+    out.print(table)
+
+
+def _paper_json(p: Any) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "title": p.title,
+        "authors": list(p.authors),
+        "author_count": p.author_count,
+        "organisation": p.organisation,
+        "published": p.published.isoformat() if p.published else None,
+        "first_seen": p.first_seen.isoformat(),
+        "upvotes": p.upvotes,
+        "source": p.source,
+    }
+
+
+@subscriptions_app.command("validate")
+@friendly
+def subscriptions_validate(
+    path: Annotated[Path | None, typer.Argument(help="Default: DIGESTBOT_SUBSCRIPTIONS.")] = None,
+) -> None:
+    """Check the subscriptions file and report every problem as file:line:column."""
+    settings = load_settings()
+    target = path or settings.subscriptions
+    spec = load_subscriptions(target)
+    rules = sum(len(s.rules) for s in spec.subscribers)
+    out.print(f"{target}: OK, {len(spec.subscribers)} subscribers, {rules} rules", markup=False)
+
+
+@subscriptions_app.command("sync")
+@friendly
+def subscriptions_sync(
+    path: Annotated[Path | None, typer.Argument(help="Default: DIGESTBOT_SUBSCRIPTIONS.")] = None,
+) -> None:
+    """Load the subscriptions file into the database in one transaction."""
+    settings = load_settings()
+    spec = load_subscriptions(path or settings.subscriptions)
+    result = sync_subscriptions(_engine(settings), spec, now=_now())
+    out.print(
+        f"{len(result.added)} added, {len(result.changed)} changed, "
+        f"{len(result.reactivated)} reactivated, {len(result.deactivated)} deactivated, "
+        f"{len(result.unchanged)} unchanged"
+    )
+
+
+@app.command("send-now")
+@friendly
+def send_now(
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="Only this subscriber (repeatable).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be sent; send and record nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Send every subscriber the papers they have not had yet, now."""
+    settings = load_settings()
+    engine = _engine(settings)
+    now = _now()
+    emails = _normalised(to or [])
+    if dry_run:
+        digests = service.plan_digests(engine, settings, now=now, emails=emails)
+        plan = [_digest_json(d) for d in digests]
+        if as_json:
+            out.print_json(json.dumps(plan, ensure_ascii=False))
+        else:
+            for entry in plan:
+                out.print(f"{entry['email']}: {len(entry['papers'])} papers", markup=False)
+        return
+    outcomes = asyncio.run(service.send_now(engine, settings, now=now, emails=emails))
+    if as_json:
+        out.print_json(json.dumps([o.__dict__ for o in outcomes], ensure_ascii=False))
+    else:
+        _print_outcomes(outcomes)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _normalised(emails: Sequence[str]) -> list[str]:
+    from digestbot.addresses import normalise_address
+
+    try:
+        return [normalise_address(e) for e in emails]
+    except ValueError as exc:
+        raise ConfigError(f"--to: {exc}", "give a subscriber's email address") from None
+
+
+def _digest_json(digest: Any) -> dict[str, Any]:
+    return {
+        "email": digest.subscriber.email,
+        "papers": [
+            {
+                "id": item.paper.id,
+                "title": item.paper.title,
+                "score": item.match.score,
+                "matched": list(item.match.terms),
+            }
+            for item in digest.items
+        ],
+    }
+
+
+def _print_outcomes(outcomes: Sequence[service.Outcome]) -> None:
+    if not any(o.status != "nothing new" for o in outcomes):
+        out.print("Nothing new to send: every subscriber already has every matching paper.")
+        return
+    table = Table("subscriber", "papers matched", "status")
+    table.add_column("delivered to", overflow="fold")
+    for o in outcomes:
+        table.add_row(o.email, str(o.papers), o.status, o.where)
+    out.print(table)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

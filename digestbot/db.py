@@ -1,0 +1,134 @@
+"""Storage: SQLModel tables and the engine (SQLite in WAL mode with a busy timeout)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Engine, LargeBinary, TypeDecorator, UniqueConstraint, event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Field, SQLModel, create_engine
+
+from digestbot.errors import ConfigError
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("digestbot stores only timezone-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class PaperRow(SQLModel, table=True):
+    """A paper digestbot has seen; `id` is the arXiv id or a hash of the normalised title."""
+
+    __tablename__ = "papers"
+    id: str = Field(primary_key=True)
+    title: str
+    norm_title: str = Field(index=True)
+    abstract: str
+    authors: str = "[]"  # JSON list of names
+    author_count: int | None = None
+    organisation: str | None = None
+    published: date | None = None
+    upvotes: int | None = None
+    source: str = ""
+    first_seen: datetime = Field(index=True, sa_type=UtcDateTime)
+
+
+class SubscriberRow(SQLModel, table=True):
+    """A subscriber; removed ones are deactivated, never deleted, so history stays."""
+
+    __tablename__ = "subscribers"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    name: str = ""
+    active: bool = True
+    max_papers: int = 25
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class RuleRow(SQLModel, table=True):
+    """One rule of a subscriber, its body kept as JSON so the rule language can grow."""
+
+    __tablename__ = "rules"
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    position: int
+    name: str
+    body: str  # JSON object: {"any": [...], "all": [...], "none": [...]}
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One email: decided and stored before it is sent, so nothing is lost between steps."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("subscriber_id", "kind", "period_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    kind: str = "digest"
+    period_key: str
+    message_id: str = Field(unique=True)
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    paper_ids: str = "[]"  # JSON list, recorded as sent when the server accepts
+    message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_error: str | None = None
+    delivered_to: str | None = None
+
+
+class SentPaperRow(SQLModel, table=True):
+    """A paper that reached a subscriber; never sent to them again."""
+
+    __tablename__ = "sent_papers"
+    __table_args__ = (UniqueConstraint("subscriber_id", "paper_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    paper_id: str = Field(foreign_key="papers.id")
+    delivery_id: int = Field(foreign_key="deliveries.id")
+    sent_at: datetime = Field(sa_type=UtcDateTime)
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for `url` and the tables; SQLite gets WAL and a busy timeout."""
+    try:
+        engine = create_engine(url)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise ConfigError(
+            f"DIGESTBOT_DATABASE_URL {url!r} is not usable: {exc}",
+            "use a URL such as sqlite:///digestbot.db",
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        raise ConfigError(
+            f"cannot open the database {url!r}: {exc.__class__.__name__}: {exc.args[0]}",
+            "check that its folder exists and is writable",
+        ) from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,96 @@
+"""Values passed between stages: plain frozen dataclasses, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class ListedPaper:
+    """A paper as one listing shows it, before digestbot has seen it."""
+
+    title: str
+    abstract: str
+    published: date | None = None
+    upvotes: int | None = None
+    author_count: int | None = None
+    organisation: str | None = None
+    authors: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What parsing one document gives: its papers and the items it had to skip."""
+
+    source: str
+    papers: tuple[ListedPaper, ...]
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A stored paper, with its stable id and when digestbot first saw it."""
+
+    id: str
+    title: str
+    abstract: str
+    first_seen: datetime
+    published: date | None = None
+    upvotes: int | None = None
+    author_count: int | None = None
+    organisation: str | None = None
+    authors: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One subscription rule: keyword lists matched on title and abstract."""
+
+    name: str
+    any: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A subscriber with their rules, as the digest builder needs them."""
+
+    id: int
+    email: str
+    name: str
+    rules: tuple[Rule, ...]
+    max_papers: int = 25
+
+
+@dataclass(frozen=True)
+class Match:
+    """Why a paper reached a subscriber: the rules and terms that matched, and a rank score."""
+
+    rules: tuple[str, ...]
+    terms: tuple[str, ...]
+    title_terms: tuple[str, ...]
+    score: float
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One paper in a digest, with the reason it is there."""
+
+    paper: Paper
+    match: Match
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What one subscriber gets this time: ranked, capped items."""
+
+    subscriber: Subscriber
+    items: tuple[DigestItem, ...]
+    generated_at: datetime
+    period_key: str
+    kind: str = "digest"
+    dropped: int = 0

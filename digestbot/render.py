@@ -1,0 +1,117 @@
+"""Render stage (pure): a digest becomes a subject/text/HTML trio and an RFC 5322 message."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+
+from digestbot.errors import ConfigError
+from digestbot.models import Digest
+from digestbot.resources import bundled_path
+
+# C0/C1 controls, DEL, and Unicode line/paragraph separators must never reach a header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The three rendered parts of one email."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who sends what to whom, and the header values fixed before rendering."""
+
+    sender: str
+    sender_name: str
+    recipient: str
+    recipient_name: str
+    message_id: str
+    date: datetime
+
+
+def make_environment(templates_dir: Path | None = None) -> Environment:
+    """A Jinja2 environment: the user's templates first, the bundled ones second."""
+    loaders = [FileSystemLoader(str(templates_dir))] if templates_dir else []
+    loaders.append(FileSystemLoader(str(bundled_path("templates"))))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=lambda name: bool(name and name.endswith((".html", ".htm"))),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["trim_words"] = trim_words
+    return env
+
+
+def header_safe(value: str) -> str:
+    """`value` with control characters removed and white space folded to single spaces."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def trim_words(text: str, limit: int = 300) -> str:
+    """`text` cut at a word boundary to at most `limit` characters, with an ellipsis if cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",.;:")
+    return f"{cut}…"
+
+
+def message_id(kind: str, email: str, period_key: str, domain: str) -> str:
+    """A Message-ID fixed by what the email is, so a resend reuses it."""
+    token = hashlib.sha256(f"{kind}\0{email}\0{period_key}".encode()).hexdigest()[:24]
+    return f"<{kind}.{token}@{header_safe(domain)}>"
+
+
+def render_digest(env: Environment, digest: Digest) -> Rendered:
+    """Render the digest's subject, text and HTML templates."""
+    context: dict[str, Any] = {
+        "digest": digest,
+        "subscriber": digest.subscriber,
+        "items": digest.items,
+        "count": len(digest.items),
+        "rules": sorted({name for item in digest.items for name in item.match.rules}),
+        "date": digest.generated_at,
+    }
+    try:
+        subject = env.get_template("digest.subject.txt").render(context)
+        text = env.get_template("digest.txt").render(context)
+        html = env.get_template("digest.html").render(context)
+    except TemplateError as exc:
+        raise ConfigError(
+            f"cannot render the digest templates: {exc.__class__.__name__}: {exc}",
+            "fix the template, or unset DIGESTBOT_TEMPLATES_DIR to use the bundled ones",
+        ) from None
+    return Rendered(header_safe(subject), text, html)
+
+
+def build_message(rendered: Rendered, envelope: Envelope) -> EmailMessage:
+    """A multipart/alternative message with a text and an HTML part and safe headers."""
+    message = EmailMessage()
+    message["Subject"] = rendered.subject
+    message["From"] = Address(header_safe(envelope.sender_name), addr_spec=envelope.sender)
+    message["To"] = Address(header_safe(envelope.recipient_name), addr_spec=envelope.recipient)
+    message["Date"] = format_datetime(envelope.date)
+    message["Message-ID"] = envelope.message_id
+    unsubscribe = quote(f"unsubscribe {envelope.recipient}")
+    message["List-Unsubscribe"] = f"<mailto:{envelope.sender}?subject={unsubscribe}>"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message

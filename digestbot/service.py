@@ -1,0 +1,150 @@
+"""The library behind the CLI: ingest, plan and send digests, each one call over the stages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from digestbot import mailer, outbox, papers
+from digestbot.digests import build_digest, window_start
+from digestbot.errors import ConfigError, DeliveryError
+from digestbot.mailer import SmtpUnavailable
+from digestbot.models import Digest
+from digestbot.render import Envelope, build_message, make_environment, message_id, render_digest
+from digestbot.settings import Settings
+from digestbot.sources import read_listing
+from digestbot.subscribers import active_subscribers
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one subscriber's digest in a send."""
+
+    email: str
+    papers: int
+    status: str  # sent | failed | pending | nothing new
+    where: str
+
+
+def ingest_path(
+    engine: Engine, path: Path, *, now: datetime, year: int | None = None
+) -> papers.IngestResult:
+    """Parse the listing at `path` and store its papers in one transaction."""
+    listing = read_listing(path, today=now.date(), year=year)
+    return papers.ingest(engine, listing, now=now)
+
+
+def plan_digests(
+    engine: Engine, settings: Settings, *, now: datetime, emails: Sequence[str] = ()
+) -> list[Digest]:
+    """Each active subscriber's digest as it would go out now (nothing is written)."""
+    subscribers = active_subscribers(engine, emails)
+    missing = sorted(set(emails) - {s.email for s in subscribers})
+    if missing:
+        raise ConfigError(
+            f"not an active subscriber: {', '.join(missing)}",
+            "check the address, or add it to the subscriptions file and run `subscriptions sync`",
+        )
+    last, taken = outbox.decided_state(engine)
+    starts = {
+        s.id: window_start(last.get(s.id), now, settings.first_digest_hours) for s in subscribers
+    }
+    candidates = papers.papers_seen_since(engine, min(starts.values(), default=now))
+    period_key = f"manual:{now.isoformat()}"
+    return [
+        build_digest(
+            s,
+            candidates,
+            since=starts[s.id],
+            already_sent=taken.get(s.id, set()),
+            now=now,
+            period_key=period_key,
+        )
+        for s in subscribers
+    ]
+
+
+def enqueue_digests(
+    engine: Engine, settings: Settings, digests: Sequence[Digest], *, now: datetime
+) -> None:
+    """Render every non-empty digest and commit them as pending rows in one transaction."""
+    env = make_environment(settings.templates_dir)
+    outgoing = []
+    for digest in digests:
+        if not digest.items:
+            continue
+        sub = digest.subscriber
+        rendered = render_digest(env, digest)
+        envelope = Envelope(
+            sender=settings.from_address,
+            sender_name=settings.from_name,
+            recipient=sub.email,
+            recipient_name=sub.name,
+            message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
+            date=now,
+        )
+        outgoing.append(
+            outbox.Outgoing(
+                subscriber_id=sub.id,
+                kind=digest.kind,
+                period_key=digest.period_key,
+                message=build_message(rendered, envelope),
+                paper_ids=tuple(item.paper.id for item in digest.items),
+            )
+        )
+    outbox.enqueue(engine, outgoing, now=now)
+
+
+async def deliver_pending(
+    engine: Engine, settings: Settings, *, now: datetime, subscriber_ids: Sequence[int] | None
+) -> list[tuple[outbox.Queued, str, str]]:
+    """Send every pending row; return (row, status, where or error) for each.
+
+    An unreachable server stops the batch at once and leaves the rest pending.
+    """
+    results = []
+    for queued in outbox.pending(engine, subscriber_ids):
+        if not outbox.claim(engine, queued.id, now=now):
+            continue
+        try:
+            where = await mailer.send(queued.message, settings)
+        except SmtpUnavailable:
+            outbox.unclaim(engine, queued.id, now=now)
+            raise
+        except DeliveryError as exc:
+            outbox.release(engine, queued.id, error=str(exc), permanent=exc.permanent, now=now)
+            results.append((queued, "failed" if exc.permanent else "pending", str(exc)))
+            continue
+        outbox.mark_sent(engine, queued.id, where=where, now=now)
+        results.append((queued, "sent", where))
+    return results
+
+
+async def send_now(
+    engine: Engine, settings: Settings, *, now: datetime, emails: Sequence[str] = ()
+) -> list[Outcome]:
+    """Decide, enqueue and deliver digests now; one Outcome per subscriber considered."""
+    digests = plan_digests(engine, settings, now=now, emails=emails)
+    enqueue_digests(engine, settings, digests, now=now)
+    ids = [d.subscriber.id for d in digests]
+    delivered = await deliver_pending(engine, settings, now=now, subscriber_ids=ids)
+    by_subscriber: dict[int, list[tuple[outbox.Queued, str, str]]] = {}
+    for entry in delivered:
+        by_subscriber.setdefault(entry[0].subscriber_id, []).append(entry)
+    return [_outcome(d.subscriber.email, by_subscriber.get(d.subscriber.id, [])) for d in digests]
+
+
+_SEVERITY = {"sent": 0, "pending": 1, "failed": 2}
+
+
+def _outcome(email: str, entries: Sequence[tuple[outbox.Queued, str, str]]) -> Outcome:
+    """One line per subscriber, even when an older queued digest went out with today's."""
+    if not entries:
+        return Outcome(email, 0, "nothing new", "")
+    status = max((status for _, status, _ in entries), key=_SEVERITY.__getitem__)
+    papers_sent = sum(queued.paper_count for queued, _, _ in entries)
+    return Outcome(email, papers_sent, status, "; ".join(where for _, _, where in entries))

@@ -1,0 +1,75 @@
+"""Settings: every knob, read once from the environment and `.env` by the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Transport = Literal["smtp", "file"]
+TlsMode = Literal["starttls", "tls", "none"]
+
+_DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
+
+
+class Settings(BaseSettings):
+    """digestbot's configuration; each field is the env var DIGESTBOT_<NAME>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIGESTBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        "sqlite:///digestbot.db", description="SQLAlchemy URL of the database."
+    )
+    subscriptions: Path = Field(
+        Path("subscriptions.yaml"), description="Path of the subscriptions YAML file."
+    )
+    from_address: str = Field(
+        "digestbot@example.org", description="Sender address; its domain names Message-IDs."
+    )
+    from_name: str = Field("digestbot", description="Display name of the sender.")
+    transport: Transport | None = Field(
+        None, description="`smtp` or `file`; default `smtp` when SMTP_HOST is set, else `file`."
+    )
+    outbox_dir: Path = Field(Path("outbox"), description="Where the file transport writes .eml.")
+    smtp_host: str | None = Field(None, description="SMTP server host name.")
+    smtp_port: int | None = Field(
+        None, description="SMTP port; default 587 (starttls), 465 (tls) or 25 (none)."
+    )
+    smtp_username: str | None = Field(None, description="SMTP login name, if the server needs one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged).")
+    smtp_tls: TlsMode = Field("starttls", description="`starttls`, `tls` or `none`.")
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds to wait on the SMTP server.")
+    first_digest_hours: float = Field(
+        24.0, gt=0, description="A first digest covers papers first seen this many hours back."
+    )
+    templates_dir: Path | None = Field(
+        None, description="Folder of templates that override the bundled ones."
+    )
+
+    @field_validator("from_address")
+    @classmethod
+    def _check_from_address(cls, value: str) -> str:
+        from digestbot.addresses import normalise_address
+
+        return normalise_address(value)
+
+    @property
+    def effective_transport(self) -> Transport:
+        """The transport in force: explicit setting, else SMTP only when a host is set."""
+        if self.transport is not None:
+            return self.transport
+        return "smtp" if self.smtp_host else "file"
+
+    @property
+    def effective_smtp_port(self) -> int:
+        """The SMTP port in force, defaulting by TLS mode."""
+        return self.smtp_port if self.smtp_port is not None else _DEFAULT_PORTS[self.smtp_tls]
+
+    @property
+    def from_domain(self) -> str:
+        """Domain of the sender address, used for Message-IDs."""
+        return self.from_address.rsplit("@", 1)[1]

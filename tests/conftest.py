@@ -1,0 +1,122 @@
+"""Shared fixtures: settings, database, SMTP server, clock and the recorded listings."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine
+
+from digestbot.db import make_engine
+from digestbot.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+LISTINGS = FIXTURES / "listings"
+LISTING_000 = LISTINGS / "000_71ee6fcf9145397c.txt"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test runs in its own folder with no DIGESTBOT_ variables from the host."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DIGESTBOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def clock() -> datetime:
+    """A fixed, timezone-aware 'now'."""
+    return datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a SQLite file and an outbox inside tmp_path, file transport."""
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'digestbot.db'}",
+        outbox_dir=tmp_path / "outbox",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """The real SQLite database of `settings`, tables created."""
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@dataclass
+class Inbox:
+    """What the loopback SMTP server accepted."""
+
+    envelopes: list[Any] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        parsed = [message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
+        return [m for m in parsed if isinstance(m, EmailMessage)]
+
+
+class _Recorder:
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.inbox.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class SmtpServer:
+    """A running aiosmtpd server on loopback and what it received."""
+
+    host: str
+    port: int
+    inbox: Inbox
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that records every message it accepts."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(_Recorder(inbox), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", port, inbox)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
+    """`settings` pointed at the loopback SMTP server, without TLS."""
+    return settings.model_copy(
+        update={
+            "transport": "smtp",
+            "smtp_host": smtp_server.host,
+            "smtp_port": smtp_server.port,
+            "smtp_tls": "none",
+            "smtp_timeout": 5.0,
+        }
+    )

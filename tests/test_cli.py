@@ -1,0 +1,200 @@
+"""Tests for the command line: each command's output and exit code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import LISTING_000, LISTINGS, SmtpServer, free_port
+from typer.testing import CliRunner
+
+from digestbot.cli import app
+
+GOOD_YAML = """\
+subscribers:
+  - email: alice@example.org
+    name: Alice
+    rules:
+      - name: Transformers
+        any: [transformer]
+"""
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Invoke the CLI in tmp_path with its database and outbox there."""
+    monkeypatch.setenv("DIGESTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'digestbot.db'}")
+    runner = CliRunner()
+
+    def invoke(*args: str) -> object:
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def write_subscriptions(tmp_path: Path, text: str = GOOD_YAML) -> Path:
+    path = tmp_path / "subscriptions.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def db_digest(tmp_path: Path) -> str:
+    """A fingerprint of the database file's bytes (after a checkpoint of the WAL)."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "digestbot.db") as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        dump = "\n".join(conn.iterdump())
+    return hashlib.sha256(dump.encode()).hexdigest()
+
+
+def test_ingest_prints_new_known_and_skipped_counts(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The first ingest finds 39 new papers; the second only known ones."""
+    first = run("ingest", str(LISTING_000))
+    assert first.exit_code == 0
+    assert "39 new, 0 already known, 0 skipped" in first.stdout
+    second = run("ingest", str(LISTING_000))
+    assert "0 new, 39 already known, 0 skipped" in second.stdout
+
+
+def test_ingest_of_a_missing_file_is_one_error_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A wrong path is `Error: …` on stderr and exit 1."""
+    result = run("ingest", str(tmp_path / "nope.txt"))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'nope.txt'}: no such file (check the path)"
+    ]
+
+
+def test_papers_list_json_has_the_documented_keys(run) -> None:  # type: ignore[no-untyped-def]
+    """Each JSON object has id, title, authors, published, first_seen and upvotes."""
+    run("ingest", str(LISTINGS / "001_da432fa98501e883.txt"))
+    result = run("papers", "list", "--json")
+    assert result.exit_code == 0
+    papers = json.loads(result.stdout)
+    assert len(papers) == 65
+    assert {"id", "title", "authors", "published", "first_seen", "upvotes"} <= set(papers[0])
+    assert run("papers", "list", "--json", "--since", "2999-01-01").stdout.strip() == "[]"
+
+
+def test_subscriptions_validate_accepts_a_good_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A valid file is reported OK with its counts, exit 0."""
+    result = run("subscriptions", "validate", str(write_subscriptions(tmp_path)))
+    assert result.exit_code == 0
+    assert "OK, 1 subscribers, 1 rules" in result.stdout
+
+
+def test_a_broken_subscriptions_file_changes_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A bad sync is one error line with file, line and field, exit 1, database untouched."""
+    path = write_subscriptions(tmp_path)
+    assert run("subscriptions", "sync", str(path)).exit_code == 0
+    before = db_digest(tmp_path)
+    write_subscriptions(tmp_path, GOOD_YAML.replace("alice@example.org", "alice@") + "bogus: 1\n")
+    result = run("subscriptions", "sync", str(path))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"Error: {path}:2:5: subscribers[0].email: ")
+    assert lines[1].startswith(f"Error: {path}:7:1: bogus: unknown key")
+    assert db_digest(tmp_path) == before
+
+
+def test_subscriptions_sync_uses_the_configured_path(run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Without an argument, DIGESTBOT_SUBSCRIPTIONS names the file."""
+    monkeypatch.setenv("DIGESTBOT_SUBSCRIPTIONS", str(write_subscriptions(tmp_path)))
+    result = run("subscriptions", "sync")
+    assert result.exit_code == 0
+    assert "1 added" in result.stdout
+
+
+def test_send_now_dry_run_json_shows_the_plan_and_records_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The dry run prints email → papers with id, title, score, matched; nothing is written."""
+    run("ingest", str(LISTING_000))
+    run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
+    before = db_digest(tmp_path)
+    result = run("send-now", "--dry-run", "--json")
+    assert result.exit_code == 0
+    (plan,) = json.loads(result.stdout)
+    assert plan["email"] == "alice@example.org"
+    assert plan["papers"], "the sample listing has transformer papers"
+    assert set(plan["papers"][0]) == {"id", "title", "score", "matched"}
+    assert all(p["matched"] == ["transformer"] for p in plan["papers"])
+    assert db_digest(tmp_path) == before
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_send_now_twice_sends_only_once(
+    run, tmp_path: Path, smtp_server: SmtpServer, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The second send-now finds nothing new and says so."""
+    monkeypatch.setenv("DIGESTBOT_SMTP_HOST", smtp_server.host)
+    monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    run("ingest", str(LISTING_000))
+    run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
+    first = run("send-now")
+    assert first.exit_code == 0
+    assert "alice@example.org" in first.stdout
+    second = run("send-now")
+    assert second.exit_code == 0
+    assert "Nothing new to send" in second.stdout
+    assert len(smtp_server.inbox.envelopes) == 1
+
+
+def test_send_now_to_an_unknown_address_is_an_error(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--to must name an active subscriber."""
+    run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
+    result = run("send-now", "--to", "zed@example.org")
+    assert result.exit_code == 1
+    assert "Error: not an active subscriber: zed@example.org" in result.stderr
+
+
+def test_send_now_with_the_server_down_exits_1_and_keeps_rows_pending(
+    run, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Connection refused is one clear line, exit 1, and nothing is recorded as sent."""
+    port = free_port()
+    monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(port))
+    monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    run("ingest", str(LISTING_000))
+    run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
+    result = run("send-now")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: cannot connect to the SMTP server 127.0.0.1:{port}")
+    plan = json.loads(run("send-now", "--dry-run", "--json").stdout)
+    assert plan == [{"email": "alice@example.org", "papers": []}]
+
+
+def test_a_bad_setting_is_one_error_line(run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An invalid environment value names the variable."""
+    monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "maybe")
+    result = run("send-now")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: DIGESTBOT_SMTP_TLS:")
+
+
+def test_demo_runs_from_any_folder_and_twice_sends_nothing_new(tmp_path: Path) -> None:
+    """`python -m digestbot demo` in an empty folder writes .eml files there, once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    command = [sys.executable, "-m", "digestbot", "demo"]
+    first = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    assert "39 new" in first.stdout
+    emls = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(emls) == 3
+    assert len(list((tmp_path / "outbox").glob("*.html"))) == 3
+    assert (tmp_path / "digestbot.db").exists()
+    second = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert second.returncode == 0, second.stderr
+    assert "Nothing new to send" in second.stdout
+    assert sorted((tmp_path / "outbox").glob("*.eml")) == emls

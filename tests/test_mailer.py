@@ -1,0 +1,95 @@
+"""Tests for the transports behind mailer.send(): files and real SMTP on loopback."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from conftest import SmtpServer, free_port
+
+from digestbot.errors import DeliveryError
+from digestbot.mailer import SmtpUnavailable, send
+from digestbot.settings import Settings
+
+
+def a_message(to: str = "alice@example.org") -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "digestbot@example.org"
+    msg["To"] = to
+    msg["Subject"] = "Hello"
+    msg["Message-ID"] = "<digest.abc123@example.org>"
+    msg.set_content("plain")
+    msg.add_alternative("<p>html</p>", subtype="html")
+    return msg
+
+
+async def test_the_file_transport_writes_an_eml_and_an_html_copy(settings: Settings) -> None:
+    """One .eml that parses back to the same message, plus the HTML part on its own."""
+    where = await send(a_message(), settings)
+    eml = Path(where)
+    assert eml.parent == settings.outbox_dir
+    parsed = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert parsed["Message-ID"] == "<digest.abc123@example.org>"
+    assert eml.with_suffix(".html").read_text() == "<p>html</p>\n"
+
+
+async def test_smtp_delivers_to_the_server(
+    smtp_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    """The loopback server receives the message for the right recipient."""
+    where = await send(a_message(), smtp_settings)
+    assert where == f"smtp://127.0.0.1:{smtp_server.port}"
+    (envelope,) = smtp_server.inbox.envelopes
+    assert envelope.rcpt_tos == ["alice@example.org"]
+    assert smtp_server.inbox.messages[0]["Subject"] == "Hello"
+
+
+async def test_a_refused_connection_is_smtp_unavailable(settings: Settings) -> None:
+    """Nobody listening is an SmtpUnavailable naming host and port."""
+    port = free_port()
+    closed = settings.model_copy(
+        update={
+            "transport": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "smtp_tls": "none",
+        }
+    )
+    with pytest.raises(
+        SmtpUnavailable, match=f"cannot connect to the SMTP server 127.0.0.1:{port}"
+    ):
+        await send(a_message(), closed)
+
+
+class _RejectNobody:
+    """Accepts everyone except nobody@…, whom it refuses with 550."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if address.startswith("nobody@"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_a_recipient_refused_with_5xx_is_permanent(settings: Settings) -> None:
+    """A 550 for the recipient is a permanent DeliveryError carrying the server's reply."""
+    port = free_port()
+    controller = Controller(_RejectNobody(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        target = settings.model_copy(
+            update={
+                "transport": "smtp",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "smtp_tls": "none",
+            }
+        )
+        with pytest.raises(DeliveryError, match=r"550 5\.1\.1 No such user") as caught:
+            await send(a_message(to="nobody@example.org"), target)
+    finally:
+        controller.stop()
+    assert caught.value.permanent
