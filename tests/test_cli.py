@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,19 @@ def test_ingest_of_a_missing_file_is_one_error_line(run, tmp_path: Path) -> None
     assert result.stderr.strip().splitlines() == [
         f"Error: {tmp_path / 'nope.txt'}: no such file (check the path)"
     ]
+
+
+def test_ingest_of_a_file_that_is_not_a_listing_changes_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A wrong file is one error line, exit 1, and the database is exactly as it was."""
+    run("ingest", str(LISTING_000))
+    before = db_digest(tmp_path)
+    bogus = tmp_path / "bogus.txt"
+    bogus.write_text("just some notes\n", encoding="utf-8")
+    result = run("ingest", str(bogus))
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {bogus}: not a Daily Papers listing")
+    assert db_digest(tmp_path) == before
 
 
 def test_papers_list_json_has_the_documented_keys(run) -> None:  # type: ignore[no-untyped-def]
@@ -190,6 +204,12 @@ def test_demo_runs_from_any_folder_and_twice_sends_nothing_new(tmp_path: Path) -
     assert "39 new" in first.stdout
     emls = sorted((tmp_path / "outbox").glob("*.eml"))
     assert len(emls) == 3
+    for eml in emls:
+        message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+        assert message.get_content_type() == "multipart/alternative"
+        assert message.get_body(("plain",)) is not None
+        assert message.get_body(("html",)) is not None
+        assert message["Message-ID"] and message["Date"] and message["List-Unsubscribe"]
     assert len(list((tmp_path / "outbox").glob("*.html"))) == 3
     assert (tmp_path / "digestbot.db").exists()
     second = subprocess.run(

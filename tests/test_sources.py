@@ -51,6 +51,15 @@ def test_it_takes_authors_date_and_upvotes_from_the_metadata_block() -> None:
     assert paper.abstract.endswith("https://jianxgao.github.io/MinD-3D.")
 
 
+def test_it_reads_the_metadata_of_a_block_in_each_listing() -> None:
+    """A sample paper of the 002 and 001 listings comes with its author count and date."""
+    paper = by_title("002", "Unforgettable Generalization in Language Models")
+    assert (paper.author_count, paper.published, paper.upvotes) == (3, date(2024, 9, 3), None)
+    first = listing("001").papers[0]
+    assert first.title == "Transformer-based Image Generation from Scene Graphs"
+    assert (first.author_count, first.published) == (3, date(2023, 3, 8))
+
+
 def test_it_leaves_upvotes_unknown_when_the_block_shows_none() -> None:
     """A date line without a trailing number means no upvote count, not zero."""
     paper = by_title("000", listing("000").papers[0].title)

@@ -1,0 +1,33 @@
+"""Tests for the storage engine settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from digestbot.db import BUSY_TIMEOUT_MS, PaperRow, make_engine
+from digestbot.errors import ConfigError
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(engine: Engine) -> None:
+    """Readers never block the writer, and a busy writer is waited for, not failed."""
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == BUSY_TIMEOUT_MS
+
+
+def test_naive_datetimes_are_refused(engine: Engine) -> None:
+    """Every stored time is timezone-aware, so comparisons never mix naive and aware."""
+    row = PaperRow(id="x", title="t", norm_title="t", abstract="a", first_seen=datetime(2026, 1, 1))
+    with Session(engine) as session, pytest.raises(Exception, match="timezone-aware"):
+        session.add(row)
+        session.commit()
+
+
+def test_an_unusable_database_url_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A folder that does not exist gives a clear error, not a traceback."""
+    with pytest.raises(ConfigError, match="cannot open the database"):
+        make_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}")
