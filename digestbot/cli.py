@@ -7,6 +7,7 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -19,8 +20,11 @@ from sqlalchemy import Engine
 from digestbot import papers, service
 from digestbot.db import make_engine
 from digestbot.errors import ConfigError, DigestbotError
+from digestbot.models import Paper
 from digestbot.resources import bundled_path
 from digestbot.settings import Settings
+from digestbot.sources.fetch import SourceSpec
+from digestbot.sources.links import web_url
 from digestbot.subscribers import sync_subscriptions
 from digestbot.subscriptions import format_path, load_subscriptions
 
@@ -92,16 +96,99 @@ def demo() -> None:
 @app.command()
 @friendly
 def ingest(
-    path: Annotated[Path, typer.Argument(help="A saved Daily Papers page (plain text).")],
-    year: Annotated[
-        int | None, typer.Option(help="Year of the listing, when its header omits it.")
+    target: Annotated[
+        str | None, typer.Argument(help="A saved listing (text, HF JSON or feed) or a URL.")
     ] = None,
+    source: Annotated[
+        SourceKindOption | None,
+        typer.Option(help="Fetch a source instead: hf, arxiv, arxiv-query or feed."),
+    ] = None,
+    day: Annotated[
+        datetime | None, typer.Option("--date", help="Day of the HF daily papers (default today).")
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option(help="arXiv category such as cs.CL (repeatable).")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="arXiv API search_query.")] = None,
+    year: Annotated[
+        int | None, typer.Option(help="Year of a saved page whose header omits it.")
+    ] = None,
+    replacements: Annotated[
+        bool, typer.Option("--replacements", help="Keep arXiv 'replace' announcements too.")
+    ] = False,
+    configured: Annotated[
+        bool, typer.Option("--all", help="Every source in the subscriptions file's `sources:`.")
+    ] = False,
 ) -> None:
-    """Ingest a saved listing; prints how many papers were new, already known or skipped."""
+    """Ingest a saved listing, a URL, or a source; prints new, already known and skipped counts."""
     settings = load_settings()
-    result = service.ingest_path(_engine(settings), path, now=_now(), year=year)
+    engine = _engine(settings)
+    now = _now()
+    specs = _ingest_specs(settings, target, source, category, query, replacements, configured)
+    if specs is None:
+        assert target is not None
+        results = [
+            service.ingest_path(
+                engine, Path(target), now=now, year=year, include_replacements=replacements
+            )
+        ]
+    else:
+        on = day.date() if day else None
+        results = [
+            asyncio.run(service.ingest_source(engine, settings, spec, now=now, day=on))
+            for spec in specs
+        ]
+    for result in results:
+        _print_ingest(result)
+
+
+class SourceKindOption(StrEnum):
+    hf = "hf"
+    arxiv = "arxiv"
+    arxiv_query = "arxiv-query"
+    feed = "feed"
+
+
+def _ingest_specs(
+    settings: Settings,
+    target: str | None,
+    source: SourceKindOption | None,
+    categories: list[str] | None,
+    query: str | None,
+    replacements: bool,
+    configured: bool,
+) -> list[SourceSpec] | None:
+    """What to fetch; None means `target` is a file to read."""
+    if configured:
+        spec = load_subscriptions(settings.subscriptions)
+        if not spec.sources:
+            raise ConfigError(
+                f"{settings.subscriptions} has no `sources:` section", "add one (see README)"
+            )
+        return [s.spec() for s in spec.sources]
+    if source is None and target and web_url(target):
+        source = SourceKindOption.feed
+    if source is None:
+        if not target:
+            raise ConfigError("nothing to ingest", "give a file, a URL, --source or --all")
+        return None
+    return [
+        SourceSpec(
+            kind=source.value,
+            categories=tuple(categories or ()),
+            query=query,
+            url=target,
+            include_replacements=replacements,
+        )
+    ]
+
+
+def _print_ingest(result: papers.IngestResult) -> None:
     for warning in result.skipped:
         err.print(f"Warning: skipped {warning}", markup=False)
+    if result.not_modified:
+        out.print(f"{result.source}: not modified since the last fetch", markup=False)
+        return
     out.print(
         f"{result.source}: {result.new} new, {result.known} already known, "
         f"{len(result.skipped)} skipped",
@@ -126,20 +213,24 @@ def papers_list(
     if as_json:
         out.print_json(json.dumps([_paper_json(p) for p in rows], ensure_ascii=False))
         return
-    table = Table("first seen", "published", "upvotes", "title")
+    table = Table("first seen", "published", "upvotes", "title", "categories", "sources")
     for p in rows:
+        link = p.link("hf") or p.link("abs") or p.link("page")
         table.add_row(
             p.first_seen.strftime("%Y-%m-%d %H:%M"),
             p.published.isoformat() if p.published else "",
             "" if p.upvotes is None else str(p.upvotes),
-            p.title,
+            p.title + (f"\n{link}" if link else ""),
+            " ".join(p.categories),
+            " ".join(p.sources),
         )
     out.print(table)
 
 
-def _paper_json(p: Any) -> dict[str, Any]:
+def _paper_json(p: Paper) -> dict[str, Any]:
     return {
         "id": p.id,
+        "arxiv_id": p.arxiv_id,
         "title": p.title,
         "authors": list(p.authors),
         "author_count": p.author_count,
@@ -147,7 +238,10 @@ def _paper_json(p: Any) -> dict[str, Any]:
         "published": p.published.isoformat() if p.published else None,
         "first_seen": p.first_seen.isoformat(),
         "upvotes": p.upvotes,
-        "source": p.source,
+        "comments": p.comments,
+        "categories": list(p.categories),
+        "links": dict(p.links),
+        "sources": list(p.sources),
     }
 
 

@@ -39,13 +39,28 @@ class PaperRow(SQLModel, table=True):
     title: str
     norm_title: str = Field(index=True)
     abstract: str
+    arxiv_id: str | None = Field(default=None, index=True)
     authors: str = "[]"  # JSON list of names
     author_count: int | None = None
     organisation: str | None = None
     published: date | None = None
     upvotes: int | None = None
-    source: str = ""
+    comments: int | None = None
+    categories: str = "[]"  # JSON list
+    links: str = "{}"  # JSON object kind -> URL
+    keywords: str = "[]"  # JSON list
+    sources: str = "[]"  # JSON list of the sources that listed it
     first_seen: datetime = Field(index=True, sa_type=UtcDateTime)
+
+
+class FeedStateRow(SQLModel, table=True):
+    """What a URL's server last said identifies its answer, for conditional requests."""
+
+    __tablename__ = "feed_state"
+    url: str = Field(primary_key=True)
+    etag: str | None = None
+    last_modified: str | None = None
+    fetched_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class SubscriberRow(SQLModel, table=True):

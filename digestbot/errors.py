@@ -34,6 +34,10 @@ class ListingError(DigestbotError):
     """A paper listing could not be read or parsed."""
 
 
+class SourceError(ListingError):
+    """A listing could not be fetched: the URL, and the status or reason."""
+
+
 class DeliveryError(DigestbotError):
     """A message could not be delivered; `permanent` says whether retrying can help."""
 

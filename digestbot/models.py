@@ -18,6 +18,10 @@ class ListedPaper:
     organisation: str | None = None
     authors: tuple[str, ...] = ()
     arxiv_id: str | None = None
+    categories: tuple[str, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()  # (kind, url): hf, abs, pdf, code, project, page
+    comments: int | None = None
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,15 @@ class Paper:
     author_count: int | None = None
     organisation: str | None = None
     authors: tuple[str, ...] = ()
-    source: str = ""
+    sources: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+    categories: tuple[str, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    comments: int | None = None
+
+    def link(self, kind: str) -> str | None:
+        """The URL of the given kind (hf, abs, pdf, code, project, page), if known."""
+        return next((url for k, url in self.links if k == kind), None)
 
 
 @dataclass(frozen=True)

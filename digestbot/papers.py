@@ -1,18 +1,26 @@
-"""Papers stage: give listed papers stable ids and upsert them, one transaction per document."""
+"""Papers stage: give listed papers stable ids and upsert them, one transaction per document.
+
+The same paper is one row across sources and days: matched by arXiv id, or, when either side
+has no id, by normalised titles at rapidfuzz ratio >= TITLE_MATCH.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from rapidfuzz import fuzz, process
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from digestbot.db import PaperRow
+from digestbot.db import FeedStateRow, PaperRow
 from digestbot.models import ListedPaper, Listing, Paper
 from digestbot.textnorm import normalise_title
+
+TITLE_MATCH = 95.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,16 @@ class IngestResult:
     new: int
     known: int
     skipped: tuple[str, ...]
+    not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """Conditional-request validators to store with a fetched document."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
 
 
 def paper_id(paper: ListedPaper) -> str:
@@ -33,57 +51,116 @@ def paper_id(paper: ListedPaper) -> str:
     return f"t-{digest[:16]}"
 
 
-def ingest(engine: Engine, listing: Listing, *, now: datetime) -> IngestResult:
-    """Store the listing's papers; a paper seen before keeps its id and first-seen time."""
+class _Index:
+    """The stored papers' ids and titles, to find the row a listed paper already has."""
+
+    def __init__(self, session: Session) -> None:
+        rows = session.exec(select(PaperRow.id, PaperRow.arxiv_id, PaperRow.norm_title)).all()
+        self.by_arxiv = {arxiv: pid for pid, arxiv, _ in rows if arxiv}
+        self.all = {pid: title for pid, _, title in rows}
+        self.idless = {pid: title for pid, arxiv, title in rows if not arxiv}
+
+    def find(self, listed: ListedPaper) -> str | None:
+        if listed.arxiv_id and listed.arxiv_id in self.by_arxiv:
+            return self.by_arxiv[listed.arxiv_id]
+        # Two different arXiv ids are two papers, however alike their titles.
+        pool = self.idless if listed.arxiv_id else self.all
+        found = process.extractOne(
+            normalise_title(listed.title), pool, scorer=fuzz.ratio, score_cutoff=TITLE_MATCH
+        )
+        return found[2] if found else None
+
+    def record(self, row: PaperRow) -> None:
+        self.all[row.id] = row.norm_title
+        if row.arxiv_id:
+            self.by_arxiv[row.arxiv_id] = row.id
+            self.idless.pop(row.id, None)
+        else:
+            self.idless[row.id] = row.norm_title
+
+
+def ingest(
+    engine: Engine, listing: Listing, *, now: datetime, feed_state: FeedState | None = None
+) -> IngestResult:
+    """Store the listing's papers in one transaction; known papers keep their first-seen time."""
     new = known = 0
     with Session(engine) as session, session.begin():
-        seen: set[str] = set()
+        index = _Index(session)
         for listed in listing.papers:
-            pid = paper_id(listed)
-            if pid in seen:
-                known += 1
-                continue
-            seen.add(pid)
-            row = session.get(PaperRow, pid)
-            if row is None:
-                session.add(_new_row(pid, listed, listing.source, now))
+            existing = index.find(listed)
+            stored = None if existing is None else session.get(PaperRow, existing)
+            if stored is None:
+                stored = _new_row(listed, listing.source, now)
+                session.add(stored)
                 new += 1
             else:
-                _merge(row, listed)
+                _merge(stored, listed, listing.source)
                 known += 1
+            index.record(stored)
+        if feed_state is not None:
+            session.merge(
+                FeedStateRow(
+                    url=feed_state.url,
+                    etag=feed_state.etag,
+                    last_modified=feed_state.last_modified,
+                    fetched_at=now,
+                )
+            )
     return IngestResult(listing.source, new, known, listing.skipped)
 
 
-def _new_row(pid: str, listed: ListedPaper, source: str, now: datetime) -> PaperRow:
+def _new_row(listed: ListedPaper, source: str, now: datetime) -> PaperRow:
     return PaperRow(
-        id=pid,
+        id=paper_id(listed),
         title=listed.title,
         norm_title=normalise_title(listed.title),
         abstract=listed.abstract,
+        arxiv_id=listed.arxiv_id,
         authors=json.dumps(list(listed.authors)),
-        author_count=listed.author_count,
+        author_count=listed.author_count or (len(listed.authors) or None),
         organisation=listed.organisation,
         published=listed.published,
         upvotes=listed.upvotes,
-        source=source,
+        comments=listed.comments,
+        categories=json.dumps(list(listed.categories)),
+        links=json.dumps(dict(listed.links)),
+        keywords=json.dumps(list(listed.keywords)),
+        sources=json.dumps([source]),
         first_seen=now,
     )
 
 
-def _merge(row: PaperRow, listed: ListedPaper) -> None:
-    """Fill gaps from a later sighting; upvotes only grow. First-seen never changes."""
-    if listed.upvotes is not None:
-        row.upvotes = max(row.upvotes or 0, listed.upvotes)
-    if row.published is None:
-        row.published = listed.published
-    if row.author_count is None:
-        row.author_count = listed.author_count
-    if row.organisation is None:
-        row.organisation = listed.organisation
-    if not json.loads(row.authors) and listed.authors:
+def _merge(row: PaperRow, listed: ListedPaper, source: str) -> None:
+    """Fill gaps from another sighting; counts only grow; first-seen and id never change."""
+    row.arxiv_id = row.arxiv_id or listed.arxiv_id
+    for name in ("upvotes", "comments"):
+        value = getattr(listed, name)
+        if value is not None:
+            setattr(row, name, max(getattr(row, name) or 0, value))
+    row.published = row.published or listed.published
+    row.organisation = row.organisation or listed.organisation
+    if listed.authors and not json.loads(row.authors):
         row.authors = json.dumps(list(listed.authors))
+    row.author_count = row.author_count or listed.author_count or (len(listed.authors) or None)
     if len(listed.abstract) > len(row.abstract):
         row.abstract = listed.abstract
+    row.categories = _union(row.categories, listed.categories)
+    row.keywords = _union(row.keywords, listed.keywords)
+    row.sources = _union(row.sources, [source])
+    links = json.loads(row.links)
+    links.update({k: v for k, v in listed.links if k not in links})
+    row.links = json.dumps(links)
+
+
+def _union(stored: str, more: Sequence[str]) -> str:
+    return json.dumps(list(dict.fromkeys([*json.loads(stored), *more])))
+
+
+def feed_state(engine: Engine, url: str) -> FeedState | None:
+    """The validators stored for `url`, if it was fetched before."""
+    with Session(engine) as session:
+        row = session.get(FeedStateRow, url)
+        return None if row is None else FeedState(row.url, row.etag, row.last_modified)
 
 
 def to_paper(row: PaperRow) -> Paper:
@@ -98,7 +175,11 @@ def to_paper(row: PaperRow) -> Paper:
         author_count=row.author_count,
         organisation=row.organisation,
         authors=tuple(json.loads(row.authors)),
-        source=row.source,
+        sources=tuple(json.loads(row.sources)),
+        arxiv_id=row.arxiv_id,
+        categories=tuple(json.loads(row.categories)),
+        links=tuple(json.loads(row.links).items()),
+        comments=row.comments,
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -17,6 +18,8 @@ from digestbot.models import Digest
 from digestbot.render import Envelope, build_message, make_environment, message_id, render_digest
 from digestbot.settings import Settings
 from digestbot.sources import read_listing
+from digestbot.sources.fetch import SourceSpec, fetch_source
+from digestbot.sources.http import Sleep, Validators, make_client
 from digestbot.subscribers import active_subscribers
 
 
@@ -31,11 +34,54 @@ class Outcome:
 
 
 def ingest_path(
-    engine: Engine, path: Path, *, now: datetime, year: int | None = None
+    engine: Engine,
+    path: Path,
+    *,
+    now: datetime,
+    year: int | None = None,
+    include_replacements: bool = False,
 ) -> papers.IngestResult:
-    """Parse the listing at `path` and store its papers in one transaction."""
-    listing = read_listing(path, today=now.date(), year=year)
+    """Parse the listing at `path` (any supported format) and store it in one transaction."""
+    listing = read_listing(
+        path, today=now.date(), year=year, include_replacements=include_replacements
+    )
     return papers.ingest(engine, listing, now=now)
+
+
+async def ingest_source(
+    engine: Engine,
+    settings: Settings,
+    spec: SourceSpec,
+    *,
+    now: datetime,
+    day: date | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> papers.IngestResult:
+    """Fetch one source and store what it lists; nothing is written if any step fails."""
+
+    def known(url: str) -> Validators | None:
+        state = papers.feed_state(engine, url)
+        return None if state is None else Validators(state.etag, state.last_modified)
+
+    async with make_client(settings.http_policy) as client:
+        fetched = await fetch_source(
+            spec,
+            client=client,
+            endpoints=settings.endpoints,
+            policy=settings.http_policy,
+            day=day or now.date(),
+            known=known,
+            page_delay=settings.arxiv_api_delay,
+            sleep=sleep,
+        )
+    if fetched.listing is None:
+        return papers.IngestResult(fetched.url, 0, 0, (), not_modified=True)
+    state = None
+    if fetched.validators and (fetched.validators.etag or fetched.validators.last_modified):
+        state = papers.FeedState(
+            fetched.url, fetched.validators.etag, fetched.validators.last_modified
+        )
+    return papers.ingest(engine, fetched.listing, now=now, feed_state=state)
 
 
 def plan_digests(

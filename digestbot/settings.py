@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from digestbot.sources.fetch import Endpoints
+from digestbot.sources.http import HttpPolicy
+
 Transport = Literal["smtp", "file"]
 TlsMode = Literal["starttls", "tls", "none"]
 
@@ -49,6 +52,28 @@ class Settings(BaseSettings):
     templates_dir: Path | None = Field(
         None, description="Folder of templates that override the bundled ones."
     )
+    hf_base_url: str = Field(
+        "https://huggingface.co", description="Base URL of the Hugging Face Daily Papers API."
+    )
+    arxiv_rss_base_url: str = Field(
+        "https://rss.arxiv.org", description="Base URL of arXiv's RSS feeds."
+    )
+    arxiv_api_base_url: str = Field(
+        "https://export.arxiv.org", description="Base URL of the arXiv API (`/api/query`)."
+    )
+    arxiv_api_delay: float = Field(
+        3.0, ge=0, description="Seconds between arXiv API page requests, as arXiv asks."
+    )
+    http_timeout: float = Field(20.0, gt=0, description="Seconds to wait on a listing server.")
+    http_retries: int = Field(
+        3, ge=0, description="Retries after a 429, a 5xx or a network failure."
+    )
+    http_backoff: float = Field(
+        2.0, ge=0, description="First retry delay in seconds; it doubles each retry."
+    )
+    http_max_wait: float = Field(
+        120.0, ge=0, description="Longest wait honoured from a Retry-After header."
+    )
 
     @field_validator("from_address")
     @classmethod
@@ -56,6 +81,25 @@ class Settings(BaseSettings):
         from digestbot.addresses import normalise_address
 
         return normalise_address(value)
+
+    @property
+    def http_policy(self) -> HttpPolicy:
+        """Timeouts and retries for fetching listings."""
+        return HttpPolicy(
+            timeout=self.http_timeout,
+            retries=self.http_retries,
+            backoff=self.http_backoff,
+            max_wait=self.http_max_wait,
+        )
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Base URLs of the listing services."""
+        return Endpoints(
+            hf=self.hf_base_url,
+            arxiv_rss=self.arxiv_rss_base_url,
+            arxiv_api=self.arxiv_api_base_url,
+        )
 
     @property
     def effective_transport(self) -> Transport:

@@ -13,6 +13,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from digestbot.addresses import normalise_address
 from digestbot.errors import SubscriptionsError
+from digestbot.sources.fetch import SourceKind, SourceSpec
+from digestbot.sources.links import web_url
 from digestbot.textnorm import words
 
 _HINT = "fix the file and run `digestbot subscriptions validate`"
@@ -74,10 +76,43 @@ class Defaults(_Strict):
     max_papers: int = Field(25, ge=1, le=500)
 
 
+class SourceConfig(_Strict):
+    """A listing source to ingest: `hf`, `arxiv` (RSS), `arxiv-query` (API) or `feed`."""
+
+    kind: SourceKind
+    categories: list[str] = Field(default_factory=list)
+    query: str | None = None
+    url: str | None = None
+    include_replacements: bool = False
+    max_results: int = Field(200, ge=1, le=2000)
+
+    @model_validator(mode="after")
+    def _needs_its_target(self) -> SourceConfig:
+        if self.kind == "arxiv" and not self.categories:
+            raise ValueError("an arxiv source needs `categories`, e.g. [cs.CL]")
+        if self.kind == "arxiv-query" and not (self.query or self.categories):
+            raise ValueError("an arxiv-query source needs `query` or `categories`")
+        if self.kind == "feed" and not web_url(self.url):
+            raise ValueError("a feed source needs an http(s) `url`")
+        return self
+
+    def spec(self) -> SourceSpec:
+        """The fetchable form of this source."""
+        return SourceSpec(
+            kind=self.kind,
+            categories=tuple(self.categories),
+            query=self.query,
+            url=self.url,
+            include_replacements=self.include_replacements,
+            max_results=self.max_results,
+        )
+
+
 class SubscriptionsFile(_Strict):
     """The whole subscriptions file."""
 
     defaults: Defaults = Field(default_factory=Defaults)
+    sources: list[SourceConfig] = Field(default_factory=list)
     subscribers: list[SubscriberSpec] = Field(default_factory=list)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +123,87 @@ def smtp_settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
             "smtp_timeout": 5.0,
         }
     )
+
+
+@dataclass
+class Reply:
+    """One canned HTTP answer; `truncate` promises more bytes than it sends, then hangs up."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    truncate: bool = False
+
+
+@dataclass
+class HttpServer:
+    """A real HTTP server on 127.0.0.1: each path answers its replies in turn, the last repeating.
+
+    A reply with an ETag answers 304 to a request whose If-None-Match carries it, as real
+    servers do.
+    """
+
+    base_url: str = ""
+    routes: dict[str, list[Reply]] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def route(self, path: str, *replies: Reply) -> str:
+        self.routes[path] = list(replies)
+        return self.base_url + path
+
+    def hits(self, path: str) -> int:
+        return sum(1 for target, _ in self.requests if target.split("?")[0] == path)
+
+    def answer(self, target: str, headers: dict[str, str]) -> Reply:
+        self.requests.append((target, headers))
+        replies = self.routes.get(target.split("?")[0])
+        if not replies:
+            return Reply(404, b"not found")
+        reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        etag = reply.headers.get("ETag")
+        if etag and headers.get("if-none-match") == etag:
+            return Reply(304, b"", {"ETag": etag})
+        return reply
+
+
+def _handler(server: HttpServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            reply = server.answer(self.path, headers)
+            time.sleep(reply.delay)
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            extra = 100 if reply.truncate else 0
+            self.send_header("Content-Length", str(len(reply.body) + extra))
+            self.end_headers()
+            try:
+                self.wfile.write(reply.body)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test); nothing to do
+            if reply.truncate:
+                self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    """A real HTTP server on 127.0.0.1 serving canned replies (recorded fixtures)."""
+    state = HttpServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

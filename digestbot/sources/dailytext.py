@@ -1,11 +1,10 @@
-"""Sources stage: read a paper listing and parse it into ListedPaper values."""
+"""Sources stage: parse a Hugging Face Daily Papers page saved as plain text."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 from digestbot.errors import ListingError
 from digestbot.models import ListedPaper, Listing
@@ -32,19 +31,6 @@ _PUBLISHED = re.compile(rf"^{_DAY}(?:, (?P<year>\d{{4}}))?(?: (?P<upvotes>\d+))?
 _AUTHORS = re.compile(r"^•\s*(?P<count>\d+) authors?$")
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 _SEPARATOR = "·"
-
-
-def read_listing(path: Path, *, today: date, year: int | None = None) -> Listing:
-    """Read a saved Daily Papers page from `path` and parse it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ListingError(f"{path}: no such file", "check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ListingError(
-            f"{path}: cannot read it: {exc}", "save the page as UTF-8 text"
-        ) from None
-    return parse_daily_papers(text, source=str(path), today=today, year=year)
 
 
 def parse_daily_papers(text: str, *, source: str, today: date, year: int | None = None) -> Listing:
