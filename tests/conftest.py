@@ -207,3 +207,22 @@ def http_server() -> Iterator[HttpServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+FEEDS = FIXTURES / "feeds"
+
+
+@pytest.fixture
+def web_settings(settings: Settings, http_server: HttpServer) -> Settings:
+    """`settings` with every listing service pointed at the loopback HTTP server, fast retries."""
+    return settings.model_copy(
+        update={
+            "hf_base_url": http_server.base_url,
+            "arxiv_rss_base_url": http_server.base_url,
+            "arxiv_api_base_url": http_server.base_url,
+            "arxiv_api_delay": 0.0,
+            "http_timeout": 2.0,
+            "http_retries": 2,
+            "http_backoff": 0.0,
+        }
+    )

@@ -11,7 +11,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from conftest import LISTING_000, LISTINGS, SmtpServer, free_port
+from conftest import FEEDS, LISTING_000, LISTINGS, HttpServer, Reply, SmtpServer, free_port
 from typer.testing import CliRunner
 
 from digestbot.cli import app
@@ -83,6 +83,74 @@ def test_ingest_of_a_file_that_is_not_a_listing_changes_nothing(run, tmp_path: P
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: {bogus}: not a Daily Papers listing")
     assert db_digest(tmp_path) == before
+
+
+def web_env(monkeypatch: pytest.MonkeyPatch, server: HttpServer) -> None:
+    for name in ("HF", "ARXIV_RSS", "ARXIV_API"):
+        monkeypatch.setenv(f"DIGESTBOT_{name}_BASE_URL", server.base_url)
+    monkeypatch.setenv("DIGESTBOT_HTTP_RETRIES", "0")
+
+
+def test_ingest_source_hf_fetches_the_given_date(run, http_server: HttpServer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`ingest --source hf --date D` asks the API for that day and prints the counts."""
+    web_env(monkeypatch, http_server)
+    http_server.route(
+        "/api/daily_papers", Reply(body=(FEEDS / "hf_daily_papers_2025-01-15.json").read_bytes())
+    )
+    result = run("ingest", "--source", "hf", "--date", "2025-01-15")
+    assert result.exit_code == 0, result.stderr
+    assert "daily_papers?date=2025-01-15: 6 new, 0 already known, 0 skipped" in result.stdout
+    listed = json.loads(run("papers", "list", "--json").stdout)
+    halogen = next(p for p in listed if p["arxiv_id"] == "2501.08292")
+    assert halogen["links"]["hf"] == "https://huggingface.co/papers/2501.08292"
+    assert halogen["sources"] == [f"{http_server.base_url}/api/daily_papers?date=2025-01-15"]
+
+
+def test_ingest_a_feed_url_then_an_arxiv_category(
+    run, http_server: HttpServer, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A URL argument is fetched and its format detected; --category picks arXiv RSS."""
+    web_env(monkeypatch, http_server)
+    url = http_server.route("/blog.xml", Reply(body=(FEEDS / "generic_atom_blog.xml").read_bytes()))
+    http_server.route("/rss/cs.CL", Reply(body=(FEEDS / "arxiv_rss_cs.CL.xml").read_bytes()))
+    assert "3 new" in run("ingest", url).stdout
+    result = run("ingest", "--source", "arxiv", "--category", "cs.CL")
+    assert f"{http_server.base_url}/rss/cs.CL: 4 new" in result.stdout
+    listed = json.loads(run("papers", "list", "--json").stdout)
+    assert {"cs.CL", "cs.AI"} <= {c for p in listed for c in p["categories"]}
+
+
+def test_ingest_from_a_failing_server_is_one_line_and_changes_nothing(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, http_server: HttpServer, monkeypatch
+) -> None:
+    """A 503 is `Error: URL: HTTP 503 …`, exit 1, and the database is as it was."""
+    web_env(monkeypatch, http_server)
+    run("ingest", str(LISTING_000))
+    before = db_digest(tmp_path)
+    http_server.route("/api/daily_papers", Reply(503))
+    result = run("ingest", "--source", "hf", "--date", "2025-01-15")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        f"Error: {http_server.base_url}/api/daily_papers?date=2025-01-15: HTTP 503"
+    )
+    assert db_digest(tmp_path) == before
+
+
+def test_ingest_all_reads_the_sources_section(
+    run, tmp_path: Path, http_server: HttpServer, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """`ingest --all` fetches every source listed under `sources:`."""
+    web_env(monkeypatch, http_server)
+    http_server.route("/rss/cs.CL", Reply(body=(FEEDS / "arxiv_rss_cs.CL.xml").read_bytes()))
+    http_server.route(
+        "/api/daily_papers", Reply(body=(FEEDS / "hf_daily_papers_2025-01-15.json").read_bytes())
+    )
+    text = "sources:\n  - kind: hf\n  - kind: arxiv\n    categories: [cs.CL]\n" + GOOD_YAML
+    monkeypatch.setenv("DIGESTBOT_SUBSCRIPTIONS", str(write_subscriptions(tmp_path, text)))
+    result = run("ingest", "--all")
+    assert result.exit_code == 0, result.stderr
+    assert "6 new" in result.stdout and "3 new, 1 already known" in result.stdout
 
 
 def test_papers_list_json_has_the_documented_keys(run) -> None:  # type: ignore[no-untyped-def]

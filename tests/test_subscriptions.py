@@ -98,3 +98,18 @@ def test_a_name_with_a_line_break_is_rejected() -> None:
     """Names end up in headers and greetings, so they must be one printable line."""
     (problem,) = problems(GOOD.replace("name: Alice", 'name: "Eve\\r\\nBcc: x@evil.example"'))
     assert problem.startswith("subs.yaml:3:5: subscribers[0].name: must be one line")
+
+
+def test_a_sources_section_is_validated() -> None:
+    """Sources need what their kind fetches: categories, a query or an http(s) URL."""
+    text = (
+        "sources:\n  - kind: hf\n  - kind: arxiv\n  - kind: feed\n    url: javascript:alert(1)\n"
+        "  - kind: rss\n" + GOOD
+    )
+    found = problems(text)
+    assert [p.split(": ")[1] for p in found] == ["sources[1]", "sources[2]", "sources[3].kind"]
+    assert "needs `categories`" in found[0]
+    good = parse_subscriptions(
+        "sources:\n  - kind: arxiv\n    categories: [cs.CL]\n" + GOOD, source="s"
+    )
+    assert good.sources[0].spec().name == "arxiv:cs.CL"
