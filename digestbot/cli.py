@@ -26,7 +26,8 @@ from digestbot.settings import Settings
 from digestbot.sources.fetch import SourceSpec
 from digestbot.sources.links import web_url
 from digestbot.subscribers import sync_subscriptions
-from digestbot.subscriptions import format_path, load_subscriptions
+from digestbot.subscriptions import load_subscriptions
+from digestbot.yamlfile import format_path
 
 app = typer.Typer(
     help="digestbot: email digests of new research papers, matched against your rules.",

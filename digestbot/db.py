@@ -72,6 +72,10 @@ class SubscriberRow(SQLModel, table=True):
     name: str = ""
     active: bool = True
     max_papers: int = 25
+    timezone: str = "UTC"
+    send_at: str = "08:00"
+    frequency: str = "daily"
+    send_empty: bool = False
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
@@ -84,7 +88,7 @@ class RuleRow(SQLModel, table=True):
     subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
     position: int
     name: str
-    body: str  # JSON object: {"any": [...], "all": [...], "none": [...]}
+    body: str  # JSON of the resolved rule, topics included (see subscribers.rule_to_json)
 
 
 class DeliveryRow(SQLModel, table=True):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from digestbot.matching import match_paper, rank_key
+from digestbot.matchindex import Matcher, PaperIndex
+from digestbot.matching import rank_key
 from digestbot.models import Digest, DigestItem, Paper, Subscriber
 
 
@@ -20,30 +21,84 @@ def window_start(last_digest_at: datetime | None, now: datetime, first_hours: fl
     return now - timedelta(hours=first_hours)
 
 
+class DigestBuilder:
+    """Builds digests for many subscribers over one batch of candidate papers."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.index = PaperIndex(papers)
+        self.matcher = Matcher(self.index)
+        self._bit = {p.id: 1 << i for i, p in enumerate(self.index.papers)}
+        self._seen_after: dict[datetime, int] = {}
+
+    def _newer_than(self, since: datetime) -> int:
+        if since not in self._seen_after:
+            mask = 0
+            for i, paper in enumerate(self.index.papers):
+                if paper.first_seen > since:
+                    mask |= 1 << i
+            self._seen_after[since] = mask
+        return self._seen_after[since]
+
+    def build(
+        self,
+        subscriber: Subscriber,
+        *,
+        since: datetime,
+        already_sent: Collection[str],
+        now: datetime,
+        period_key: str,
+    ) -> Digest:
+        """The subscriber's digest: matched papers first seen after `since` and never sent to
+        them, ranked best first and capped at their `max_papers`, whatever the papers'
+        publication dates."""
+        within = self._newer_than(since)
+        for paper_id in already_sent:
+            within &= ~self._bit.get(paper_id, 0)
+        items = [DigestItem(p, m) for p, m in self.matcher.matches(subscriber, within)]
+        items.sort(key=lambda item: rank_key(item.paper, item.match))
+        kept = items[: subscriber.max_papers]
+        return Digest(
+            subscriber=subscriber,
+            items=tuple(kept),
+            generated_at=now,
+            period_key=period_key,
+            dropped=len(items) - len(kept),
+        )
+
+
 def build_digest(
     subscriber: Subscriber,
-    papers: Iterable[Paper],
+    papers: Sequence[Paper],
     *,
     since: datetime,
     already_sent: Collection[str],
     now: datetime,
     period_key: str,
 ) -> Digest:
-    """The subscriber's digest: matched papers first seen after `since` and never sent to them,
-    ranked best first and capped at their `max_papers`, whatever the papers' publication dates.
-    """
-    items = [
-        DigestItem(paper, match)
-        for paper in papers
-        if paper.first_seen > since and paper.id not in already_sent
-        if (match := match_paper(subscriber.rules, paper)) is not None
-    ]
-    items.sort(key=lambda item: rank_key(item.paper, item.match))
-    kept = items[: subscriber.max_papers]
-    return Digest(
-        subscriber=subscriber,
-        items=tuple(kept),
-        generated_at=now,
-        period_key=period_key,
-        dropped=len(items) - len(kept),
+    """One subscriber's digest over `papers` (see DigestBuilder.build)."""
+    return DigestBuilder(papers).build(
+        subscriber, since=since, already_sent=already_sent, now=now, period_key=period_key
     )
+
+
+def build_digests(
+    subscribers: Sequence[Subscriber],
+    papers: Sequence[Paper],
+    *,
+    since: Mapping[int, datetime],
+    already_sent: Mapping[int, Collection[str]],
+    now: datetime,
+    period_key: str,
+) -> list[Digest]:
+    """Every subscriber's digest, sharing one index and every term result."""
+    builder = DigestBuilder(papers)
+    return [
+        builder.build(
+            s,
+            since=since[s.id],
+            already_sent=already_sent.get(s.id, ()),
+            now=now,
+            period_key=period_key,
+        )
+        for s in subscribers
+    ]

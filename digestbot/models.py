@@ -57,25 +57,45 @@ class Paper:
         return next((url for k, url in self.links if k == kind), None)
 
 
+DEFAULT_FIELDS = ("title", "abstract")
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One subscription rule: keyword lists matched on title and abstract."""
+    """One rule (or a named topic's body). It matches when every condition it states holds.
+
+    Hashable on purpose: identical rules across subscribers are evaluated once.
+    """
 
     name: str
     any: tuple[str, ...] = ()
     all: tuple[str, ...] = ()
     none: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    topics: tuple[Rule, ...] = ()
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+    min_upvotes: int | None = None
+    fuzzy: int | None = None
+    mode: str = "digest"  # digest | alert
+
+    def terms(self) -> tuple[str, ...]:
+        """The positive terms, which can explain a match (`none` terms never do)."""
+        return (*self.all, *self.any)
 
 
 @dataclass(frozen=True)
 class Subscriber:
-    """A subscriber with their rules, as the digest builder needs them."""
+    """A subscriber with their rules and delivery preferences."""
 
     id: int
     email: str
     name: str
     rules: tuple[Rule, ...]
     max_papers: int = 25
+    timezone: str = "UTC"
+    send_at: str = "08:00"
+    frequency: str = "daily"
+    send_empty: bool = False
 
 
 @dataclass(frozen=True)

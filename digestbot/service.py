@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from digestbot import mailer, outbox, papers
-from digestbot.digests import build_digest, window_start
+from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError, DeliveryError
 from digestbot.mailer import SmtpUnavailable
 from digestbot.models import Digest
@@ -100,18 +100,14 @@ def plan_digests(
         s.id: window_start(last.get(s.id), now, settings.first_digest_hours) for s in subscribers
     }
     candidates = papers.papers_seen_since(engine, min(starts.values(), default=now))
-    period_key = f"manual:{now.isoformat()}"
-    return [
-        build_digest(
-            s,
-            candidates,
-            since=starts[s.id],
-            already_sent=taken.get(s.id, set()),
-            now=now,
-            period_key=period_key,
-        )
-        for s in subscribers
-    ]
+    return build_digests(
+        subscribers,
+        candidates,
+        since=starts,
+        already_sent=taken,
+        now=now,
+        period_key=f"manual:{now.isoformat()}",
+    )
 
 
 def enqueue_digests(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlmodel import Session, col, delete, select
 
 from digestbot.db import RuleRow, SubscriberRow
 from digestbot.models import Rule, Subscriber
-from digestbot.subscriptions import RuleSpec, SubscriptionsFile
+from digestbot.subscriptions import SubscriptionsFile
 
 
 @dataclass
@@ -27,44 +27,77 @@ class SyncResult:
     unchanged: list[str] = field(default_factory=list)
 
 
+def rule_to_json(rule: Rule) -> dict[str, Any]:
+    """A rule (with its resolved topics) as the JSON object stored for it."""
+    body: dict[str, Any] = json.loads(json.dumps(asdict(rule)))
+    return body
+
+
+def rule_from_json(data: dict[str, Any]) -> Rule:
+    """The inverse of rule_to_json."""
+    return Rule(
+        name=data["name"],
+        any=tuple(data["any"]),
+        all=tuple(data["all"]),
+        none=tuple(data["none"]),
+        authors=tuple(data["authors"]),
+        topics=tuple(rule_from_json(t) for t in data["topics"]),
+        fields=tuple(data["fields"]),
+        min_upvotes=data["min_upvotes"],
+        fuzzy=data["fuzzy"],
+        mode=data["mode"],
+    )
+
+
 def sync_subscriptions(engine: Engine, spec: SubscriptionsFile, *, now: datetime) -> SyncResult:
-    """Make the database match `spec` in one transaction; removed subscribers are deactivated."""
+    """Make the database match `spec` in one transaction; removed subscribers are deactivated.
+
+    Rules are replaced, never merged; papers already sent stay recorded, so a rule change
+    never sends a paper twice.
+    """
     result = SyncResult()
+    defaults = spec.defaults
     with Session(engine) as session, session.begin():
         rows = {row.email: row for row in session.exec(select(SubscriberRow))}
-        wanted = {s.email for s in spec.subscribers}
         for sub in spec.subscribers:
-            max_papers = sub.max_papers or spec.defaults.max_papers
-            bodies = [_rule_body(rule) for rule in sub.rules]
+            wanted = {
+                "name": sub.name,
+                "timezone": sub.timezone or defaults.timezone,
+                "send_at": sub.send_at or defaults.send_at,
+                "frequency": sub.frequency or defaults.frequency,
+                "max_papers": sub.max_papers or defaults.max_papers,
+                "send_empty": defaults.send_empty if sub.send_empty is None else sub.send_empty,
+            }
+            bodies = [rule_to_json(r) for r in spec.rules_of(sub)]
             row = rows.get(sub.email)
             if row is None:
                 row = SubscriberRow(email=sub.email, created_at=now, updated_at=now)
                 result.added.append(sub.email)
             elif not row.active:
                 result.reactivated.append(sub.email)
-            elif (
-                row.name != sub.name
-                or row.max_papers != max_papers
-                or _bodies(session, row) != bodies
-            ):
+            elif _settings_of(row) != wanted or _bodies(session, row) != bodies:
                 result.changed.append(sub.email)
             else:
                 result.unchanged.append(sub.email)
                 continue
-            row.name, row.max_papers, row.active, row.updated_at = sub.name, max_papers, True, now
+            for key, value in wanted.items():
+                setattr(row, key, value)
+            row.active, row.updated_at = True, now
             session.add(row)
             session.flush()
-            _replace_rules(session, row, sub.rules, bodies)
+            _replace_rules(session, row, bodies)
+        listed = {s.email for s in spec.subscribers}
         for email, row in rows.items():
-            if email not in wanted and row.active:
+            if email not in listed and row.active:
                 row.active, row.updated_at = False, now
                 session.add(row)
                 result.deactivated.append(email)
     return result
 
 
-def _rule_body(rule: RuleSpec) -> dict[str, Any]:
-    return {"name": rule.display_name(), "any": rule.any, "all": rule.all, "none": rule.none}
+def _settings_of(row: SubscriberRow) -> dict[str, Any]:
+    keys = ("name", "timezone", "send_at", "frequency", "max_papers", "send_empty")
+    return {key: getattr(row, key) for key in keys}
 
 
 def _bodies(session: Session, row: SubscriberRow) -> list[dict[str, Any]]:
@@ -72,18 +105,13 @@ def _bodies(session: Session, row: SubscriberRow) -> list[dict[str, Any]]:
     return [json.loads(rule.body) for rule in session.exec(query)]
 
 
-def _replace_rules(
-    session: Session, row: SubscriberRow, rules: Sequence[RuleSpec], bodies: list[dict[str, Any]]
-) -> None:
-    session.exec(delete(RuleRow).where(col(RuleRow.subscriber_id) == row.id))
+def _replace_rules(session: Session, row: SubscriberRow, bodies: list[dict[str, Any]]) -> None:
     assert row.id is not None
-    for position, (rule, body) in enumerate(zip(rules, bodies, strict=True)):
+    session.exec(delete(RuleRow).where(col(RuleRow.subscriber_id) == row.id))
+    for position, body in enumerate(bodies):
         session.add(
             RuleRow(
-                subscriber_id=row.id,
-                position=position,
-                name=rule.display_name(),
-                body=json.dumps(body),
+                subscriber_id=row.id, position=position, name=body["name"], body=json.dumps(body)
             )
         )
 
@@ -91,22 +119,24 @@ def _replace_rules(
 def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subscriber]:
     """Active subscribers with their rules, optionally only those with the given addresses."""
     with Session(engine) as session:
-        query = (
-            select(SubscriberRow)
-            .where(col(SubscriberRow.active))
-            .order_by(col(SubscriberRow.email))
-        )
+        query = select(SubscriberRow).where(col(SubscriberRow.active))
         if emails:
             query = query.where(col(SubscriberRow.email).in_(emails))
-        return [_to_subscriber(session, row) for row in session.exec(query)]
-
-
-def _to_subscriber(session: Session, row: SubscriberRow) -> Subscriber:
-    assert row.id is not None
-    rules = tuple(
-        Rule(name=b["name"], any=tuple(b["any"]), all=tuple(b["all"]), none=tuple(b["none"]))
-        for b in _bodies(session, row)
-    )
-    return Subscriber(
-        id=row.id, email=row.email, name=row.name, rules=rules, max_papers=row.max_papers
-    )
+        rows = session.exec(query.order_by(col(SubscriberRow.email))).all()
+        rules: dict[int, list[Rule]] = {}
+        for rule in session.exec(select(RuleRow).order_by(col(RuleRow.position))):
+            rules.setdefault(rule.subscriber_id, []).append(rule_from_json(json.loads(rule.body)))
+        return [
+            Subscriber(
+                id=row.id or 0,
+                email=row.email,
+                name=row.name,
+                rules=tuple(rules.get(row.id or 0, [])),
+                max_papers=row.max_papers,
+                timezone=row.timezone,
+                send_at=row.send_at,
+                frequency=row.frequency,
+                send_empty=row.send_empty,
+            )
+            for row in rows
+        ]

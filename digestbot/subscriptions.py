@@ -1,29 +1,33 @@
-"""Subscriptions: read the YAML file and validate it into pydantic models."""
+"""Subscriptions: the YAML file validated into pydantic models, then resolved into Rules."""
 
 from __future__ import annotations
 
-from io import StringIO
+import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from digestbot.addresses import normalise_address
 from digestbot.errors import SubscriptionsError
+from digestbot.models import Rule
 from digestbot.sources.fetch import SourceKind, SourceSpec
 from digestbot.sources.links import web_url
 from digestbot.textnorm import words
+from digestbot.yamlfile import YamlProblem, load_yaml, plain, problem_line
 
 _HINT = "fix the file and run `digestbot subscriptions validate`"
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_FREQUENCY = re.compile(r"^(daily|weekdays|weekly:(mon|tue|wed|thu|fri|sat|sun))$")
 
 
 def _check_term(term: str) -> str:
     term = term.strip()
-    if not words(term):
+    if not words(term.rstrip("*")):
         raise ValueError(f"{term!r} has no letters or digits to match")
+    if "*" in term.rstrip("*") or term.endswith("**"):
+        raise ValueError(f"{term!r}: `*` may only end a term, once")
     return term
 
 
@@ -33,47 +37,115 @@ def _check_line(text: str) -> str:
     return text.strip()
 
 
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {name!r} (use an IANA name such as Europe/Berlin)"
+        ) from None
+    return name
+
+
+def _check_time(value: str) -> str:
+    if not _TIME.match(value):
+        raise ValueError(f"{value!r} is not a time of day as HH:MM (24-hour, quoted)")
+    return value
+
+
+def _check_frequency(value: str) -> str:
+    if not _FREQUENCY.match(value):
+        raise ValueError(f"{value!r} is not daily, weekdays or weekly:<mon..sun>")
+    return value
+
+
+FieldName = Literal["title", "abstract", "authors"]
+
+
+def _default_fields() -> list[FieldName]:
+    return ["title", "abstract"]
+
+
 Term = Annotated[str, AfterValidator(_check_term)]
 Line = Annotated[str, AfterValidator(_check_line)]
 Email = Annotated[str, AfterValidator(normalise_address)]
+Timezone = Annotated[str, AfterValidator(_check_timezone)]
+TimeOfDay = Annotated[str, AfterValidator(_check_time)]
+Frequency = Annotated[str, AfterValidator(_check_frequency)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
-class RuleSpec(_Strict):
-    """A rule: `any` (one term occurs), `all` (every term occurs), `none` (no term occurs)."""
+class TopicSpec(_Strict):
+    """A named, reusable rule body."""
 
-    name: Line | None = None
     any: list[Term] = Field(default_factory=list)
     all: list[Term] = Field(default_factory=list)
     none: list[Term] = Field(default_factory=list)
+    authors: list[Line] = Field(default_factory=list)
+    fields: list[FieldName] = Field(default_factory=_default_fields, min_length=1)
+    min_upvotes: int | None = Field(None, ge=0)
+    fuzzy: int | None = Field(None, ge=50, le=100)
 
     @model_validator(mode="after")
-    def _needs_positive_condition(self) -> RuleSpec:
-        if not self.any and not self.all:
-            raise ValueError("a rule needs `any` or `all` terms; `none` alone matches nothing")
+    def _needs_positive_condition(self) -> TopicSpec:
+        if not (self.any or self.all or self.authors or getattr(self, "topics", None)):
+            raise ValueError(
+                "needs a positive condition: `any`, `all`, `authors` or `topics` "
+                "(`none` and `min_upvotes` alone match nothing)"
+            )
         return self
 
+    def to_rule(self, name: str, topics: tuple[Rule, ...] = (), mode: str = "digest") -> Rule:
+        return Rule(
+            name=name,
+            any=tuple(self.any),
+            all=tuple(self.all),
+            none=tuple(self.none),
+            authors=tuple(self.authors),
+            topics=topics,
+            fields=tuple(dict.fromkeys(self.fields)),
+            min_upvotes=self.min_upvotes,
+            fuzzy=self.fuzzy,
+            mode=mode,
+        )
+
+
+class RuleSpec(TopicSpec):
+    """A subscriber's rule: a rule body plus a name, topics and a delivery mode."""
+
+    name: Line | None = None
+    topics: list[str] = Field(default_factory=list)
+    mode: Literal["digest", "alert"] = "digest"
+
     def display_name(self) -> str:
-        """The rule's name, or its first terms when it has none."""
-        return self.name or ", ".join([*self.all, *self.any][:3])
-
-
-class SubscriberSpec(_Strict):
-    """One subscriber: an address, a display name and at least one rule."""
-
-    email: Email
-    name: Line = ""
-    max_papers: int | None = Field(None, ge=1, le=500)
-    rules: list[RuleSpec] = Field(min_length=1)
+        """The rule's name, or what it looks for when it has none."""
+        return self.name or ", ".join([*self.topics, *self.all, *self.any, *self.authors][:3])
 
 
 class Defaults(_Strict):
     """Values every subscriber inherits unless they set their own."""
 
+    timezone: Timezone = "UTC"
+    send_at: TimeOfDay = "08:00"
+    frequency: Frequency = "daily"
     max_papers: int = Field(25, ge=1, le=500)
+    send_empty: bool = False
+
+
+class SubscriberSpec(_Strict):
+    """One subscriber: an address, rules, and optional overrides of the defaults."""
+
+    email: Email
+    name: Line = ""
+    timezone: Timezone | None = None
+    send_at: TimeOfDay | None = None
+    frequency: Frequency | None = None
+    max_papers: int | None = Field(None, ge=1, le=500)
+    send_empty: bool | None = None
+    rules: list[RuleSpec] = Field(min_length=1)
 
 
 class SourceConfig(_Strict):
@@ -112,8 +184,20 @@ class SubscriptionsFile(_Strict):
     """The whole subscriptions file."""
 
     defaults: Defaults = Field(default_factory=Defaults)
+    topics: dict[str, TopicSpec] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(default_factory=list)
     subscribers: list[SubscriberSpec] = Field(default_factory=list)
+
+    def rules_of(self, subscriber: SubscriberSpec) -> tuple[Rule, ...]:
+        """The subscriber's rules with their topics resolved into rule bodies."""
+        return tuple(
+            spec.to_rule(
+                spec.display_name(),
+                topics=tuple(self.topics[t].to_rule(t) for t in spec.topics),
+                mode=spec.mode,
+            )
+            for spec in subscriber.rules
+        )
 
 
 def load_subscriptions(path: Path) -> SubscriptionsFile:
@@ -132,89 +216,52 @@ def load_subscriptions(path: Path) -> SubscriptionsFile:
 
 def parse_subscriptions(text: str, *, source: str) -> SubscriptionsFile:
     """Parse YAML 1.2 text and validate it; errors read `file:line:column: path: message`."""
-    document = _load_yaml(text, source)
+    try:
+        document = load_yaml(text, source)
+    except YamlProblem as exc:
+        raise SubscriptionsError([str(exc)], _HINT) from None
     if document is None:
-        document = CommentedMap()
+        document = {}
     if not isinstance(document, dict):
         raise SubscriptionsError([f"{source}:1:1: the file must be a mapping"], _HINT)
     try:
-        parsed = SubscriptionsFile.model_validate(_plain(document))
+        parsed = SubscriptionsFile.model_validate(plain(document))
     except ValidationError as exc:
         problems = [_describe(source, document, err) for err in exc.errors()]
         raise SubscriptionsError(problems, _HINT) from None
-    duplicates = _duplicate_problems(source, document, parsed)
-    if duplicates:
-        raise SubscriptionsError(duplicates, _HINT)
+    problems = _cross_checks(source, document, parsed)
+    if problems:
+        raise SubscriptionsError(problems, _HINT)
     return parsed
-
-
-def _load_yaml(text: str, source: str) -> Any:
-    yaml = YAML(typ="rt")
-    try:
-        return yaml.load(StringIO(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        raise SubscriptionsError([f"{where}: YAML syntax: {problem}"], _HINT) from None
-    except YAMLError as exc:
-        raise SubscriptionsError([f"{source}: YAML syntax: {exc}"], _HINT) from None
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip containers and scalars, as plain Python values."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, str):
-        return str(node)
-    return node
 
 
 def _describe(source: str, document: Any, error: Any) -> str:
     loc = tuple(error["loc"])
-    line, column = _position(document, loc)
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key (check its spelling)"
-    return f"{source}:{line}:{column}: {format_path(loc) or '(top level)'}: {message}"
+    return problem_line(source, document, loc, message)
 
 
-def format_path(loc: tuple[Any, ...]) -> str:
-    """A pydantic location as `subscribers[2].rules[0].any`."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def _position(document: Any, loc: tuple[Any, ...]) -> tuple[int, int]:
-    """1-based line and column of the deepest node of `loc` present in the document."""
-    node, line, column = document, 0, 0
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line, column = node.lc.key(part)
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line, column = node.lc.item(part)
-        else:
-            break
-        node = node[part]
-    return line + 1, column + 1
-
-
-def _duplicate_problems(source: str, document: Any, parsed: SubscriptionsFile) -> list[str]:
-    seen: dict[str, int] = {}
+def _cross_checks(source: str, document: Any, parsed: SubscriptionsFile) -> list[str]:
+    """What one field cannot check alone: topic references and duplicate subscribers."""
     problems = []
-    for index, subscriber in enumerate(parsed.subscribers):
-        key = subscriber.email  # normalised: the domain is lower-cased, the local part kept
-        if key in seen:
-            loc = ("subscribers", index, "email")
-            line, column = _position(document, loc)
-            problems.append(
-                f"{source}:{line}:{column}: {format_path(loc)}: {subscriber.email} is already "
-                f"subscribed at subscribers[{seen[key]}]"
+    seen: dict[str, int] = {}
+    for i, subscriber in enumerate(parsed.subscribers):
+        for j, rule in enumerate(subscriber.rules):
+            for k, topic in enumerate(rule.topics):
+                if topic not in parsed.topics:
+                    known = ", ".join(sorted(parsed.topics)) or "none are defined"
+                    where: tuple[str | int, ...] = ("subscribers", i, "rules", j, "topics", k)
+                    message = f"unknown topic {topic!r} ({known})"
+                    problems.append(problem_line(source, document, where, message))
+        # Normalised: the domain is lower-cased, the local part kept as written.
+        if subscriber.email in seen:
+            loc = ("subscribers", i, "email")
+            message = (
+                f"{subscriber.email} is already subscribed at subscribers[{seen[subscriber.email]}]"
             )
+            problems.append(problem_line(source, document, loc, message))
         else:
-            seen[key] = index
+            seen[subscriber.email] = i
     return problems

@@ -57,7 +57,7 @@ def test_an_unknown_key_is_an_error_at_its_line() -> None:
 def test_a_rule_with_only_none_is_an_error() -> None:
     """A rule needs a positive condition; `none` alone matches nothing."""
     (problem,) = problems(GOOD.replace('any: [diffusion, "flow matching"]', "name: x"))
-    assert problem.startswith("subs.yaml:5:9: subscribers[0].rules[0]: a rule needs")
+    assert problem.startswith("subs.yaml:5:9: subscribers[0].rules[0]: needs a positive condition")
 
 
 def test_every_problem_is_reported_at_once() -> None:
