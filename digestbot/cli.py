@@ -82,12 +82,13 @@ def _engine(settings: Settings) -> Engine:
 @app.command()
 @friendly
 def demo() -> None:
-    """Ingest the bundled sample listing, load the example subscriptions and send digests."""
+    """Ingest the bundled sample listings, load the example subscriptions and send digests."""
     settings = load_settings()
     now = _now()
     engine = _engine(settings)
-    result = service.ingest_path(engine, bundled_path("sample_listing.txt"), now=now)
-    out.print(f"Ingested the sample listing: {result.new} new, {result.known} already known.")
+    for sample in ("sample_listing.txt", "sample_daily_papers.json"):
+        result = service.ingest_path(engine, bundled_path(sample), now=now)
+        out.print(f"Ingested {sample}: {result.new} new, {result.known} already known.")
     spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
     sync_subscriptions(engine, spec, now=now)
     outcomes = asyncio.run(service.send_now(engine, settings, now=now))

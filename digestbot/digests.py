@@ -6,7 +6,6 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from digestbot.matchindex import Matcher, PaperIndex
-from digestbot.matching import rank_key
 from digestbot.models import Digest, DigestItem, Paper, Subscriber
 
 
@@ -54,15 +53,13 @@ class DigestBuilder:
         within = self._newer_than(since)
         for paper_id in already_sent:
             within &= ~self._bit.get(paper_id, 0)
-        items = [DigestItem(p, m) for p, m in self.matcher.matches(subscriber, within)]
-        items.sort(key=lambda item: rank_key(item.paper, item.match))
-        kept = items[: subscriber.max_papers]
+        kept, total = self.matcher.top(subscriber, within, subscriber.max_papers)
         return Digest(
             subscriber=subscriber,
-            items=tuple(kept),
+            items=tuple(DigestItem(p, m) for p, m in kept),
             generated_at=now,
             period_key=period_key,
-            dropped=len(items) - len(kept),
+            dropped=total - len(kept),
         )
 
 

@@ -2,8 +2,9 @@
 once for every subscriber, and evaluate rules as bitwise set operations.
 
 A set of papers is a Python int used as a bitset (bit i = papers[i]), so `any` is OR, `all`
-is AND and `none` is AND NOT over a thousand papers in a few machine words. Results equal
-`matching.explain` paper by paper; tests hold the two to that.
+is AND and `none` is AND NOT over a thousand papers in a few machine words. Papers are kept
+in tie-break order (upvotes, then title), so the lowest bits of a score level come first.
+Results equal `matching.explain` paper by paper; tests hold the two to that.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from digestbot.matching import (
 from digestbot.models import Match, Paper, Rule, Subscriber
 
 FIELDS = ("title", "abstract", "authors")
+# (rule bitset, ((scope bitset, ((term, anywhere bitset, title bitset), ...)), ...))
+_Parts = tuple[int, tuple[tuple[int, tuple[tuple[str, int, int], ...]], ...]]
 
 
 class PaperIndex:
     """Vocabulary -> postings (bitsets per field) for one batch of papers."""
 
     def __init__(self, papers: Sequence[Paper]) -> None:
-        self.papers = list(papers)
+        self.papers = sorted(papers, key=lambda p: (-(p.upvotes or 0), p.title.casefold()))
         self.texts = [PaperText.of(p) for p in self.papers]
         self.everything = (1 << len(self.papers)) - 1
         self.postings: dict[str, dict[str, int]] = {f: defaultdict(int) for f in FIELDS}
@@ -146,6 +149,7 @@ class Matcher:
     def __init__(self, index: PaperIndex) -> None:
         self.index = index
         self._rules: dict[Rule, int] = {}
+        self._explainers: dict[Rule, _Parts] = {}
 
     def rule_mask(self, rule: Rule) -> int:
         """Papers for which every condition of `rule` holds."""
@@ -178,6 +182,88 @@ class Matcher:
         """Papers reaching the subscriber: any of their rules matches."""
         return _union(self.rule_mask(r) for r in subscriber.rules)
 
+    def top(
+        self, subscriber: Subscriber, within: int, limit: int
+    ) -> tuple[list[tuple[Paper, Match]], int]:
+        """The `limit` best matches in `within`, ranked as rank_key does, and how many matched.
+
+        Scores come from bit-sliced counters over the term bitsets, so only the papers kept
+        are explained one by one.
+        """
+        mask = self.subscriber_mask(subscriber) & within
+        total = mask.bit_count()
+        if total <= limit:
+            ranked = self.matches(subscriber, mask)
+            return sorted(ranked, key=lambda pm: -pm[1].score), total
+        kept: list[int] = []
+        for level in self._score_levels(subscriber, mask):
+            for i in self.index.bits(level):
+                kept.append(i)
+                if len(kept) == limit:
+                    return [
+                        (self.index.papers[i], self._explain(subscriber.rules, i)) for i in kept
+                    ], total
+        raise AssertionError("score levels cover every matched paper")
+
+    def _score_levels(self, subscriber: Subscriber, mask: int) -> list[int]:
+        """The matched papers grouped by score, best score first."""
+        distinct: list[int] = []
+        in_title: list[int] = []
+        for anywhere, title in self._term_masks(subscriber.rules, mask).values():
+            distinct.append(anywhere)
+            in_title.append(title)
+        d_bits, t_bits = _count(distinct), _count(in_title)
+        levels: dict[float, int] = {}
+        for d in range(len(distinct) + 1):
+            exactly_d = _equals(d_bits, d, mask)
+            if not exactly_d:
+                continue
+            for t in range(d + 1):
+                level = exactly_d & _equals(t_bits, t, mask)
+                if level:
+                    key = score(t, d)
+                    levels[key] = levels.get(key, 0) | level
+        return [levels[key] for key in sorted(levels, reverse=True)]
+
+    def _term_masks(self, rules: Sequence[Rule], mask: int) -> dict[str, list[int]]:
+        """Per explaining term: the papers where it counts, anywhere and in the title."""
+        masks: dict[str, list[int]] = {}
+        for rule in rules:
+            rule_mask, scopes = self._parts(rule)
+            matched = rule_mask & mask
+            if not matched:
+                continue
+            for scope_mask, entries in scopes:
+                scope = matched & scope_mask
+                for raw, anywhere, title in entries:
+                    entry = masks.setdefault(raw, [0, 0])
+                    entry[0] |= anywhere & scope
+                    entry[1] |= title & scope
+        return masks
+
+    def _parts(self, rule: Rule) -> _Parts:
+        """A rule's bitset, and per scope (the rule, then each topic) its explaining terms."""
+        if rule not in self._explainers:
+            scopes = []
+            for sub in (rule, *rule.topics):
+                entries = [
+                    (
+                        raw,
+                        self._occurs(sub, raw),
+                        self.index.term_mask(raw, "title", sub.fuzzy)
+                        if "title" in sub.fields
+                        else 0,
+                    )
+                    for raw in sub.terms()
+                ]
+                for wanted in sub.authors:
+                    found = self.index.author_mask(wanted)
+                    entries.append((wanted, found, found))
+                scope = self.index.everything if sub is rule else self.rule_mask(sub)
+                scopes.append((scope, tuple(entries)))
+            self._explainers[rule] = (self.rule_mask(rule), tuple(scopes))
+        return self._explainers[rule]
+
     def matches(
         self, subscriber: Subscriber, within: int | None = None
     ) -> list[tuple[Paper, Match]]:
@@ -196,24 +282,46 @@ class Matcher:
         terms: dict[str, None] = {}
         title_terms: dict[str, None] = {}
         for rule in rules:
-            if not self.rule_mask(rule) >> i & 1:
+            rule_mask, scopes = self._parts(rule)
+            if not rule_mask >> i & 1:
                 continue
             names.append(rule.name)
-            for sub in (rule, *(t for t in rule.topics if self.rule_mask(t) >> i & 1)):
-                for raw in sub.terms():
-                    if self._occurs(sub, raw) >> i & 1:
+            for scope, entries in scopes:
+                if not scope >> i & 1:
+                    continue
+                for raw, anywhere, title in entries:
+                    if anywhere >> i & 1:
                         terms[raw] = None
-                    if (
-                        "title" in sub.fields
-                        and self.index.term_mask(raw, "title", sub.fuzzy) >> i & 1
-                    ):
+                    if title >> i & 1:
                         title_terms[raw] = None
-                for wanted in sub.authors:
-                    if self.index.author_mask(wanted) >> i & 1:
-                        terms[wanted] = title_terms[wanted] = None
         return Match(
             tuple(names), tuple(terms), tuple(title_terms), score(len(title_terms), len(terms))
         )
+
+
+def _count(masks: Sequence[int]) -> list[int]:
+    """Bit-sliced counters: bit k of a paper's count of `masks` containing it is in result[k]."""
+    counters: list[int] = []
+    for mask in masks:
+        carry = mask
+        for k, counter in enumerate(counters):
+            counters[k] = counter ^ carry
+            carry &= counter
+            if not carry:
+                break
+        if carry:
+            counters.append(carry)
+    return counters
+
+
+def _equals(counters: Sequence[int], value: int, universe: int) -> int:
+    """Papers of `universe` whose bit-sliced count equals `value`."""
+    if value >> len(counters):
+        return 0
+    result = universe
+    for k, counter in enumerate(counters):
+        result &= counter if value >> k & 1 else ~counter
+    return result
 
 
 def _union(masks: Iterator[int] | Sequence[int]) -> int:

@@ -16,8 +16,9 @@ from urllib.parse import quote
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
 
 from digestbot.errors import ConfigError
-from digestbot.models import Digest
+from digestbot.models import Digest, Paper
 from digestbot.resources import bundled_path
+from digestbot.sources.links import web_url
 
 # C0/C1 controls, DEL, and Unicode line/paragraph separators must never reach a header.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -57,7 +58,14 @@ def make_environment(templates_dir: Path | None = None) -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["trim_words"] = trim_words
+    env.filters["web_url"] = web_url
+    env.globals["page_of"] = page_of
     return env
+
+
+def page_of(paper: Paper) -> str | None:
+    """The page a paper's title links to: HF, else arXiv, else the feed's page; http(s) only."""
+    return web_url(paper.link("hf") or paper.link("abs") or paper.link("page"))
 
 
 def header_safe(value: str) -> str:

@@ -224,15 +224,23 @@ def parse_subscriptions(text: str, *, source: str) -> SubscriptionsFile:
         document = {}
     if not isinstance(document, dict):
         raise SubscriptionsError([f"{source}:1:1: the file must be a mapping"], _HINT)
+    data = plain(document)
+    problems = _cross_checks(source, document, data)
     try:
-        parsed = SubscriptionsFile.model_validate(plain(document))
+        parsed = SubscriptionsFile.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(source, document, err) for err in exc.errors()]
-        raise SubscriptionsError(problems, _HINT) from None
-    problems = _cross_checks(source, document, parsed)
+        problems += [_describe(source, document, err) for err in exc.errors()]
     if problems:
-        raise SubscriptionsError(problems, _HINT)
+        raise SubscriptionsError(sorted(problems, key=_line_order), _HINT)
     return parsed
+
+
+def _line_order(problem: str) -> tuple[int, int]:
+    parts = problem.split(":")
+    try:
+        return int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        return 0, 0
 
 
 def _describe(source: str, document: Any, error: Any) -> str:
@@ -243,25 +251,39 @@ def _describe(source: str, document: Any, error: Any) -> str:
     return problem_line(source, document, loc, message)
 
 
-def _cross_checks(source: str, document: Any, parsed: SubscriptionsFile) -> list[str]:
-    """What one field cannot check alone: topic references and duplicate subscribers."""
+def _cross_checks(source: str, document: Any, data: dict[str, Any]) -> list[str]:
+    """What one field cannot check alone: topic references and duplicate subscribers.
+
+    Runs on the raw data, so these come out together with every field error.
+    """
+    topics = data.get("topics")
+    known = set(topics) if isinstance(topics, dict) else set()
     problems = []
     seen: dict[str, int] = {}
-    for i, subscriber in enumerate(parsed.subscribers):
-        for j, rule in enumerate(subscriber.rules):
-            for k, topic in enumerate(rule.topics):
-                if topic not in parsed.topics:
-                    known = ", ".join(sorted(parsed.topics)) or "none are defined"
+    for i, sub in _items(data.get("subscribers")):
+        for j, rule in _items(sub.get("rules")):
+            names = rule.get("topics")
+            for k, topic in enumerate(names if isinstance(names, list) else []):
+                if isinstance(topic, str) and topic not in known:
+                    listed = ", ".join(sorted(known)) or "none are defined"
                     where: tuple[str | int, ...] = ("subscribers", i, "rules", j, "topics", k)
-                    message = f"unknown topic {topic!r} ({known})"
+                    message = f"unknown topic {topic!r} ({listed})"
                     problems.append(problem_line(source, document, where, message))
+        try:
+            email = normalise_address(str(sub.get("email", "")))
+        except ValueError:
+            continue  # reported by the field check
         # Normalised: the domain is lower-cased, the local part kept as written.
-        if subscriber.email in seen:
-            loc = ("subscribers", i, "email")
-            message = (
-                f"{subscriber.email} is already subscribed at subscribers[{seen[subscriber.email]}]"
-            )
-            problems.append(problem_line(source, document, loc, message))
+        if email in seen:
+            message = f"{email} is already subscribed at subscribers[{seen[email]}]"
+            problems.append(problem_line(source, document, ("subscribers", i, "email"), message))
         else:
-            seen[subscriber.email] = i
+            seen[email] = i
     return problems
+
+
+def _items(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The mappings of a list, with their indexes; anything else the field checks report."""
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]

@@ -269,7 +269,8 @@ def test_demo_runs_from_any_folder_and_twice_sends_nothing_new(tmp_path: Path) -
         command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
     )
     assert first.returncode == 0, first.stderr
-    assert "39 new" in first.stdout
+    assert "sample_listing.txt: 39 new" in first.stdout
+    assert "sample_daily_papers.json: 6 new" in first.stdout
     emls = sorted((tmp_path / "outbox").glob("*.eml"))
     assert len(emls) == 3
     for eml in emls:

@@ -8,7 +8,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from digestbot.matchindex import Matcher, PaperIndex
-from digestbot.matching import match_paper
+from digestbot.matching import match_paper, rank_key
 from digestbot.models import Paper, Rule, Subscriber
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
@@ -78,8 +78,7 @@ def rules(draw: st.DrawFn, depth: int = 1) -> Rule:
 
 papers = st.lists(
     st.builds(
-        lambda i, t, a, names, up: Paper(f"p{i}", t, a, NOW, upvotes=up, authors=tuple(names)),
-        st.integers(0, 10**6),
+        lambda t, a, names, up: Paper("p", t, a, NOW, upvotes=up, authors=tuple(names)),
         text,
         text,
         st.lists(st.sampled_from(NAMES), max_size=2),
@@ -98,15 +97,18 @@ def test_the_index_agrees_with_the_reference_for_every_subscriber_and_paper(
     papers: list[Paper], subscriber_rules: list[list[Rule]]
 ) -> None:
     """For random rules and papers, the bitset matcher returns exactly the reference matches."""
-    matcher = Matcher(PaperIndex(papers))
+    index = PaperIndex(papers)
+    matcher = Matcher(index)
     for n, rule_list in enumerate(subscriber_rules):
         subscriber = Subscriber(n, f"s{n}@x.org", "", tuple(rule_list))
-        indexed = [(p.id, m) for p, m in matcher.matches(subscriber)]
-        reference = [
-            (p.id, m) for p in papers if (m := match_paper(subscriber.rules, p)) is not None
-        ]
-        assert indexed == reference
-        event(f"matched {min(len(reference), 3)}")
+        found = [(p, m) for p in papers if (m := match_paper(subscriber.rules, p)) is not None]
+        assert {id(p): m for p, m in matcher.matches(subscriber)} == {id(p): m for p, m in found}
+        ranked = sorted(found, key=lambda pm: rank_key(*pm))
+        for limit in (1, 3, 50):
+            top, total = matcher.top(subscriber, index.everything, limit)
+            assert total == len(found)
+            assert [(id(p), m) for p, m in top] == [(id(p), m) for p, m in ranked[:limit]]
+        event(f"matched {min(len(found), 4)}")
 
 
 def test_identical_rules_of_different_subscribers_are_evaluated_once() -> None:

@@ -36,6 +36,7 @@ def test_the_wheel_carries_templates_example_and_sample_listing(tmp_path: Path) 
         "digestbot/templates/digest.subject.txt",
         "digestbot/subscriptions.example.yaml",
         "digestbot/data/sample_listing.txt",
+        "digestbot/data/sample_daily_papers.json",
     }
     assert expected <= names
 

@@ -113,3 +113,26 @@ def test_an_undefined_variable_in_a_template_is_an_error(tmp_path: Path) -> None
     (tmp_path / "digest.subject.txt").write_text("{{ subscribr.name }}")
     with pytest.raises(ConfigError, match="subscribr"):
         message_for(a_digest(), tmp_path)
+
+
+def test_titles_link_to_the_paper_page_and_only_http_links_are_rendered() -> None:
+    """The HF page is the title link; a javascript: URL in stored data never becomes a link."""
+    sub = Subscriber(1, "alice@example.org", "Alice", ())
+    paper = Paper(
+        "p1",
+        "Linked",
+        "abstract",
+        NOW,
+        links=(
+            ("hf", "https://huggingface.co/papers/2501.1"),
+            ("code", "javascript:alert(1)"),
+            ("pdf", "https://arxiv.org/pdf/2501.1"),
+        ),
+    )
+    match = Match(("r",), ("linked",), ("linked",), 11.0)
+    _, msg = message_for(Digest(sub, (DigestItem(paper, match),), NOW, "k"))
+    html = msg.get_body(("html",)).get_content()
+    assert '<a href="https://huggingface.co/papers/2501.1"' in html
+    assert '<a href="https://arxiv.org/pdf/2501.1"' in html
+    assert "javascript:" not in html
+    assert "https://huggingface.co/papers/2501.1" in msg.get_body(("plain",)).get_content()

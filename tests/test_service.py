@@ -151,3 +151,17 @@ async def test_pending_rows_go_out_on_the_next_run_without_a_duplicate_digest(
     assert {o.status for o in outcomes} == {"sent"}
     assert len(smtp_server.inbox.envelopes) == 2
     assert outbox.counts_by_status(engine) == {"sent": 2}
+
+
+async def test_changing_rules_never_resends_a_paper(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """After a rule change, papers already sent stay sent, even if the new rule matches them."""
+    service.ingest_path(engine, LISTING_000, now=clock)
+    subscribe(engine, clock)
+    await service.send_now(engine, settings, now=clock)
+    wider = SUBSCRIPTIONS.replace("any: [transformer]", "any: [transformer, attention]")
+    subscribe(engine, clock + timedelta(minutes=1), wider)
+    service.ingest_path(engine, LISTING_000, now=clock + timedelta(minutes=2))
+    (alice, _bob) = service.plan_digests(engine, settings, now=clock + timedelta(minutes=3))
+    assert alice.items == ()

@@ -113,3 +113,118 @@ def test_a_sources_section_is_validated() -> None:
         "sources:\n  - kind: arxiv\n    categories: [cs.CL]\n" + GOOD, source="s"
     )
     assert good.sources[0].spec().name == "arxiv:cs.CL"
+
+
+FULL = """\
+defaults:
+  timezone: Europe/Berlin
+  send_at: "08:00"
+  frequency: daily
+  max_papers: 25
+topics:
+  efficient-attention:
+    any: ["linear attention", "sparse attention"]
+    none: [survey]
+subscribers:
+  - email: alice@example.org
+    timezone: America/New_York
+    rules:
+      - name: Efficient transformers
+        topics: [efficient-attention]
+        all: [transformer]
+      - authors: ["Yann LeCun"]
+        mode: alert
+      - any: ["quantiz*"]
+        fields: [title]
+        min_upvotes: 3
+        fuzzy: 90
+"""
+
+
+def test_the_full_format_parses_and_resolves_topics_and_defaults() -> None:
+    """Topics become rule bodies inside the rules that name them; defaults are inherited."""
+    spec = parse_subscriptions(FULL, source="subs.yaml")
+    alice = spec.subscribers[0]
+    rules = spec.rules_of(alice)
+    assert rules[0].topics[0].name == "efficient-attention"
+    assert rules[0].topics[0].none == ("survey",)
+    assert rules[1].mode == "alert" and rules[1].name == "Yann LeCun"
+    assert (rules[2].fields, rules[2].min_upvotes, rules[2].fuzzy) == (("title",), 3, 90)
+    assert alice.timezone == "America/New_York" and alice.send_at is None
+    assert spec.defaults.send_at == "08:00"
+
+
+def test_yaml_1_2_keeps_times_and_no_as_strings() -> None:
+    """Unquoted 12:30 is a time string, not sexagesimal 750; NO is a word, not false."""
+    text = FULL.replace('send_at: "08:00"', "send_at: 12:30").replace(
+        "all: [transformer]", "all: [transformer, NO]"
+    )
+    spec = parse_subscriptions(text, source="subs.yaml")
+    assert spec.defaults.send_at == "12:30"
+    assert spec.subscribers[0].rules[0].all == ["transformer", "NO"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        (
+            "timezone: America/New_York",
+            "timezone: Mars/Olympus",
+            "subscribers[0].timezone",
+            "unknown timezone 'Mars/Olympus'",
+        ),
+        ('send_at: "08:00"', 'send_at: "8am"', "defaults.send_at", "not a time of day"),
+        (
+            "frequency: daily",
+            "frequency: weekly:funday",
+            "defaults.frequency",
+            "not daily, weekdays or weekly",
+        ),
+        (
+            "topics: [efficient-attention]",
+            "topics: [efficient]",
+            "subscribers[0].rules[0].topics[0]",
+            "unknown topic 'efficient' (efficient-attention)",
+        ),
+        (
+            "fields: [title]",
+            "fields: [body]",
+            "subscribers[0].rules[2].fields[0]",
+            "Input should be",
+        ),
+        ("fuzzy: 90", "fuzzy: 101", "subscribers[0].rules[2].fuzzy", "less than or equal to 100"),
+        ("mode: alert", "mode: loud", "subscribers[0].rules[1].mode", "Input should be"),
+    ],
+    ids=["timezone", "time", "frequency", "topic", "fields", "fuzzy", "mode"],
+)
+def test_each_field_is_checked_with_its_path(old: str, new: str, where: str, message: str) -> None:
+    """A wrong value is reported at its own path and line."""
+    (problem,) = problems(FULL.replace(old, new))
+    assert f": {where}: " in problem
+    assert message in problem
+
+
+def test_a_topic_needs_a_positive_condition_too() -> None:
+    """A topic with only `none` is as empty as such a rule."""
+    (problem,) = problems(
+        FULL.replace('any: ["linear attention", "sparse attention"]', "fuzzy: 90")
+    )
+    assert problem.startswith("subs.yaml:7:3: topics.efficient-attention: needs a positive")
+
+
+def test_all_problems_come_at_once_in_file_order_of_fields() -> None:
+    """Four mistakes in different places give four lines, each with its position."""
+    text = (
+        FULL.replace("timezone: Europe/Berlin", "timezone: Nowhere")
+        .replace("alice@example.org", "alice")
+        .replace("min_upvotes: 3", "min_upvotes: -1")
+        .replace("topics: [efficient-attention]", "topics: [nope]")
+    )
+    found = problems(text)
+    assert [p.split(": ")[1] for p in found] == [
+        "defaults.timezone",
+        "subscribers[0].email",
+        "subscribers[0].rules[0].topics[0]",
+        "subscribers[0].rules[2].min_upvotes",
+    ]
+    assert found[0].startswith("subs.yaml:2:3:")
