@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from digestbot.addresses import normalise_address
@@ -148,6 +149,24 @@ class SubscriberSpec(_Strict):
     rules: list[RuleSpec] = Field(min_length=1)
 
 
+# When each kind of source publishes (UTC cron): HF's daily list fills during the day; arXiv
+# refreshes its feeds around midnight US Eastern, Sunday to Thursday nights.
+DEFAULT_SCHEDULES: dict[str, str] = {
+    "hf": "0 */2 * * *",
+    "arxiv": "30 5 * * mon-fri",
+    "arxiv-query": "45 5 * * mon-fri",
+    "feed": "0 */6 * * *",
+}
+
+
+def _check_cron(value: str) -> str:
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a cron expression: {exc}") from None
+    return value
+
+
 class SourceConfig(_Strict):
     """A listing source to ingest: `hf`, `arxiv` (RSS), `arxiv-query` (API) or `feed`."""
 
@@ -157,6 +176,11 @@ class SourceConfig(_Strict):
     url: str | None = None
     include_replacements: bool = False
     max_results: int = Field(200, ge=1, le=2000)
+    schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
+
+    def effective_schedule(self) -> str:
+        """The cron expression (UTC) the scheduler ingests this source on."""
+        return self.schedule or DEFAULT_SCHEDULES[self.kind]
 
     @model_validator(mode="after")
     def _needs_its_target(self) -> SourceConfig:

@@ -146,11 +146,12 @@ async def test_429_with_retry_after_and_500_then_200_still_ingest(
     ("reply", "error", "message"),
     [
         (Reply(body=body("invalid.json")), ListingError, "not valid JSON"),
+        (Reply(body=body("invalid.xml")), ListingError, "not a well-formed feed"),
         (Reply(body=b"[{", truncate=True), SourceError, "/api/daily_papers"),
         (Reply(body=b"[]", delay=3.0), SourceError, "timed out"),
         (Reply(503), SourceError, "HTTP 503"),
     ],
-    ids=["invalid-json", "truncated", "slow", "503"],
+    ids=["invalid-json", "invalid-xml", "truncated", "slow", "503"],
 )
 async def test_a_failed_fetch_writes_nothing(  # type: ignore[no-untyped-def]
     engine: Engine,

@@ -109,10 +109,14 @@ def test_a_sources_section_is_validated() -> None:
     found = problems(text)
     assert [p.split(": ")[1] for p in found] == ["sources[1]", "sources[2]", "sources[3].kind"]
     assert "needs `categories`" in found[0]
+    bad_cron = "sources:\n  - kind: hf\n    schedule: '61 * * * *'\n" + GOOD
+    (problem,) = problems(bad_cron)
+    assert problem.startswith("subs.yaml:3:5: sources[0].schedule: '61 * * * *' is not a cron")
     good = parse_subscriptions(
         "sources:\n  - kind: arxiv\n    categories: [cs.CL]\n" + GOOD, source="s"
     )
     assert good.sources[0].spec().name == "arxiv:cs.CL"
+    assert good.sources[0].effective_schedule() == "30 5 * * mon-fri"
 
 
 FULL = """\
