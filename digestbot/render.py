@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
 
@@ -43,6 +44,7 @@ class Envelope:
     recipient_name: str
     message_id: str
     date: datetime
+    unsubscribe_url: str | None = None
 
 
 def make_environment(templates_dir: Path | None = None) -> Environment:
@@ -88,6 +90,13 @@ def message_id(kind: str, email: str, period_key: str, domain: str) -> str:
     return f"<{kind}.{token}@{header_safe(domain)}>"
 
 
+def unsubscribe_link(base_url: str, email: str, secret: str) -> str:
+    """`base_url` with the address and an HMAC token, so the link cannot be forged."""
+    token = hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()[:32]
+    separator = "&" if "?" in base_url else "?"
+    return f"{base_url}{separator}{urlencode({'email': email, 'token': token})}"
+
+
 def render_digest(env: Environment, digest: Digest) -> Rendered:
     """Render the digest's subject, text and HTML templates."""
     context: dict[str, Any] = {
@@ -119,7 +128,11 @@ def build_message(rendered: Rendered, envelope: Envelope) -> EmailMessage:
     message["Date"] = format_datetime(envelope.date)
     message["Message-ID"] = envelope.message_id
     unsubscribe = quote(f"unsubscribe {envelope.recipient}")
-    message["List-Unsubscribe"] = f"<mailto:{envelope.sender}?subject={unsubscribe}>"
+    targets = [f"<mailto:{envelope.sender}?subject={unsubscribe}>"]
+    if envelope.unsubscribe_url and web_url(envelope.unsubscribe_url):
+        targets.append(f"<{header_safe(envelope.unsubscribe_url)}>")
+    message["List-Unsubscribe"] = ", ".join(targets)
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message

@@ -15,7 +15,14 @@ from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError, DeliveryError
 from digestbot.mailer import SmtpUnavailable
 from digestbot.models import Digest
-from digestbot.render import Envelope, build_message, make_environment, message_id, render_digest
+from digestbot.render import (
+    Envelope,
+    build_message,
+    make_environment,
+    message_id,
+    render_digest,
+    unsubscribe_link,
+)
 from digestbot.settings import Settings
 from digestbot.sources import read_listing
 from digestbot.sources.fetch import SourceSpec, fetch_source
@@ -128,6 +135,10 @@ def enqueue_digests(
             recipient_name=sub.name,
             message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
             date=now,
+            unsubscribe_url=settings.unsubscribe_url
+            and unsubscribe_link(
+                settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
+            ),
         )
         outgoing.append(
             outbox.Outgoing(

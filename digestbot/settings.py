@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     templates_dir: Path | None = Field(
         None, description="Folder of templates that override the bundled ones."
     )
+    unsubscribe_url: str | None = Field(
+        None, description="HTTPS endpoint for one-click unsubscribe; links carry a signed token."
+    )
+    unsubscribe_secret: SecretStr = Field(
+        SecretStr("change-me"), description="Key that signs unsubscribe tokens (never logged)."
+    )
     hf_base_url: str = Field(
         "https://huggingface.co", description="Base URL of the Hugging Face Daily Papers API."
     )
@@ -74,6 +80,13 @@ class Settings(BaseSettings):
     http_max_wait: float = Field(
         120.0, ge=0, description="Longest wait honoured from a Retry-After header."
     )
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _check_unsubscribe_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value
 
     @field_validator("from_address")
     @classmethod

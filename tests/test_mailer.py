@@ -93,3 +93,57 @@ async def test_a_recipient_refused_with_5xx_is_permanent(settings: Settings) -> 
     finally:
         controller.stop()
     assert caught.value.permanent
+
+
+class _RejectEveryone:
+    """An authenticator that refuses every login."""
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        from aiosmtpd.smtp import AuthResult
+
+        return AuthResult(success=False, handled=False)
+
+
+async def test_the_password_never_shows_in_logs_reprs_or_errors(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With debug logging on and a refused login, the password appears nowhere."""
+    import logging
+
+    from pydantic import SecretStr
+
+    secret = "hunter2-very-secret"
+    port = free_port()
+    controller = Controller(
+        _Recorder(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=_RejectEveryone(),
+        auth_require_tls=False,
+    )
+    controller.start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        target = settings.model_copy(
+            update={
+                "transport": "smtp",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "smtp_tls": "none",
+                "smtp_username": "bot",
+                "smtp_password": SecretStr(secret),
+            }
+        )
+        with pytest.raises(SmtpUnavailable, match="refused the login") as caught:
+            await send(a_message(), target)
+    finally:
+        controller.stop()
+    assert secret not in str(caught.value)
+    assert secret not in repr(target) and secret not in str(target.model_dump())
+    assert secret not in caplog.text
+    assert caplog.records, "debug logging was on and something was logged"
+
+
+class _Recorder:
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        return "250 OK"

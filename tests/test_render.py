@@ -7,6 +7,8 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, DigestItem, Match, Paper, Subscriber
@@ -136,3 +138,67 @@ def test_titles_link_to_the_paper_page_and_only_http_links_are_rendered() -> Non
     assert '<a href="https://arxiv.org/pdf/2501.1"' in html
     assert "javascript:" not in html
     assert "https://huggingface.co/papers/2501.1" in msg.get_body(("plain",)).get_content()
+
+
+def test_one_click_unsubscribe_headers_carry_a_signed_https_link() -> None:
+    """With an unsubscribe URL, List-Unsubscribe has mailto and https, plus the One-Click POST."""
+    from digestbot.render import unsubscribe_link
+
+    link = unsubscribe_link("https://example.org/unsub", "alice@example.org", "s3cret")
+    assert link.startswith("https://example.org/unsub?email=alice%40example.org&token=")
+    assert link != unsubscribe_link("https://example.org/unsub", "alice@example.org", "other")
+    digest = a_digest()
+    rendered = render_digest(make_environment(), digest)
+    envelope = Envelope(
+        "digestbot@example.org",
+        "digestbot",
+        "alice@example.org",
+        "Alice",
+        "<m@example.org>",
+        NOW,
+        unsubscribe_url=link,
+    )
+    msg = message_from_bytes(bytes(build_message(rendered, envelope)), policy=policy.default)
+    value = " ".join(str(msg["List-Unsubscribe"]).split())
+    assert (
+        value
+        == f"<mailto:digestbot@example.org?subject=unsubscribe%20alice%40example.org>, <{link}>"
+    )
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+hostile = st.lists(
+    st.sampled_from(
+        [*"ab <>\"'=?:;,@\r\n\t\x00\x0b\u2028\u0085é", "=?utf-8?q?", "?=", "\r\nBcc: x@evil"]
+    ),
+    max_size=20,
+).map("".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=hostile, rule=hostile, title=hostile)
+def test_no_input_can_add_or_break_a_header(name: str, rule: str, title: str) -> None:
+    """Whatever names, rule names and titles hold, the headers stay one line each and no new
+    header appears."""
+    sub = Subscriber(1, "alice@example.org", name, ())
+    paper = Paper("p1", title or "t", "abstract", NOW)
+    match = Match((rule or "r",), ("t",), (), 1.0)
+    raw, msg = message_for(Digest(sub, (DigestItem(paper, match),), NOW, "k"))
+    head = raw.split(b"\n\n", 1)[0].decode("ascii")
+    names = [line.split(":", 1)[0] for line in head.split("\n") if line and not line[0].isspace()]
+    assert sorted(names) == sorted(
+        [
+            "Subject",
+            "From",
+            "To",
+            "Date",
+            "Message-ID",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "MIME-Version",
+            "Content-Type",
+        ]
+    )
+    for header in ("Subject", "To"):
+        value = str(msg[header])
+        assert "\r" not in value and "\n" not in value and "\x00" not in value
