@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine
 
-from digestbot import papers, service
+from digestbot import outbox, papers, service
 from digestbot.db import make_engine
+from digestbot.delivery import Report
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.models import Paper
 from digestbot.resources import bundled_path
@@ -91,8 +94,9 @@ def demo() -> None:
         out.print(f"Ingested {sample}: {result.new} new, {result.known} already known.")
     spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
     sync_subscriptions(engine, spec, now=now)
-    outcomes = asyncio.run(service.send_now(engine, settings, now=now))
+    outcomes, report = asyncio.run(service.send_now(engine, settings, now=now))
     _print_outcomes(outcomes)
+    _print_summary(report)
 
 
 @app.command()
@@ -286,12 +290,22 @@ def send_now(
         bool, typer.Option("--dry-run", help="Show what would be sent; send and record nothing.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    resend_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--resend-unknown",
+            help="Also resend emails whose delivery is unknown (same Message-ID).",
+        ),
+    ] = False,
 ) -> None:
     """Send every subscriber the papers they have not had yet, now."""
     settings = load_settings()
     engine = _engine(settings)
     now = _now()
     emails = _normalised(to or [])
+    if resend_unknown and not dry_run:
+        count = outbox.resend_unknown(engine, now=now)
+        err.print(f"{count} email(s) of unknown delivery queued again.")
     if dry_run:
         digests = service.plan_digests(engine, settings, now=now, emails=emails)
         plan = [_digest_json(d) for d in digests]
@@ -301,13 +315,72 @@ def send_now(
             for entry in plan:
                 out.print(f"{entry['email']}: {len(entry['papers'])} papers", markup=False)
         return
-    outcomes = asyncio.run(service.send_now(engine, settings, now=now, emails=emails))
+    with _progress(enabled=not as_json) as tick:
+        outcomes, report = asyncio.run(
+            service.send_now(engine, settings, now=now, emails=emails, progress=tick)
+        )
     if as_json:
         out.print_json(json.dumps([o.__dict__ for o in outcomes], ensure_ascii=False))
     else:
         _print_outcomes(outcomes)
-    if any(o.status == "failed" for o in outcomes):
+        _print_summary(report)
+    if report.count("failed") or report.count("unknown"):
         raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar on a terminal; silent when output is piped."""
+    if not (enabled and err.is_terminal):
+        yield lambda _status: None
+        return
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("sending", total=None)
+        yield lambda _status: bar.advance(task)
+
+
+def _print_summary(report: Report) -> None:
+    counts = ", ".join(
+        f"{report.count(s)} {label}"
+        for s, label in (
+            ("sent", "sent"),
+            ("retry", "retrying"),
+            ("failed", "failed"),
+            ("unknown", "unknown"),
+        )
+    )
+    out.print(f"Summary: {counts}.")
+    if report.recovered:
+        out.print(
+            f"{report.recovered} email(s) were interrupted mid-send by an earlier run and are "
+            "now `unknown`: see `digestbot status`."
+        )
+
+
+@app.command()
+@friendly
+def status() -> None:
+    """Show the outbox: emails by state, and those that need attention."""
+    settings = load_settings()
+    engine = _engine(settings)
+    counts = outbox.counts_by_status(engine)
+    table = Table("state", "emails")
+    for state in outbox.STATES:
+        table.add_row(state, str(counts.get(state, 0)))
+    out.print(table)
+    rows = outbox.problem_rows(engine)
+    if rows:
+        detail = Table("id", "state", "attempts", "next attempt", "Message-ID", "last error")
+        for row in rows:
+            detail.add_row(
+                str(row.id),
+                row.status,
+                str(row.attempts),
+                row.next_attempt_at.strftime("%Y-%m-%d %H:%M") if row.next_attempt_at else "",
+                row.message_id,
+                row.last_error or "",
+            )
+        out.print(detail)
 
 
 def _normalised(emails: Sequence[str]) -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Engine, LargeBinary, TypeDecorator, UniqueConstraint, event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, SQLModel, create_engine
+from sqlmodel import Field, Session, SQLModel, create_engine
 
 from digestbot.errors import ConfigError
 
@@ -101,8 +103,11 @@ class DeliveryRow(SQLModel, table=True):
     kind: str = "digest"
     period_key: str
     message_id: str = Field(unique=True)
-    status: str = Field(default="pending", index=True)
+    status: str = Field(default="pending", index=True)  # see outbox.STATES
     attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    claimed_by: str | None = None  # "host:pid" of the process sending it
+    claimed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     paper_ids: str = "[]"  # JSON list, recorded as sent when the server accepts
     message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(sa_type=UtcDateTime)
@@ -122,6 +127,16 @@ class SentPaperRow(SQLModel, table=True):
     paper_id: str = Field(foreign_key="papers.id")
     delivery_id: int = Field(foreign_key="deliveries.id")
     sent_at: datetime = Field(sa_type=UtcDateTime)
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction takes the write lock at once (BEGIN IMMEDIATE on SQLite),
+    so a read-then-write inside it cannot interleave with another writer; commits on exit."""
+    with Session(engine) as session, session.begin():
+        if engine.dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
 
 
 def make_engine(url: str) -> Engine:

@@ -1,11 +1,22 @@
-"""Mailer stage: one `send()` for every transport (SMTP via aiosmtplib, or .eml files)."""
+"""Mailer stage: one `send()` for every transport (SMTP via aiosmtplib, or .eml files).
+
+SMTP errors are classified for the outbox: a 5xx is permanent, a 4xx, a dropped connection
+or a timeout before the message body is temporary, and a timeout while waiting for the reply
+to the body is `unknown` (the server may have stored it). An unreachable server, a refused
+login or a missing STARTTLS stop the whole batch.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import email.policy
 import re
 import ssl
+import time
 from email.message import EmailMessage
 from pathlib import Path
+from types import TracebackType
+from typing import Protocol
 
 import aiosmtplib
 
@@ -16,14 +27,42 @@ _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class SmtpUnavailable(DeliveryError):
-    """The SMTP server could not be reached or refused our login: no message can go out."""
+    """The SMTP server cannot take mail from us now: nothing in the batch can go out."""
 
 
-async def send(message: EmailMessage, settings: Settings) -> str:
-    """Deliver `message` with the configured transport; return where it went."""
+class DeliveryUnknown(DeliveryError):
+    """The server may or may not have the message; resending could deliver it twice."""
+
+
+class Transport(Protocol):
+    async def send(self, message: EmailMessage) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+async def send(message: EmailMessage, transport: Transport) -> str:
+    """Deliver `message` with `transport`; return where it went or raise DeliveryError."""
+    return await transport.send(message)
+
+
+def open_transport(settings: Settings) -> Transport:
+    """The configured transport: one SMTP connection (reused for every message) or files."""
     if settings.effective_transport == "file":
-        return write_files(message, settings.outbox_dir)
-    return await _send_smtp(message, settings)
+        return FileTransport(settings.outbox_dir)
+    return SmtpTransport(settings)
+
+
+class FileTransport:
+    """Writes each message as an .eml file plus an .html copy; the Message-ID names both."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def send(self, message: EmailMessage) -> str:
+        return write_files(message, self.folder)
+
+    async def close(self) -> None:
+        return None
 
 
 def write_files(message: EmailMessage, folder: Path) -> str:
@@ -45,48 +84,155 @@ def write_files(message: EmailMessage, folder: Path) -> str:
     return str(eml)
 
 
-async def _send_smtp(message: EmailMessage, settings: Settings) -> str:
-    host, port = settings.smtp_host or "localhost", settings.effective_smtp_port
-    where = f"smtp://{host}:{port}"
-    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-    try:
-        await aiosmtplib.send(
-            message,
-            hostname=host,
-            port=port,
-            username=settings.smtp_username,
-            password=password,
-            use_tls=settings.smtp_tls == "tls",
-            start_tls=settings.smtp_tls == "starttls",
-            timeout=settings.smtp_timeout,
-            tls_context=ssl.create_default_context(),
+class SmtpTransport:
+    """One SMTP connection, opened on first use and reused for every message after."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host = settings.smtp_host or "localhost"
+        self.port = settings.effective_smtp_port
+        self.where = f"smtp://{self.host}:{self.port}"
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def __aenter__(self) -> SmtpTransport:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.settings.smtp_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        s = self.settings
+        password = s.smtp_password.get_secret_value() if s.smtp_password else None
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            timeout=s.smtp_timeout,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=s.smtp_tls == "starttls",
+            tls_context=self._tls_context(),
         )
-    except aiosmtplib.SMTPConnectError as exc:
-        raise SmtpUnavailable(
-            f"cannot connect to the SMTP server {host}:{port}: {_reason(exc)}",
-            "check DIGESTBOT_SMTP_HOST and DIGESTBOT_SMTP_PORT, and that the server is up",
-        ) from None
-    except aiosmtplib.SMTPAuthenticationError as exc:
-        raise SmtpUnavailable(
-            f"the SMTP server {host}:{port} refused the login: {exc.code} {exc.message}",
-            "check DIGESTBOT_SMTP_USERNAME and DIGESTBOT_SMTP_PASSWORD",
-        ) from None
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        replies = "; ".join(f"{e.code} {e.message}" for e in exc.recipients)
-        raise DeliveryError(
-            f"{where} refused the recipient: {replies}",
-            "check the subscriber's address",
-            permanent=all(e.code >= 500 for e in exc.recipients),
-        ) from None
-    except aiosmtplib.SMTPResponseException as exc:
-        raise DeliveryError(
-            f"{where} answered {exc.code} {exc.message}",
-            "the server may accept it later",
+        try:
+            await client.connect()
+            if s.smtp_username and password is not None:
+                await client.login(s.smtp_username, password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            client.close()
+            raise SmtpUnavailable(
+                f"the SMTP server {self.host}:{self.port} refused the login: "
+                f"{exc.code} {exc.message}",
+                "check DIGESTBOT_SMTP_USERNAME and DIGESTBOT_SMTP_PASSWORD",
+            ) from None
+        except aiosmtplib.SMTPException as exc:
+            client.close()
+            raise self._unavailable(exc) from None
+        except (OSError, ssl.SSLError) as exc:
+            client.close()
+            raise SmtpUnavailable(
+                f"cannot connect to the SMTP server {self.host}:{self.port}: {_reason(exc)}",
+                "check DIGESTBOT_SMTP_HOST, DIGESTBOT_SMTP_PORT and DIGESTBOT_SMTP_TLS",
+            ) from None
+        self._client = client
+        return client
+
+    def _unavailable(self, exc: aiosmtplib.SMTPException) -> SmtpUnavailable:
+        reason = _reason(exc)
+        if "STARTTLS" in reason.upper():
+            return SmtpUnavailable(
+                f"the SMTP server {self.host}:{self.port} does not offer STARTTLS; refusing to "
+                "send in clear text",
+                "use DIGESTBOT_SMTP_TLS=tls, or =none only for a trusted local relay",
+            )
+        return SmtpUnavailable(
+            f"cannot connect to the SMTP server {self.host}:{self.port}: {reason}",
+            "check DIGESTBOT_SMTP_HOST, DIGESTBOT_SMTP_PORT and DIGESTBOT_SMTP_TLS",
+        )
+
+    async def send(self, message: EmailMessage) -> str:
+        client = await self._connect()
+        sender = message["From"].addresses[0].addr_spec
+        recipients = [a.addr_spec for a in message["To"].addresses]
+        try:
+            await client.mail(sender)
+            for recipient in recipients:
+                await client.rcpt(recipient)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(client)
+            raise self._refused(exc) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise DeliveryError(f"{self.where}: {_reason(exc)}", "it will be retried") from None
+        try:
+            await client.data(message.as_bytes(policy=email.policy.SMTP))
+        except aiosmtplib.SMTPTimeoutError:
+            self._drop()
+            raise DeliveryUnknown(
+                f"{self.where}: no reply after the message was sent; the server may have it",
+                "check the recipient's mailbox, then `digestbot send-now --resend-unknown`",
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(client)
+            raise self._refused(exc) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise DeliveryError(f"{self.where}: {_reason(exc)}", "it will be retried") from None
+        return self.where
+
+    def _refused(self, exc: aiosmtplib.SMTPResponseException) -> DeliveryError:
+        return DeliveryError(
+            f"{self.where} answered {exc.code} {' '.join(exc.message.split())}",
+            "the address or message was refused" if exc.code >= 500 else "it will be retried",
             permanent=exc.code >= 500,
-        ) from None
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"{where}: {_reason(exc)}", "it will be retried") from None
-    return where
+        )
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        """After a refusal the connection is still good: RSET it for the next message."""
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+
+    async def close(self) -> None:
+        if self._client is not None and self._client.is_connected:
+            try:
+                await self._client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                self._client.close()
+        self._client = None
+
+
+class RateLimit:
+    """At most `per_second` messages a second across every connection (0 = unlimited)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,21 +1,36 @@
-"""Outbox stage: delivery rows committed before sending, claimed, and closed as sent or failed."""
+"""Outbox stage: delivery rows committed before sending, claimed one at a time, closed once.
+
+States: pending -> sending -> sent | retry (next_attempt_at) | failed | unknown.
+A row is claimed with a conditional UPDATE, so two processes never send the same row; on
+PostgreSQL the same UPDATE … WHERE status IN (…) is just as atomic. A row left in `sending`
+by a dead process becomes `unknown`: the server may or may not have it, so it is resent only
+on request (`send-now --resend-unknown`), with its original Message-ID.
+"""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import json
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, func, or_, update
 from sqlmodel import Session, col, select
 
-from digestbot.db import DeliveryRow, SentPaperRow
+from digestbot.db import DeliveryRow, SentPaperRow, write_session
 
-OPEN = ("pending", "sending")
+STATES = ("pending", "sending", "sent", "retry", "failed", "unknown")
+OPEN = ("pending", "sending", "retry", "unknown")  # papers in these rows are spoken for
+CLAIMABLE = ("pending", "retry")
+
+
+class PlanConflict(Exception):
+    """Another process committed deliveries between our plan and our enqueue."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,20 @@ class Queued:
     subscriber_id: int
     message: EmailMessage
     paper_count: int
+    attempts: int
+
+
+def owner() -> str:
+    """Who claims rows: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def state_token(engine: Engine) -> tuple[int, int]:
+    """Changes whenever a delivery is created or a paper recorded as sent."""
+    with Session(engine) as session:
+        last_row = session.exec(select(func.max(DeliveryRow.id))).one()
+        sent = session.exec(select(func.count()).select_from(SentPaperRow)).one()
+    return (last_row or 0, sent)
 
 
 def decided_state(engine: Engine) -> tuple[dict[int, datetime], dict[int, set[str]]]:
@@ -47,7 +76,7 @@ def decided_state(engine: Engine) -> tuple[dict[int, datetime], dict[int, set[st
     with Session(engine) as session:
         last = session.exec(
             select(DeliveryRow.subscriber_id, func.max(DeliveryRow.created_at))
-            .where(DeliveryRow.status != "failed")
+            .where(DeliveryRow.status != "failed", DeliveryRow.kind == "digest")
             .group_by(col(DeliveryRow.subscriber_id))
         ).all()
         taken: dict[int, set[str]] = {}
@@ -60,9 +89,24 @@ def decided_state(engine: Engine) -> tuple[dict[int, datetime], dict[int, set[st
     return {sub_id: when for sub_id, when in last}, taken
 
 
-def enqueue(engine: Engine, outgoing: Sequence[Outgoing], *, now: datetime) -> None:
-    """Commit one pending row per email, all in one transaction."""
-    with Session(engine) as session, session.begin():
+def enqueue(
+    engine: Engine,
+    outgoing: Sequence[Outgoing],
+    *,
+    now: datetime,
+    token: tuple[int, int] | None = None,
+) -> None:
+    """Commit one pending row per email in one write transaction.
+
+    With `token` (from state_token before planning), raise PlanConflict if anything was
+    enqueued or sent since, so the caller plans again instead of sending a paper twice.
+    """
+    with write_session(engine) as session:
+        if token is not None:
+            last_row = session.exec(select(func.max(DeliveryRow.id))).one() or 0
+            sent = session.exec(select(func.count()).select_from(SentPaperRow)).one()
+            if (last_row, sent) != token:
+                raise PlanConflict
         for item in outgoing:
             session.add(
                 DeliveryRow(
@@ -78,10 +122,17 @@ def enqueue(engine: Engine, outgoing: Sequence[Outgoing], *, now: datetime) -> N
             )
 
 
-def pending(engine: Engine, subscriber_ids: Sequence[int] | None = None) -> list[Queued]:
-    """Rows waiting to be sent, oldest first."""
+def due(
+    engine: Engine, *, now: datetime, subscriber_ids: Sequence[int] | None = None
+) -> list[Queued]:
+    """Rows to send now: pending ones, and retries whose time has come; oldest first."""
     with Session(engine) as session:
-        query = select(DeliveryRow).where(DeliveryRow.status == "pending")
+        query = select(DeliveryRow).where(
+            col(DeliveryRow.status).in_(CLAIMABLE),
+            or_(
+                col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) <= now
+            ),
+        )
         if subscriber_ids is not None:
             query = query.where(col(DeliveryRow.subscriber_id).in_(subscriber_ids))
         rows = session.exec(query.order_by(col(DeliveryRow.id))).all()
@@ -91,6 +142,7 @@ def pending(engine: Engine, subscriber_ids: Sequence[int] | None = None) -> list
                 subscriber_id=row.subscriber_id,
                 message=_parse(row.message),
                 paper_count=len(json.loads(row.paper_ids)),
+                attempts=row.attempts,
             )
             for row in rows
         ]
@@ -102,24 +154,37 @@ def _parse(raw: bytes) -> EmailMessage:
     return message
 
 
-def claim(engine: Engine, row_id: int, *, now: datetime) -> bool:
-    """Take a pending row for sending; False when another process already took it."""
-    with Session(engine) as session, session.begin():
+def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> bool:
+    """Take a due row for sending; False when another process already took it."""
+    with write_session(engine) as session:
         result = session.exec(
             update(DeliveryRow)
-            .where(col(DeliveryRow.id) == row_id, col(DeliveryRow.status) == "pending")
-            .values(status="sending", updated_at=now, attempts=DeliveryRow.attempts + 1)
+            .where(
+                col(DeliveryRow.id) == row_id,
+                col(DeliveryRow.status).in_(CLAIMABLE),
+                or_(
+                    col(DeliveryRow.next_attempt_at).is_(None),
+                    col(DeliveryRow.next_attempt_at) <= now,
+                ),
+            )
+            .values(
+                status="sending",
+                updated_at=now,
+                claimed_by=by,
+                claimed_at=now,
+                attempts=DeliveryRow.attempts + 1,
+            )
         )
         return bool(result.rowcount)
 
 
 def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None:
     """Close the row as sent and record its papers as sent, in the same transaction."""
-    with Session(engine) as session, session.begin():
+    with write_session(engine) as session:
         row = session.get(DeliveryRow, row_id)
         assert row is not None
         row.status, row.sent_at, row.updated_at = "sent", now, now
-        row.delivered_to, row.last_error = where, None
+        row.delivered_to, row.last_error, row.next_attempt_at = where, None, None
         session.add(row)
         ids = json.loads(row.paper_ids)
         already = set(
@@ -142,24 +207,79 @@ def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None
                 )
 
 
-def release(engine: Engine, row_id: int, *, error: str, permanent: bool, now: datetime) -> None:
-    """Close a failed attempt: `failed` when permanent, otherwise back to `pending`."""
-    with Session(engine) as session, session.begin():
+def close(
+    engine: Engine,
+    row_id: int,
+    *,
+    status: str,
+    error: str,
+    now: datetime,
+    next_attempt_at: datetime | None = None,
+) -> None:
+    """Close a failed attempt as `retry` (with its next time), `failed` or `unknown`."""
+    assert status in ("retry", "failed", "unknown")
+    with write_session(engine) as session:
         row = session.get(DeliveryRow, row_id)
         assert row is not None
-        row.status = "failed" if permanent else "pending"
-        row.last_error, row.updated_at = error, now
+        row.status, row.last_error, row.updated_at = status, error, now
+        row.next_attempt_at = next_attempt_at
         session.add(row)
 
 
 def unclaim(engine: Engine, row_id: int, *, now: datetime) -> None:
     """Give a claimed row back untouched, as if never attempted (the server was unreachable)."""
-    with Session(engine) as session, session.begin():
+    with write_session(engine) as session:
         session.exec(
             update(DeliveryRow)
             .where(col(DeliveryRow.id) == row_id, col(DeliveryRow.status) == "sending")
-            .values(status="pending", updated_at=now, attempts=DeliveryRow.attempts - 1)
+            .values(
+                status="pending",
+                updated_at=now,
+                attempts=DeliveryRow.attempts - 1,
+                claimed_by=None,
+                claimed_at=None,
+            )
         )
+
+
+def recover(engine: Engine, *, now: datetime, lease: timedelta) -> int:
+    """Rows left `sending` by a process that died (or outlived its lease) become `unknown`."""
+    host = socket.gethostname()
+    recovered = 0
+    with write_session(engine) as session:
+        for row in session.exec(select(DeliveryRow).where(DeliveryRow.status == "sending")):
+            claimer_host, _, pid = (row.claimed_by or ":").rpartition(":")
+            dead = claimer_host == host and pid.isdigit() and not _alive(int(pid))
+            expired = row.claimed_at is None or row.claimed_at + lease < now
+            if dead or expired:
+                row.status, row.updated_at = "unknown", now
+                row.last_error = f"interrupted while sending (claimed by {row.claimed_by})"
+                session.add(row)
+                recovered += 1
+    return recovered
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def resend_unknown(engine: Engine, *, now: datetime) -> int:
+    """Put every `unknown` row back to pending; it keeps its message and Message-ID."""
+    with write_session(engine) as session:
+        result = session.exec(
+            update(DeliveryRow)
+            .where(col(DeliveryRow.status) == "unknown")
+            .values(status="pending", updated_at=now, next_attempt_at=None)
+        )
+        return int(result.rowcount)
 
 
 def counts_by_status(engine: Engine) -> dict[str, int]:
@@ -169,3 +289,12 @@ def counts_by_status(engine: Engine) -> dict[str, int]:
             select(DeliveryRow.status, func.count()).group_by(col(DeliveryRow.status))
         ).all()
     return dict(rows)
+
+
+def problem_rows(engine: Engine) -> list[DeliveryRow]:
+    """Rows needing a person's attention or waiting to retry: unknown, failed, retry."""
+    with Session(engine) as session:
+        query = select(DeliveryRow).where(
+            col(DeliveryRow.status).in_(("unknown", "failed", "retry"))
+        )
+        return list(session.exec(query.order_by(col(DeliveryRow.id))))

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from digestbot import mailer, outbox, papers
+from digestbot import outbox, papers
+from digestbot.delivery import Progress, Report, deliver
 from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError, DeliveryError
-from digestbot.mailer import SmtpUnavailable
 from digestbot.models import Digest
 from digestbot.render import (
     Envelope,
@@ -118,7 +118,12 @@ def plan_digests(
 
 
 def enqueue_digests(
-    engine: Engine, settings: Settings, digests: Sequence[Digest], *, now: datetime
+    engine: Engine,
+    settings: Settings,
+    digests: Sequence[Digest],
+    *,
+    now: datetime,
+    token: tuple[int, int] | None = None,
 ) -> None:
     """Render every non-empty digest and commit them as pending rows in one transaction."""
     env = make_environment(settings.templates_dir)
@@ -149,49 +154,40 @@ def enqueue_digests(
                 paper_ids=tuple(item.paper.id for item in digest.items),
             )
         )
-    outbox.enqueue(engine, outgoing, now=now)
-
-
-async def deliver_pending(
-    engine: Engine, settings: Settings, *, now: datetime, subscriber_ids: Sequence[int] | None
-) -> list[tuple[outbox.Queued, str, str]]:
-    """Send every pending row; return (row, status, where or error) for each.
-
-    An unreachable server stops the batch at once and leaves the rest pending.
-    """
-    results = []
-    for queued in outbox.pending(engine, subscriber_ids):
-        if not outbox.claim(engine, queued.id, now=now):
-            continue
-        try:
-            where = await mailer.send(queued.message, settings)
-        except SmtpUnavailable:
-            outbox.unclaim(engine, queued.id, now=now)
-            raise
-        except DeliveryError as exc:
-            outbox.release(engine, queued.id, error=str(exc), permanent=exc.permanent, now=now)
-            results.append((queued, "failed" if exc.permanent else "pending", str(exc)))
-            continue
-        outbox.mark_sent(engine, queued.id, where=where, now=now)
-        results.append((queued, "sent", where))
-    return results
+    outbox.enqueue(engine, outgoing, now=now, token=token)
 
 
 async def send_now(
-    engine: Engine, settings: Settings, *, now: datetime, emails: Sequence[str] = ()
-) -> list[Outcome]:
-    """Decide, enqueue and deliver digests now; one Outcome per subscriber considered."""
-    digests = plan_digests(engine, settings, now=now, emails=emails)
-    enqueue_digests(engine, settings, digests, now=now)
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    emails: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> tuple[list[Outcome], Report]:
+    """Decide and enqueue digests, then deliver every due row; one Outcome per subscriber."""
+    for _ in range(5):
+        token = outbox.state_token(engine)
+        digests = plan_digests(engine, settings, now=now, emails=emails)
+        try:
+            enqueue_digests(engine, settings, digests, now=now, token=token)
+            break
+        except outbox.PlanConflict:
+            continue  # another run enqueued or sent meanwhile: plan again on fresh state
+    else:
+        raise DeliveryError("other runs kept changing the outbox", "try again in a moment")
     ids = [d.subscriber.id for d in digests]
-    delivered = await deliver_pending(engine, settings, now=now, subscriber_ids=ids)
+    report = await deliver(engine, settings, now=now, subscriber_ids=ids, progress=progress)
     by_subscriber: dict[int, list[tuple[outbox.Queued, str, str]]] = {}
-    for entry in delivered:
+    for entry in report.results:
         by_subscriber.setdefault(entry[0].subscriber_id, []).append(entry)
-    return [_outcome(d.subscriber.email, by_subscriber.get(d.subscriber.id, [])) for d in digests]
+    outcomes = [
+        _outcome(d.subscriber.email, by_subscriber.get(d.subscriber.id, [])) for d in digests
+    ]
+    return outcomes, report
 
 
-_SEVERITY = {"sent": 0, "pending": 1, "failed": 2}
+_SEVERITY = {"sent": 0, "retry": 1, "unknown": 2, "failed": 3}
 
 
 def _outcome(email: str, entries: Sequence[tuple[outbox.Queued, str, str]]) -> Outcome:

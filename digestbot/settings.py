@@ -46,6 +46,24 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged).")
     smtp_tls: TlsMode = Field("starttls", description="`starttls`, `tls` or `none`.")
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds to wait on the SMTP server.")
+    smtp_verify: bool = Field(
+        True, description="Verify the server's TLS certificate; turn off only for a test relay."
+    )
+    smtp_connections: int = Field(
+        2, ge=1, le=64, description="SMTP connections used at once, each reused for many emails."
+    )
+    smtp_rate: float = Field(
+        0.0, ge=0, description="Most emails per second across all connections; 0 = no limit."
+    )
+    max_attempts: int = Field(
+        5, ge=1, description="Attempts per email before a temporary failure becomes `failed`."
+    )
+    retry_backoff: float = Field(
+        60.0, ge=0, description="Seconds before the first retry; doubles each time, with jitter."
+    )
+    sending_lease: float = Field(
+        900.0, gt=0, description="Seconds after which a row still `sending` is taken as crashed."
+    )
     first_digest_hours: float = Field(
         24.0, gt=0, description="A first digest covers papers first seen this many hours back."
     )

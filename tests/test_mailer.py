@@ -11,8 +11,18 @@ from aiosmtpd.controller import Controller
 from conftest import SmtpServer, free_port
 
 from digestbot.errors import DeliveryError
-from digestbot.mailer import SmtpUnavailable, send
+from digestbot.mailer import SmtpUnavailable, open_transport
+from digestbot.mailer import send as send_with
 from digestbot.settings import Settings
+
+
+async def send(message: EmailMessage, settings: Settings) -> str:
+    """Send one message with the transport `settings` configure, then close it."""
+    transport = open_transport(settings)
+    try:
+        return await send_with(message, transport)
+    finally:
+        await transport.close()
 
 
 def a_message(to: str = "alice@example.org") -> EmailMessage:

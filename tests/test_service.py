@@ -44,7 +44,7 @@ async def test_a_listing_file_reaches_the_smtp_inbox(
     """Ingest, sync, send: each subscriber gets one digest with their matching papers."""
     service.ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
-    outcomes = await service.send_now(engine, smtp_settings, now=clock)
+    outcomes, _ = await service.send_now(engine, smtp_settings, now=clock)
     assert [(o.email, o.status) for o in outcomes] == [
         ("alice@example.org", "sent"),
         ("bob@example.org", "sent"),
@@ -65,7 +65,7 @@ async def test_a_second_send_right_after_sends_nothing(
     await service.send_now(engine, smtp_settings, now=clock)
     later = clock + timedelta(minutes=5)
     service.ingest_path(engine, LISTING_000, now=later)
-    outcomes = await service.send_now(engine, smtp_settings, now=later)
+    outcomes, _ = await service.send_now(engine, smtp_settings, now=later)
     assert {o.status for o in outcomes} == {"nothing new"}
     assert len(smtp_server.inbox.envelopes) == 2
 
@@ -147,7 +147,7 @@ async def test_pending_rows_go_out_on_the_next_run_without_a_duplicate_digest(
     with pytest.raises(SmtpUnavailable):
         await service.send_now(engine, closed, now=clock)
     later = clock + timedelta(minutes=10)
-    outcomes = await service.send_now(engine, smtp_settings, now=later)
+    outcomes, _ = await service.send_now(engine, smtp_settings, now=later)
     assert {o.status for o in outcomes} == {"sent"}
     assert len(smtp_server.inbox.envelopes) == 2
     assert outbox.counts_by_status(engine) == {"sent": 2}
