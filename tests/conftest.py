@@ -226,3 +226,20 @@ def web_settings(settings: Settings, http_server: HttpServer) -> Settings:
             "http_backoff": 0.0,
         }
     )
+
+
+@pytest.fixture
+def smtp_factory() -> Iterator[Any]:
+    """Start aiosmtpd servers on loopback with a given handler; all are stopped afterwards."""
+    controllers: list[Controller] = []
+
+    def start(handler: Any, **kwargs: Any) -> int:
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+        controller.start()
+        controllers.append(controller)
+        return port
+
+    yield start
+    for controller in controllers:
+        controller.stop()

@@ -1,0 +1,377 @@
+"""Tests for delivering the outbox against real SMTP servers on loopback that misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from typing import Any
+
+import pytest
+from conftest import LISTING_000, free_port
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from digestbot import outbox, service
+from digestbot.db import DeliveryRow, SentPaperRow
+from digestbot.delivery import deliver
+from digestbot.mailer import SmtpUnavailable
+from digestbot.settings import Settings
+from digestbot.subscribers import sync_subscriptions
+from digestbot.subscriptions import parse_subscriptions
+
+
+def subscribers(count: int) -> str:
+    people = "".join(
+        f"  - email: reader{n}@example.org\n    rules:\n      - any: [transformer]\n"
+        for n in range(count)
+    )
+    return "subscribers:\n" + people
+
+
+def prepare(engine: Engine, now: datetime, count: int = 3) -> None:
+    service.ingest_path(engine, LISTING_000, now=now)
+    spec = parse_subscriptions(subscribers(count), source="s.yaml")
+    sync_subscriptions(engine, spec, now=now)
+
+
+def pointed(settings: Settings, port: int, **extra: Any) -> Settings:
+    update = {
+        "transport": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_tls": "none",
+        "smtp_timeout": 1.0,
+        "retry_backoff": 60.0,
+        "max_attempts": 3,
+        "smtp_connections": 1,
+    }
+    return settings.model_copy(update={**update, **extra})
+
+
+def rows(engine: Engine) -> list[DeliveryRow]:
+    with Session(engine) as session:
+        return list(session.exec(select(DeliveryRow).order_by(DeliveryRow.id)))
+
+
+class Inbox:
+    """Accepts everything and keeps it; subclasses misbehave in one way each."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+class BusyOnce(Inbox):
+    """451 for the first message, 250 after."""
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if not getattr(self, "refused", False):
+            self.refused = True
+            return "451 4.3.0 Try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+class NoSuchUser(Inbox):
+    """550 for reader1, everyone else accepted."""
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        if address.startswith("reader1@"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+class SlowAtRcpt(Inbox):
+    """Answers RCPT later than the client waits."""
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(2.0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+class StoresThenHangs(Inbox):
+    """Keeps the message, then never answers the final '.' in time."""
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(2.0)
+        return "250 OK"
+
+
+async def test_451_then_250_retries_later_and_then_sends(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """A 4xx puts the row in retry with a next attempt; when that time comes it is sent."""
+    inbox = BusyOnce()
+    target = pointed(settings, smtp_factory(inbox))
+    prepare(engine, clock, count=1)
+    _, report = await service.send_now(engine, target, now=clock)
+    (row,) = rows(engine)
+    assert (row.status, report.count("retry")) == ("retry", 1)
+    assert row.next_attempt_at is not None
+    assert clock + timedelta(seconds=30) <= row.next_attempt_at <= clock + timedelta(seconds=90)
+    early = await deliver(engine, target, now=clock + timedelta(seconds=10))
+    assert early.results == []
+    later = await deliver(engine, target, now=row.next_attempt_at)
+    assert later.count("sent") == 1 and len(inbox.messages) == 1
+    (row,) = rows(engine)
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_temporary_failures_become_failed_after_the_last_attempt(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """After max_attempts temporary failures the row is failed and not tried again."""
+
+    class AlwaysBusy(Inbox):
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            return "421 4.7.0 Busy"
+
+    target = pointed(settings, smtp_factory(AlwaysBusy()), max_attempts=2, retry_backoff=0.0)
+    prepare(engine, clock, count=1)
+    await service.send_now(engine, target, now=clock)
+    await deliver(engine, target, now=clock + timedelta(seconds=1))
+    (row,) = rows(engine)
+    assert (row.status, row.attempts) == ("failed", 2)
+    assert "421" in (row.last_error or "")
+
+
+async def test_550_for_one_recipient_fails_that_row_and_the_rest_go_out(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """A permanent refusal is failed at once, without retry; the batch continues."""
+    inbox = NoSuchUser()
+    target = pointed(settings, smtp_factory(inbox))
+    prepare(engine, clock, count=3)
+    outcomes, _ = await service.send_now(engine, target, now=clock)
+    assert {o.email: o.status for o in outcomes} == {
+        "reader0@example.org": "sent",
+        "reader1@example.org": "failed",
+        "reader2@example.org": "sent",
+    }
+    assert len(inbox.messages) == 2
+    failed = next(r for r in rows(engine) if r.status == "failed")
+    assert failed.attempts == 1 and failed.next_attempt_at is None
+    assert "550 5.1.1 No such user" in (failed.last_error or "")
+
+
+async def test_a_slow_server_is_retried_not_failed(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """A timeout before the message went out is temporary."""
+    target = pointed(settings, smtp_factory(SlowAtRcpt()), smtp_timeout=0.5)
+    prepare(engine, clock, count=1)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("retry") == 1
+    assert rows(engine)[0].status == "retry"
+
+
+async def test_a_server_that_stores_then_times_out_leaves_the_row_unknown(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """No reply after the body: unknown, not resent by a plain rerun, resent on request with
+    the same Message-ID, and its papers count as sent only then."""
+    inbox = StoresThenHangs()
+    target = pointed(settings, smtp_factory(inbox), smtp_timeout=0.5)
+    prepare(engine, clock, count=1)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("unknown") == 1 and len(inbox.messages) == 1
+    again, _ = await service.send_now(engine, target, now=clock + timedelta(hours=1))
+    assert len(inbox.messages) == 1 and again[0].status == "nothing new"
+    with Session(engine) as session:
+        assert session.exec(select(SentPaperRow)).all() == []
+    assert outbox.resend_unknown(engine, now=clock) == 1
+    quick = pointed(settings, smtp_factory(Inbox_ := Inbox()))
+    await deliver(engine, quick, now=clock + timedelta(hours=2))
+    assert Inbox_.messages[0]["Message-ID"] == inbox.messages[0]["Message-ID"]
+    assert rows(engine)[0].status == "sent"
+
+
+async def test_a_connection_dropped_at_data_is_retried(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A server that hangs up when told DATA has not got the message: retry."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 flaky ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                writer.close()
+                return
+            writer.write(b"250-flaky\r\n250 OK\r\n" if verb == b"EHLO" else b"250 OK\r\n")
+            await writer.drain()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        prepare(engine, clock, count=1)
+        _, report = await service.send_now(engine, pointed(settings, port), now=clock)
+    finally:
+        server.close()
+    assert report.count("retry") == 1
+    assert rows(engine)[0].status == "retry"
+
+
+async def test_starttls_is_required_when_configured(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """A server without STARTTLS gets nothing in clear text; rows stay pending."""
+    inbox = Inbox()
+    target = pointed(settings, smtp_factory(inbox), smtp_tls="starttls")
+    prepare(engine, clock, count=2)
+    with pytest.raises(SmtpUnavailable, match="does not offer STARTTLS"):
+        await service.send_now(engine, target, now=clock)
+    assert inbox.messages == []
+    assert {r.status for r in rows(engine)} == {"pending"}
+
+
+async def test_a_refused_connection_leaves_every_row_pending(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """Nobody listening: one error, nothing sent, nothing attempted."""
+    prepare(engine, clock, count=3)
+    with pytest.raises(SmtpUnavailable, match="cannot connect"):
+        await service.send_now(
+            engine, pointed(settings, free_port(), smtp_connections=2), now=clock
+        )
+    assert [(r.status, r.attempts) for r in rows(engine)] == [("pending", 0)] * 3
+
+
+async def test_one_connection_carries_many_messages(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """With two connections allowed, ten digests use at most two SMTP sessions."""
+    inbox = Inbox()
+    target = pointed(settings, smtp_factory(inbox), smtp_connections=2)
+    prepare(engine, clock, count=10)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("sent") == 10 and len(inbox.messages) == 10
+    assert 1 <= inbox.sessions <= 2
+
+
+async def test_the_rate_limit_spaces_messages(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """At 20 messages a second, six messages take at least a quarter of a second."""
+    import time
+
+    target = pointed(settings, smtp_factory(Inbox()), smtp_rate=20.0, smtp_connections=2)
+    prepare(engine, clock, count=6)
+    start = time.monotonic()
+    await service.send_now(engine, target, now=clock)
+    assert time.monotonic() - start >= 0.25
+
+
+async def test_a_row_left_sending_by_a_dead_process_becomes_unknown(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A claim by a process that no longer exists is recovered as unknown, never resent."""
+    prepare(engine, clock, count=1)
+    digests = service.plan_digests(engine, settings, now=clock)
+    service.enqueue_digests(engine, settings, digests, now=clock)
+    (row,) = rows(engine)
+    import socket
+
+    assert outbox.claim(engine, row.id or 0, now=clock, by=f"{socket.gethostname()}:999999")
+    report = await deliver(engine, settings, now=clock)
+    assert report.recovered == 1 and report.results == []
+    assert rows(engine)[0].status == "unknown"
+
+
+def cli(settings: Settings, port: int, *args: str) -> subprocess.Popen[str]:
+    """`python -m digestbot ARGS` in its own process, on the same database and server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env.update(
+        DIGESTBOT_DATABASE_URL=settings.database_url,
+        DIGESTBOT_SMTP_HOST="127.0.0.1",
+        DIGESTBOT_SMTP_PORT=str(port),
+        DIGESTBOT_SMTP_TLS="none",
+        DIGESTBOT_SMTP_CONNECTIONS="1",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "digestbot", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+class Slow(Inbox):
+    """Takes its time over each message, so a test can act mid-batch."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if len(self.messages) >= 2:
+            self.arrived.set()
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_run_killed_mid_batch_loses_no_digest(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """kill -9 while sending; the rerun sends the rest, and the interrupted one is unknown
+    until --resend-unknown sends it with the same Message-ID."""
+    now = datetime.now(UTC)
+    prepare(engine, now, count=6)
+    slow = Slow(delay=0.5)
+    port = smtp_factory(slow)
+    first = cli(settings, port, "send-now")
+    assert slow.arrived.wait(timeout=30), "the first run never reached its third message"
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    slow.delay = 0.0
+    second = cli(settings, port, "send-now")
+    out, errors = second.communicate(timeout=60)
+    assert second.returncode == 0, errors
+    assert "interrupted mid-send" in out
+    statuses = [r.status for r in rows(engine)]
+    assert statuses.count("unknown") == 1 and statuses.count("sent") == 5
+    third = cli(settings, port, "send-now", "--resend-unknown")
+    _, errors = third.communicate(timeout=60)
+    assert third.returncode == 0, errors
+    received: dict[str, set[str]] = {}
+    for message in slow.messages:
+        received.setdefault(str(message["To"]), set()).add(str(message["Message-ID"]))
+    assert sorted(received) == [f"reader{n}@example.org" for n in range(6)]
+    assert all(len(ids) == 1 for ids in received.values())
+    assert {r.status for r in rows(engine)} == {"sent"}
+
+
+def test_two_send_now_at_once_send_each_digest_once(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """Two processes racing over the same outbox deliver every digest exactly once."""
+    now = datetime.now(UTC)
+    prepare(engine, now, count=8)
+    inbox = Slow(delay=0.05)
+    port = smtp_factory(inbox)
+    runs = [cli(settings, port, "send-now") for _ in range(2)]
+    for run in runs:
+        _, errors = run.communicate(timeout=60)
+        assert run.returncode == 0, errors
+    recipients = sorted(str(m["To"]) for m in inbox.messages)
+    assert recipients == sorted(f"reader{n}@example.org" for n in range(8))
+    assert len(rows(engine)) == 8
