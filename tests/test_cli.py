@@ -287,3 +287,29 @@ def test_demo_runs_from_any_folder_and_twice_sends_nothing_new(tmp_path: Path) -
     assert second.returncode == 0, second.stderr
     assert "Nothing new to send" in second.stdout
     assert sorted((tmp_path / "outbox").glob("*.eml")) == emls
+
+
+def test_status_shows_the_outbox_by_state(run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """After a refused send, status lists every state with its count and exits 0."""
+    monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(free_port()))
+    monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    run("ingest", str(LISTING_000))
+    run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
+    assert run("send-now").exit_code == 1
+    result = run("status")
+    assert result.exit_code == 0
+    lines = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in result.stdout.splitlines()
+        if line.count("│") == 3
+    }
+    assert "state" in result.stdout and "emails" in result.stdout
+    assert lines == {
+        "pending": "1",
+        "sending": "0",
+        "sent": "0",
+        "retry": "0",
+        "failed": "0",
+        "unknown": "0",
+    }
