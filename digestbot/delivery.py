@@ -12,7 +12,14 @@ from sqlalchemy import Engine
 
 from digestbot import outbox
 from digestbot.errors import DeliveryError
-from digestbot.mailer import DeliveryUnknown, RateLimit, SmtpUnavailable, open_transport, send
+from digestbot.mailer import (
+    DeliveryUnknown,
+    RateLimit,
+    SmtpUnavailable,
+    Transport,
+    open_transport,
+    send,
+)
 from digestbot.settings import Settings
 
 Progress = Callable[[str], None]
@@ -90,11 +97,11 @@ async def deliver(
 
 
 async def _attempt(
-    engine: Engine, settings: Settings, transport: object, row: outbox.Queued, now: datetime
+    engine: Engine, settings: Settings, transport: Transport, row: outbox.Queued, now: datetime
 ) -> tuple[str, str]:
     """Send one claimed row and close it; return its new status and where or why."""
     try:
-        where = await send(row.message, transport)  # type: ignore[arg-type]
+        where = await send(row.outbound, transport)
     except SmtpUnavailable:
         outbox.unclaim(engine, row.id, now=now)
         raise

@@ -13,7 +13,9 @@ import email.policy
 import re
 import ssl
 import time
+from dataclasses import dataclass
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -34,15 +36,39 @@ class DeliveryUnknown(DeliveryError):
     """The server may or may not have the message; resending could deliver it twice."""
 
 
+@dataclass(frozen=True)
+class Outbound:
+    """A rendered message as stored, with the envelope read from its headers only."""
+
+    raw: bytes
+    sender: str
+    recipients: tuple[str, ...]
+
+    @classmethod
+    def of(cls, raw: bytes) -> Outbound:
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        return cls(
+            raw=raw,
+            sender=headers["From"].addresses[0].addr_spec,
+            recipients=tuple(a.addr_spec for a in headers["To"].addresses),
+        )
+
+    def message(self) -> EmailMessage:
+        """The whole message, parsed (for the file transport's HTML copy)."""
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
 class Transport(Protocol):
-    async def send(self, message: EmailMessage) -> str: ...
+    async def send(self, outbound: Outbound) -> str: ...
 
     async def close(self) -> None: ...
 
 
-async def send(message: EmailMessage, transport: Transport) -> str:
-    """Deliver `message` with `transport`; return where it went or raise DeliveryError."""
-    return await transport.send(message)
+async def send(outbound: Outbound, transport: Transport) -> str:
+    """Deliver the message with `transport`; return where it went or raise DeliveryError."""
+    return await transport.send(outbound)
 
 
 def open_transport(settings: Settings) -> Transport:
@@ -58,8 +84,8 @@ class FileTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def send(self, message: EmailMessage) -> str:
-        return write_files(message, self.folder)
+    async def send(self, outbound: Outbound) -> str:
+        return write_files(outbound.message(), self.folder)
 
     async def close(self) -> None:
         return None
@@ -158,13 +184,11 @@ class SmtpTransport:
             "check DIGESTBOT_SMTP_HOST, DIGESTBOT_SMTP_PORT and DIGESTBOT_SMTP_TLS",
         )
 
-    async def send(self, message: EmailMessage) -> str:
+    async def send(self, outbound: Outbound) -> str:
         client = await self._connect()
-        sender = message["From"].addresses[0].addr_spec
-        recipients = [a.addr_spec for a in message["To"].addresses]
         try:
-            await client.mail(sender)
-            for recipient in recipients:
+            await client.mail(outbound.sender)
+            for recipient in outbound.recipients:
                 await client.rcpt(recipient)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(client)
@@ -173,7 +197,7 @@ class SmtpTransport:
             self._drop()
             raise DeliveryError(f"{self.where}: {_reason(exc)}", "it will be retried") from None
         try:
-            await client.data(message.as_bytes(policy=email.policy.SMTP))
+            await client.data(outbound.raw)
         except aiosmtplib.SMTPTimeoutError:
             self._drop()
             raise DeliveryUnknown(

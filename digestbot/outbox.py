@@ -9,7 +9,6 @@ on request (`send-now --resend-unknown`), with its original Message-ID.
 
 from __future__ import annotations
 
-import email
 import email.policy
 import json
 import os
@@ -18,11 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import Engine, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from digestbot.db import DeliveryRow, SentPaperRow, write_session
+from digestbot.mailer import Outbound
 
 STATES = ("pending", "sending", "sent", "retry", "failed", "unknown")
 OPEN = ("pending", "sending", "retry", "unknown")  # papers in these rows are spoken for
@@ -50,7 +53,7 @@ class Queued:
 
     id: int
     subscriber_id: int
-    message: EmailMessage
+    outbound: Outbound
     paper_count: int
     attempts: int
 
@@ -115,7 +118,7 @@ def enqueue(
                     period_key=item.period_key,
                     message_id=str(item.message["Message-ID"]),
                     paper_ids=json.dumps(list(item.paper_ids)),
-                    message=item.message.as_bytes(),
+                    message=item.message.as_bytes(policy=email.policy.SMTP),
                     created_at=now,
                     updated_at=now,
                 )
@@ -140,18 +143,12 @@ def due(
             Queued(
                 id=row.id or 0,
                 subscriber_id=row.subscriber_id,
-                message=_parse(row.message),
+                outbound=Outbound.of(row.message),
                 paper_count=len(json.loads(row.paper_ids)),
                 attempts=row.attempts,
             )
             for row in rows
         ]
-
-
-def _parse(raw: bytes) -> EmailMessage:
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> bool:
@@ -186,25 +183,25 @@ def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None
         row.status, row.sent_at, row.updated_at = "sent", now, now
         row.delivered_to, row.last_error, row.next_attempt_at = where, None, None
         session.add(row)
-        ids = json.loads(row.paper_ids)
-        already = set(
-            session.exec(
-                select(SentPaperRow.paper_id).where(
-                    SentPaperRow.subscriber_id == row.subscriber_id,
-                    col(SentPaperRow.paper_id).in_(ids),
-                )
-            )
-        )
-        for pid in ids:
-            if pid not in already:
-                session.add(
-                    SentPaperRow(
-                        subscriber_id=row.subscriber_id,
-                        paper_id=pid,
-                        delivery_id=row_id,
-                        sent_at=now,
-                    )
-                )
+        values = [
+            {
+                "subscriber_id": row.subscriber_id,
+                "paper_id": pid,
+                "delivery_id": row_id,
+                "sent_at": now,
+            }
+            for pid in json.loads(row.paper_ids)
+        ]
+        if values:
+            # executemany with one cached statement; a multi-row VALUES recompiles per size.
+            session.connection().execute(_insert_ignoring_duplicates(engine), values)
+
+
+def _insert_ignoring_duplicates(engine: Engine) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for sent papers, on SQLite or PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        return postgresql_insert(SentPaperRow).on_conflict_do_nothing()
+    return sqlite_insert(SentPaperRow).on_conflict_do_nothing()
 
 
 def close(

@@ -11,7 +11,7 @@ from aiosmtpd.controller import Controller
 from conftest import SmtpServer, free_port
 
 from digestbot.errors import DeliveryError
-from digestbot.mailer import SmtpUnavailable, open_transport
+from digestbot.mailer import Outbound, SmtpUnavailable, open_transport
 from digestbot.mailer import send as send_with
 from digestbot.settings import Settings
 
@@ -20,7 +20,7 @@ async def send(message: EmailMessage, settings: Settings) -> str:
     """Send one message with the transport `settings` configure, then close it."""
     transport = open_transport(settings)
     try:
-        return await send_with(message, transport)
+        return await send_with(Outbound.of(bytes(message)), transport)
     finally:
         await transport.close()
 

@@ -1,0 +1,180 @@
+"""Benchmark: end-to-end digests per second (match, render, enqueue, deliver over SMTP on
+loopback) against the transport ceiling (a bare aiosmtplib loop sending the same messages
+over the same number of connections), measured in the same run. Not a test.
+
+    pip install -e '.[test]'     # aiosmtpd is the sink
+    python bench/bench_delivery.py [--subscribers 10000] [--papers 500] [--connections 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosmtplib
+from sqlmodel import Session, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generate import make_papers, make_subscribers
+
+from digestbot import papers as paper_store
+from digestbot import service
+from digestbot.db import DeliveryRow, make_engine
+from digestbot.models import ListedPaper, Listing
+from digestbot.settings import Settings
+from digestbot.subscribers import sync_subscriptions
+from digestbot.subscriptions import SubscriptionsFile
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_sink(port: int) -> subprocess.Popen[bytes]:
+    """aiosmtpd's Sink handler in its own process, so it does not share our GIL."""
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{port}",
+            "-c",
+            "aiosmtpd.handlers.Sink",
+        ],
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return sink
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("the SMTP sink did not start")
+
+
+def subscriptions(count: int) -> SubscriptionsFile:
+    spec = []
+    for sub in make_subscribers(count):
+        rules = [
+            {
+                k: v
+                for k, v in {
+                    "name": r.name,
+                    "any": list(r.any),
+                    "all": list(r.all),
+                    "none": list(r.none),
+                    "authors": list(r.authors),
+                    "fuzzy": r.fuzzy,
+                }.items()
+                if v
+            }
+            for r in sub.rules
+        ]
+        spec.append({"email": sub.email, "rules": rules})
+    return SubscriptionsFile.model_validate({"subscribers": spec})
+
+
+def ingest(engine, count: int, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    listed = tuple(
+        ListedPaper(
+            title=p.title,
+            abstract=p.abstract,
+            upvotes=p.upvotes,
+            authors=p.authors,
+            arxiv_id=f"2601.{i:05d}",
+        )
+        for i, p in enumerate(make_papers(count))
+    )
+    paper_store.ingest(engine, Listing("bench", listed), now=now)
+
+
+async def ceiling(messages: list[bytes], port: int, connections: int) -> float:
+    """Seconds for a bare aiosmtplib loop to send `messages` over `connections` connections."""
+    parsed = [email.message_from_bytes(m, policy=email.policy.default) for m in messages]
+    chunks = [parsed[i::connections] for i in range(connections)]
+
+    async def one(chunk):  # type: ignore[no-untyped-def]
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        await client.connect()
+        for message in chunk:
+            await client.send_message(message)
+        await client.quit()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in chunks))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--papers", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+
+    port = free_port()
+    sink = start_sink(port)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            settings = Settings(
+                database_url=f"sqlite:///{folder}/bench.db",
+                transport="smtp",
+                smtp_host="127.0.0.1",
+                smtp_port=port,
+                smtp_tls="none",
+                smtp_connections=args.connections,
+                _env_file=None,  # type: ignore[call-arg]
+            )
+            engine = make_engine(settings.database_url)
+            now = datetime.now(UTC)
+            ingest(engine, args.papers, now - timedelta(hours=1))
+            sync_subscriptions(
+                engine, subscriptions(args.subscribers), now=now - timedelta(hours=1)
+            )
+            print(
+                f"{args.subscribers} subscribers, {args.papers} papers, "
+                f"{args.connections} SMTP connections; RSS {rss():.0f} MB before the run"
+            )
+
+            start = time.perf_counter()
+            _, report = asyncio.run(service.send_now(engine, settings, now=now))
+            e2e = time.perf_counter() - start
+            sent = report.count("sent")
+            print(
+                f"end to end (match, render, enqueue, deliver): {sent} digests in {e2e:.2f} s "
+                f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB"
+            )
+
+            with Session(engine) as session:
+                messages = [row.message for row in session.exec(select(DeliveryRow))]
+            bare = asyncio.run(ceiling(messages, port, args.connections))
+            print(
+                f"transport ceiling (bare aiosmtplib, same {len(messages)} messages, "
+                f"{args.connections} connections): {bare:.2f} s = {len(messages) / bare:.0f} msgs/s"
+            )
+            print(f"end to end / ceiling: {(sent / e2e) / (len(messages) / bare):.0%}")
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+def rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    main()
