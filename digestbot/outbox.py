@@ -9,14 +9,12 @@ on request (`send-now --resend-unknown`), with its original Message-ID.
 
 from __future__ import annotations
 
-import email.policy
 import json
 import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import Engine, func, or_, update
@@ -38,12 +36,14 @@ class PlanConflict(Exception):
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A decided email: who gets it, which papers it carries, and the message itself."""
+    """A decided email: who gets it, which papers it carries, and the message as bytes
+    (flattened at once, so thousands of queued digests do not hold MIME object trees)."""
 
     subscriber_id: int
     kind: str
     period_key: str
-    message: EmailMessage
+    message_id: str
+    raw: bytes
     paper_ids: tuple[str, ...]
 
 
@@ -116,9 +116,9 @@ def enqueue(
                     subscriber_id=item.subscriber_id,
                     kind=item.kind,
                     period_key=item.period_key,
-                    message_id=str(item.message["Message-ID"]),
+                    message_id=item.message_id,
                     paper_ids=json.dumps(list(item.paper_ids)),
-                    message=item.message.as_bytes(policy=email.policy.SMTP),
+                    message=item.raw,
                     created_at=now,
                     updated_at=now,
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -150,7 +151,8 @@ def enqueue_digests(
                 subscriber_id=sub.id,
                 kind=digest.kind,
                 period_key=digest.period_key,
-                message=build_message(rendered, envelope),
+                message_id=envelope.message_id,
+                raw=build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP),
                 paper_ids=tuple(item.paper.id for item in digest.items),
             )
         )
