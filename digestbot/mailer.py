@@ -186,27 +186,24 @@ class SmtpTransport:
 
     async def send(self, outbound: Outbound) -> str:
         client = await self._connect()
+        body_sent = False
         try:
             await client.mail(outbound.sender)
             for recipient in outbound.recipients:
                 await client.rcpt(recipient)
+            body_sent = True
+            await client.data(outbound.raw)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(client)
             raise self._refused(exc) from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            self._drop()
-            raise DeliveryError(f"{self.where}: {_reason(exc)}", "it will be retried") from None
-        try:
-            await client.data(outbound.raw)
         except aiosmtplib.SMTPTimeoutError:
             self._drop()
-            raise DeliveryUnknown(
-                f"{self.where}: no reply after the message was sent; the server may have it",
-                "check the recipient's mailbox, then `digestbot send-now --resend-unknown`",
-            ) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            await self._reset(client)
-            raise self._refused(exc) from None
+            if body_sent:
+                raise DeliveryUnknown(
+                    f"{self.where}: no reply after the message was sent; the server may have it",
+                    "check the recipient's mailbox, then `digestbot send-now --resend-unknown`",
+                ) from None
+            raise DeliveryError(f"{self.where}: timed out", "it will be retried") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             self._drop()
             raise DeliveryError(f"{self.where}: {_reason(exc)}", "it will be retried") from None

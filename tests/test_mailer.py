@@ -5,9 +5,9 @@ from __future__ import annotations
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from conftest import SmtpServer, free_port
 
 from digestbot.errors import DeliveryError
@@ -84,24 +84,18 @@ class _RejectNobody:
         return "250 OK"
 
 
-async def test_a_recipient_refused_with_5xx_is_permanent(settings: Settings) -> None:
+def pointed(settings: Settings, port: int, **extra: Any) -> Settings:
+    update = {"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none"}
+    return settings.model_copy(update={**update, **extra})
+
+
+async def test_a_recipient_refused_with_5xx_is_permanent(
+    settings: Settings, smtp_factory: Any
+) -> None:
     """A 550 for the recipient is a permanent DeliveryError carrying the server's reply."""
-    port = free_port()
-    controller = Controller(_RejectNobody(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        target = settings.model_copy(
-            update={
-                "transport": "smtp",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": port,
-                "smtp_tls": "none",
-            }
-        )
-        with pytest.raises(DeliveryError, match=r"550 5\.1\.1 No such user") as caught:
-            await send(a_message(to="nobody@example.org"), target)
-    finally:
-        controller.stop()
+    target = pointed(settings, smtp_factory(_RejectNobody()))
+    with pytest.raises(DeliveryError, match=r"550 5\.1\.1 No such user") as caught:
+        await send(a_message(to="nobody@example.org"), target)
     assert caught.value.permanent
 
 
@@ -115,7 +109,7 @@ class _RejectEveryone:
 
 
 async def test_the_password_never_shows_in_logs_reprs_or_errors(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    settings: Settings, smtp_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With debug logging on and a refused login, the password appears nowhere."""
     import logging
@@ -123,31 +117,11 @@ async def test_the_password_never_shows_in_logs_reprs_or_errors(
     from pydantic import SecretStr
 
     secret = "hunter2-very-secret"
-    port = free_port()
-    controller = Controller(
-        _Recorder(),
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=_RejectEveryone(),
-        auth_require_tls=False,
-    )
-    controller.start()
+    port = smtp_factory(_Recorder(), authenticator=_RejectEveryone(), auth_require_tls=False)
     caplog.set_level(logging.DEBUG)
-    try:
-        target = settings.model_copy(
-            update={
-                "transport": "smtp",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": port,
-                "smtp_tls": "none",
-                "smtp_username": "bot",
-                "smtp_password": SecretStr(secret),
-            }
-        )
-        with pytest.raises(SmtpUnavailable, match="refused the login") as caught:
-            await send(a_message(), target)
-    finally:
-        controller.stop()
+    target = pointed(settings, port, smtp_username="bot", smtp_password=SecretStr(secret))
+    with pytest.raises(SmtpUnavailable, match="refused the login") as caught:
+        await send(a_message(), target)
     assert secret not in str(caught.value)
     assert secret not in repr(target) and secret not in str(target.model_dump())
     assert secret not in caplog.text
