@@ -221,7 +221,7 @@ def papers_list(
         return
     table = Table("first seen", "published", "upvotes", "title", "categories", "sources")
     for p in rows:
-        link = p.link("hf") or p.link("abs") or p.link("page")
+        link = p.page()
         table.add_row(
             p.first_seen.strftime("%Y-%m-%d %H:%M"),
             p.published.isoformat() if p.published else "",

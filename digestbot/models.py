@@ -56,6 +56,10 @@ class Paper:
         """The URL of the given kind (hf, abs, pdf, code, project, page), if known."""
         return next((url for k, url in self.links if k == kind), None)
 
+    def page(self) -> str | None:
+        """Where the paper is best read: its HF page, else arXiv, else the feed's page."""
+        return self.link("hf") or self.link("abs") or self.link("page")
+
 
 DEFAULT_FIELDS = ("title", "abstract")
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from digestbot.db import FeedStateRow, PaperRow
 from digestbot.models import ListedPaper, Listing, Paper
+from digestbot.sources.http import Validators
 from digestbot.textnorm import normalise_title
 
 TITLE_MATCH = 95.0
@@ -32,15 +33,6 @@ class IngestResult:
     known: int
     skipped: tuple[str, ...]
     not_modified: bool = False
-
-
-@dataclass(frozen=True)
-class FeedState:
-    """Conditional-request validators to store with a fetched document."""
-
-    url: str
-    etag: str | None
-    last_modified: str | None
 
 
 def paper_id(paper: ListedPaper) -> str:
@@ -80,9 +72,17 @@ class _Index:
 
 
 def ingest(
-    engine: Engine, listing: Listing, *, now: datetime, feed_state: FeedState | None = None
+    engine: Engine,
+    listing: Listing,
+    *,
+    now: datetime,
+    validators: tuple[str, Validators] | None = None,
 ) -> IngestResult:
-    """Store the listing's papers in one transaction; known papers keep their first-seen time."""
+    """Store the listing's papers in one transaction; known papers keep their first-seen time.
+
+    `validators` (url, what its server said identifies this answer) are stored in the same
+    transaction, so a document that failed to store is fetched in full next time.
+    """
     new = known = 0
     with Session(engine) as session, session.begin():
         index = _Index(session)
@@ -97,13 +97,11 @@ def ingest(
                 _merge(stored, listed, listing.source)
                 known += 1
             index.record(stored)
-        if feed_state is not None:
+        if validators is not None:
+            url, found = validators
             session.merge(
                 FeedStateRow(
-                    url=feed_state.url,
-                    etag=feed_state.etag,
-                    last_modified=feed_state.last_modified,
-                    fetched_at=now,
+                    url=url, etag=found.etag, last_modified=found.last_modified, fetched_at=now
                 )
             )
     return IngestResult(listing.source, new, known, listing.skipped)
@@ -156,11 +154,11 @@ def _union(stored: str, more: Sequence[str]) -> str:
     return json.dumps(list(dict.fromkeys([*json.loads(stored), *more])))
 
 
-def feed_state(engine: Engine, url: str) -> FeedState | None:
+def stored_validators(engine: Engine, url: str) -> Validators | None:
     """The validators stored for `url`, if it was fetched before."""
     with Session(engine) as session:
         row = session.get(FeedStateRow, url)
-        return None if row is None else FeedState(row.url, row.etag, row.last_modified)
+        return None if row is None else Validators(row.etag, row.last_modified)
 
 
 def to_paper(row: PaperRow) -> Paper:

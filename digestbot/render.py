@@ -66,8 +66,8 @@ def make_environment(templates_dir: Path | None = None) -> Environment:
 
 
 def page_of(paper: Paper) -> str | None:
-    """The page a paper's title links to: HF, else arXiv, else the feed's page; http(s) only."""
-    return web_url(paper.link("hf") or paper.link("abs") or paper.link("page"))
+    """The page a paper's title links to, when it is an http(s) URL."""
+    return web_url(paper.page())
 
 
 def header_safe(value: str) -> str:

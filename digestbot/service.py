@@ -27,7 +27,7 @@ from digestbot.render import (
 from digestbot.settings import Settings
 from digestbot.sources import read_listing
 from digestbot.sources.fetch import SourceSpec, fetch_source
-from digestbot.sources.http import Sleep, Validators, make_client
+from digestbot.sources.http import Sleep, make_client
 from digestbot.subscribers import active_subscribers
 
 
@@ -67,10 +67,6 @@ async def ingest_source(
 ) -> papers.IngestResult:
     """Fetch one source and store what it lists; nothing is written if any step fails."""
 
-    def known(url: str) -> Validators | None:
-        state = papers.feed_state(engine, url)
-        return None if state is None else Validators(state.etag, state.last_modified)
-
     async with make_client(settings.http_policy) as client:
         fetched = await fetch_source(
             spec,
@@ -78,18 +74,15 @@ async def ingest_source(
             endpoints=settings.endpoints,
             policy=settings.http_policy,
             day=day or now.date(),
-            known=known,
+            known=lambda url: papers.stored_validators(engine, url),
             page_delay=settings.arxiv_api_delay,
             sleep=sleep,
         )
     if fetched.listing is None:
         return papers.IngestResult(fetched.url, 0, 0, (), not_modified=True)
-    state = None
-    if fetched.validators and (fetched.validators.etag or fetched.validators.last_modified):
-        state = papers.FeedState(
-            fetched.url, fetched.validators.etag, fetched.validators.last_modified
-        )
-    return papers.ingest(engine, fetched.listing, now=now, feed_state=state)
+    found = fetched.validators
+    keep = (fetched.url, found) if found and (found.etag or found.last_modified) else None
+    return papers.ingest(engine, fetched.listing, now=now, validators=keep)
 
 
 def plan_digests(
