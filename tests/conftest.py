@@ -43,6 +43,16 @@ def clock() -> datetime:
     return datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 
 
+class Sleeps:
+    """An injected `sleep` that records the waits asked for instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings with a SQLite file and an outbox inside tmp_path, file transport."""

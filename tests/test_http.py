@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import HttpServer, Reply
+from conftest import HttpServer, Reply, Sleeps
 
 from digestbot.errors import SourceError
 from digestbot.sources.http import USER_AGENT, HttpPolicy, Validators, fetch, make_client
 
 FAST = HttpPolicy(timeout=2.0, retries=2, backoff=0.01, max_wait=30.0)
-
-
-class Sleeps:
-    """Records the waits asked for instead of waiting, so retry tests run at once."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 async def get(url: str, policy: HttpPolicy = FAST, **kwargs):  # type: ignore[no-untyped-def]

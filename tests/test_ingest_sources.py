@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from conftest import FEEDS, HttpServer, Reply, free_port
+from conftest import FEEDS, HttpServer, Reply, Sleeps, free_port
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -27,14 +27,6 @@ def body(name: str) -> bytes:
 
 def stored(engine: Engine) -> dict[str, Paper]:
     return {p.arxiv_id or p.title: p for p in papers_seen_since(engine, None)}
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 async def ingest(engine: Engine, settings: Settings, spec: SourceSpec, now: datetime, **kw):  # type: ignore[no-untyped-def]
