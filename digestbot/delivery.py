@@ -15,8 +15,8 @@ from digestbot.errors import DeliveryError
 from digestbot.mailer import (
     DeliveryUnknown,
     RateLimit,
-    SmtpUnavailable,
     Transport,
+    TransportUnavailable,
     open_transport,
     send,
 )
@@ -74,14 +74,14 @@ async def deliver(
         try:
             while not stop.is_set() and not queue.empty():
                 row = queue.get_nowait()
+                await limit.wait()  # before the claim, so a row is `sending` only while sent
                 if not outbox.claim(engine, row.id, now=now, by=by):
                     continue
-                await limit.wait()
                 status, detail = await _attempt(engine, settings, transport, row, now)
                 report.results.append((row, status, detail))
                 if progress:
                     progress(status)
-        except SmtpUnavailable:
+        except TransportUnavailable:
             stop.set()
             raise
         finally:
@@ -102,7 +102,7 @@ async def _attempt(
     """Send one claimed row and close it; return its new status and where or why."""
     try:
         where = await send(row.outbound, transport)
-    except SmtpUnavailable:
+    except TransportUnavailable:
         outbox.unclaim(engine, row.id, now=now)
         raise
     except DeliveryUnknown as exc:

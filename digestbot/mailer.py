@@ -28,8 +28,9 @@ from digestbot.settings import Settings
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class SmtpUnavailable(DeliveryError):
-    """The SMTP server cannot take mail from us now: nothing in the batch can go out."""
+class TransportUnavailable(DeliveryError):
+    """The transport cannot take mail now (SMTP server down, login refused, outbox folder not
+    writable): nothing in the batch can go out."""
 
 
 class DeliveryUnknown(DeliveryError):
@@ -103,7 +104,7 @@ def write_files(message: EmailMessage, folder: Path) -> str:
         if html is not None:
             html_copy.write_text(str(html.get_content()), encoding="utf-8")
     except OSError as exc:
-        raise SmtpUnavailable(
+        raise TransportUnavailable(
             f"cannot write to the outbox folder {folder}: {exc.strerror}",
             "set DIGESTBOT_OUTBOX_DIR to a writable folder",
         ) from None
@@ -154,7 +155,7 @@ class SmtpTransport:
                 await client.login(s.smtp_username, password)
         except aiosmtplib.SMTPAuthenticationError as exc:
             client.close()
-            raise SmtpUnavailable(
+            raise TransportUnavailable(
                 f"the SMTP server {self.host}:{self.port} refused the login: "
                 f"{exc.code} {exc.message}",
                 "check DIGESTBOT_SMTP_USERNAME and DIGESTBOT_SMTP_PASSWORD",
@@ -164,22 +165,22 @@ class SmtpTransport:
             raise self._unavailable(exc) from None
         except (OSError, ssl.SSLError) as exc:
             client.close()
-            raise SmtpUnavailable(
+            raise TransportUnavailable(
                 f"cannot connect to the SMTP server {self.host}:{self.port}: {_reason(exc)}",
                 "check DIGESTBOT_SMTP_HOST, DIGESTBOT_SMTP_PORT and DIGESTBOT_SMTP_TLS",
             ) from None
         self._client = client
         return client
 
-    def _unavailable(self, exc: aiosmtplib.SMTPException) -> SmtpUnavailable:
+    def _unavailable(self, exc: aiosmtplib.SMTPException) -> TransportUnavailable:
         reason = _reason(exc)
         if "STARTTLS" in reason.upper():
-            return SmtpUnavailable(
+            return TransportUnavailable(
                 f"the SMTP server {self.host}:{self.port} does not offer STARTTLS; refusing to "
                 "send in clear text",
                 "use DIGESTBOT_SMTP_TLS=tls, or =none only for a trusted local relay",
             )
-        return SmtpUnavailable(
+        return TransportUnavailable(
             f"cannot connect to the SMTP server {self.host}:{self.port}: {reason}",
             "check DIGESTBOT_SMTP_HOST, DIGESTBOT_SMTP_PORT and DIGESTBOT_SMTP_TLS",
         )

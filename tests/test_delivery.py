@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from digestbot import outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow
 from digestbot.delivery import deliver
-from digestbot.mailer import SmtpUnavailable
+from digestbot.mailer import TransportUnavailable
 from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
 from digestbot.subscriptions import parse_subscriptions
@@ -236,7 +236,7 @@ async def test_starttls_is_required_when_configured(
     inbox = Inbox()
     target = pointed(settings, smtp_factory(inbox), smtp_tls="starttls")
     prepare(engine, clock, count=2)
-    with pytest.raises(SmtpUnavailable, match="does not offer STARTTLS"):
+    with pytest.raises(TransportUnavailable, match="does not offer STARTTLS"):
         await service.send_now(engine, target, now=clock)
     assert inbox.messages == []
     assert {r.status for r in rows(engine)} == {"pending"}
@@ -247,7 +247,7 @@ async def test_a_refused_connection_leaves_every_row_pending(
 ) -> None:
     """Nobody listening: one error, nothing sent, nothing attempted."""
     prepare(engine, clock, count=3)
-    with pytest.raises(SmtpUnavailable, match="cannot connect"):
+    with pytest.raises(TransportUnavailable, match="cannot connect"):
         await service.send_now(
             engine, pointed(settings, free_port(), smtp_connections=2), now=clock
         )

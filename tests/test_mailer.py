@@ -11,7 +11,7 @@ import pytest
 from conftest import SmtpServer, free_port
 
 from digestbot.errors import DeliveryError
-from digestbot.mailer import Outbound, SmtpUnavailable, open_transport
+from digestbot.mailer import Outbound, TransportUnavailable, open_transport
 from digestbot.mailer import send as send_with
 from digestbot.settings import Settings
 
@@ -58,7 +58,7 @@ async def test_smtp_delivers_to_the_server(
 
 
 async def test_a_refused_connection_is_smtp_unavailable(settings: Settings) -> None:
-    """Nobody listening is an SmtpUnavailable naming host and port."""
+    """Nobody listening is an TransportUnavailable naming host and port."""
     port = free_port()
     closed = settings.model_copy(
         update={
@@ -69,7 +69,7 @@ async def test_a_refused_connection_is_smtp_unavailable(settings: Settings) -> N
         }
     )
     with pytest.raises(
-        SmtpUnavailable, match=f"cannot connect to the SMTP server 127.0.0.1:{port}"
+        TransportUnavailable, match=f"cannot connect to the SMTP server 127.0.0.1:{port}"
     ):
         await send(a_message(), closed)
 
@@ -120,7 +120,7 @@ async def test_the_password_never_shows_in_logs_reprs_or_errors(
     port = smtp_factory(_Recorder(), authenticator=_RejectEveryone(), auth_require_tls=False)
     caplog.set_level(logging.DEBUG)
     target = pointed(settings, port, smtp_username="bot", smtp_password=SecretStr(secret))
-    with pytest.raises(SmtpUnavailable, match="refused the login") as caught:
+    with pytest.raises(TransportUnavailable, match="refused the login") as caught:
         await send(a_message(), target)
     assert secret not in str(caught.value)
     assert secret not in repr(target) and secret not in str(target.model_dump())

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from digestbot import outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow
-from digestbot.mailer import SmtpUnavailable
+from digestbot.mailer import TransportUnavailable
 from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
 from digestbot.subscriptions import parse_subscriptions
@@ -118,7 +118,7 @@ async def test_an_unreachable_server_leaves_every_row_pending_and_nothing_sent(
     )
     service.ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
-    with pytest.raises(SmtpUnavailable):
+    with pytest.raises(TransportUnavailable):
         await service.send_now(engine, closed, now=clock)
     assert outbox.counts_by_status(engine) == {"pending": 2}
     assert sent_rows(engine) == []
@@ -144,7 +144,7 @@ async def test_pending_rows_go_out_on_the_next_run_without_a_duplicate_digest(
     )
     service.ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
-    with pytest.raises(SmtpUnavailable):
+    with pytest.raises(TransportUnavailable):
         await service.send_now(engine, closed, now=clock)
     later = clock + timedelta(minutes=10)
     outcomes, _ = await service.send_now(engine, smtp_settings, now=later)
