@@ -98,7 +98,7 @@ def unsubscribe_link(base_url: str, email: str, secret: str) -> str:
 
 
 def render_digest(env: Environment, digest: Digest) -> Rendered:
-    """Render the digest's subject, text and HTML templates."""
+    """Render the subject, text and HTML templates of the digest's kind (digest or alert)."""
     context: dict[str, Any] = {
         "digest": digest,
         "subscriber": digest.subscriber,
@@ -108,12 +108,12 @@ def render_digest(env: Environment, digest: Digest) -> Rendered:
         "date": digest.generated_at,
     }
     try:
-        subject = env.get_template("digest.subject.txt").render(context)
-        text = env.get_template("digest.txt").render(context)
-        html = env.get_template("digest.html").render(context)
+        subject = env.get_template(f"{digest.kind}.subject.txt").render(context)
+        text = env.get_template(f"{digest.kind}.txt").render(context)
+        html = env.get_template(f"{digest.kind}.html").render(context)
     except TemplateError as exc:
         raise ConfigError(
-            f"cannot render the digest templates: {exc.__class__.__name__}: {exc}",
+            f"cannot render the {digest.kind} templates: {exc.__class__.__name__}: {exc}",
             "fix the template, or unset DIGESTBOT_TEMPLATES_DIR to use the bundled ones",
         ) from None
     return Rendered(header_safe(subject), text, html)
