@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine
 
-from digestbot import outbox, papers, service
+from digestbot import outbox, papers, scheduler, service, statusview
 from digestbot.db import make_engine
 from digestbot.delivery import Report
 from digestbot.errors import ConfigError, DigestbotError
@@ -360,27 +361,28 @@ def _print_summary(report: Report) -> None:
 @app.command()
 @friendly
 def status() -> None:
-    """Show the outbox: emails by state, and those that need attention."""
+    """Show the scheduler and its jobs, the last ingest of each source, and the outbox."""
+    settings = load_settings()
+    for piece in statusview.tables(_engine(settings)):
+        if isinstance(piece, str):
+            out.print(piece, markup=False)
+        else:
+            out.print(piece)
+
+
+@app.command()
+@friendly
+def run() -> None:
+    """Run the bot: ingest each source on its schedule, send each digest at the subscriber's
+    local time and alerts right after the ingest that found them; stop with SIGTERM or Ctrl-C."""
     settings = load_settings()
     engine = _engine(settings)
-    counts = outbox.counts_by_status(engine)
-    table = Table("state", "emails")
-    for state in outbox.STATES:
-        table.add_row(state, str(counts.get(state, 0)))
-    out.print(table)
-    rows = outbox.problem_rows(engine)
-    if rows:
-        detail = Table("id", "state", "attempts", "next attempt", "Message-ID", "last error")
-        for row in rows:
-            detail.add_row(
-                str(row.id),
-                row.status,
-                str(row.attempts),
-                row.next_attempt_at.strftime("%Y-%m-%d %H:%M") if row.next_attempt_at else "",
-                row.message_id,
-                row.last_error or "",
-            )
-        out.print(detail)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+    )
+    asyncio.run(scheduler.Daemon(settings, engine).run())
 
 
 def _normalised(emails: Sequence[str]) -> list[str]:

@@ -129,6 +129,56 @@ class SentPaperRow(SQLModel, table=True):
     sent_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class PeriodRow(SQLModel, table=True):
+    """The period ledger: a scheduled digest period decided for a subscriber, sent or empty.
+
+    Kept apart from deliveries because an empty period sends nothing yet must not be decided
+    again, and because APScheduler forgets runs missed while the daemon was down.
+    """
+
+    __tablename__ = "digest_periods"
+    __table_args__ = (UniqueConstraint("subscriber_id", "period_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    period_key: str  # the subscriber's local date of the send, see periods.Period
+    due_at: datetime = Field(sa_type=UtcDateTime)
+    decided_at: datetime = Field(sa_type=UtcDateTime)
+    papers: int = 0
+
+
+class SourceRunRow(SQLModel, table=True):
+    """How the scheduler's last ingest of one source went."""
+
+    __tablename__ = "source_runs"
+    source: str = Field(primary_key=True)  # SourceSpec.name
+    last_run_at: datetime = Field(sa_type=UtcDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    new_papers: int = 0
+    error: str | None = None
+    failures: int = 0  # consecutive failed runs
+
+
+class JobRow(SQLModel, table=True):
+    """A scheduler job as the running daemon last saw it, for `digestbot status`."""
+
+    __tablename__ = "scheduler_jobs"
+    id: str = Field(primary_key=True)
+    description: str
+    next_run_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_run_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_result: str | None = None
+
+
+class LeaseRow(SQLModel, table=True):
+    """Who runs the daemon on this database: one row, renewed while it lives."""
+
+    __tablename__ = "daemon_lease"
+    name: str = Field(primary_key=True)
+    owner: str  # host:pid
+    acquired_at: datetime = Field(sa_type=UtcDateTime)
+    heartbeat_at: datetime = Field(sa_type=UtcDateTime)
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction takes the write lock at once (BEGIN IMMEDIATE on SQLite),

@@ -49,10 +49,12 @@ async def deliver(
     now: datetime,
     subscriber_ids: Sequence[int] | None = None,
     progress: Progress | None = None,
+    halt: asyncio.Event | None = None,
 ) -> Report:
     """Send every due row; an unreachable server stops the batch and leaves the rest as they were.
 
     Rows a crashed run left `sending` become `unknown` first, so they are never resent blindly.
+    Setting `halt` (a clean stop) lets each connection finish the message in flight, no more.
     """
     report = Report(
         recovered=outbox.recover(engine, now=now, lease=timedelta(seconds=settings.sending_lease))
@@ -72,7 +74,7 @@ async def deliver(
     async def worker() -> None:
         transport = open_transport(settings)
         try:
-            while not stop.is_set() and not queue.empty():
+            while not (stop.is_set() or (halt and halt.is_set()) or queue.empty()):
                 row = queue.get_nowait()
                 await limit.wait()  # before the claim, so a row is `sending` only while sent
                 if not outbox.claim(engine, row.id, now=now, by=by):

@@ -100,6 +100,11 @@ class Subscriber:
     send_at: str = "08:00"
     frequency: str = "daily"
     send_empty: bool = False
+    created_at: datetime | None = None
+
+    def alert_rules(self) -> tuple[Rule, ...]:
+        """The rules whose matches are emailed at once (`mode: alert`)."""
+        return tuple(rule for rule in self.rules if rule.mode == "alert")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,11 +98,13 @@ def enqueue(
     *,
     now: datetime,
     token: tuple[int, int] | None = None,
+    also: Callable[[Session], None] | None = None,
 ) -> None:
     """Commit one pending row per email in one write transaction.
 
     With `token` (from state_token before planning), raise PlanConflict if anything was
     enqueued or sent since, so the caller plans again instead of sending a paper twice.
+    `also` adds writes that must commit or fail with these rows (the period ledger).
     """
     with write_session(engine) as session:
         if token is not None:
@@ -123,6 +125,8 @@ def enqueue(
                     updated_at=now,
                 )
             )
+        if also is not None:
+            also(session)
 
 
 def due(
@@ -245,8 +249,7 @@ def recover(engine: Engine, *, now: datetime, lease: timedelta) -> int:
     recovered = 0
     with write_session(engine) as session:
         for row in session.exec(select(DeliveryRow).where(DeliveryRow.status == "sending")):
-            claimer_host, _, pid = (row.claimed_by or ":").rpartition(":")
-            dead = claimer_host == host and pid.isdigit() and not _alive(int(pid))
+            dead = not claimer_alive(row.claimed_by or ":", host)
             expired = row.claimed_at is None or row.claimed_at + lease < now
             if dead or expired:
                 row.status, row.updated_at = "unknown", now
@@ -254,6 +257,12 @@ def recover(engine: Engine, *, now: datetime, lease: timedelta) -> int:
                 session.add(row)
                 recovered += 1
     return recovered
+
+
+def claimer_alive(claimed_by: str, host: str) -> bool:
+    """False only when `claimed_by` ("host:pid") ran on `host` and that process is gone."""
+    claimer_host, _, pid = claimed_by.rpartition(":")
+    return not (claimer_host == host and pid.isdigit() and not _alive(int(pid)))
 
 
 def _alive(pid: int) -> bool:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from digestbot import outbox, papers
 from digestbot.delivery import Progress, Report, deliver
 from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError, DeliveryError
-from digestbot.models import Digest
+from digestbot.models import Digest, Subscriber
 from digestbot.render import (
     Envelope,
     build_message,
@@ -96,19 +97,33 @@ def plan_digests(
             f"not an active subscriber: {', '.join(missing)}",
             "check the address, or add it to the subscriptions file and run `subscriptions sync`",
         )
+    return digests_for(
+        engine,
+        settings,
+        subscribers,
+        now=now,
+        period_keys=dict.fromkeys((s.id for s in subscribers), f"manual:{now.isoformat()}"),
+    )
+
+
+def digests_for(
+    engine: Engine,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    *,
+    now: datetime,
+    period_keys: Mapping[int, str],
+) -> list[Digest]:
+    """The digests of `subscribers` over papers new to each since their last digest."""
     last, taken = outbox.decided_state(engine)
     starts = {
         s.id: window_start(last.get(s.id), now, settings.first_digest_hours) for s in subscribers
     }
     candidates = papers.papers_seen_since(engine, min(starts.values(), default=now))
-    return build_digests(
-        subscribers,
-        candidates,
-        since=starts,
-        already_sent=taken,
-        now=now,
-        period_key=f"manual:{now.isoformat()}",
+    digests = build_digests(
+        subscribers, candidates, since=starts, already_sent=taken, now=now, period_key=""
     )
+    return [replace(d, period_key=period_keys[d.subscriber.id]) for d in digests]
 
 
 def enqueue_digests(
@@ -118,12 +133,17 @@ def enqueue_digests(
     *,
     now: datetime,
     token: tuple[int, int] | None = None,
+    send_empty: bool = False,
+    also: Callable[[Session], None] | None = None,
 ) -> None:
-    """Render every non-empty digest and commit them as pending rows in one transaction."""
+    """Render the digests and commit them as pending rows in one transaction.
+
+    Empty digests are skipped, unless `send_empty` and the subscriber asked for them.
+    """
     env = make_environment(settings.templates_dir)
     outgoing = []
     for digest in digests:
-        if not digest.items:
+        if not digest.items and not (send_empty and digest.subscriber.send_empty):
             continue
         sub = digest.subscriber
         rendered = render_digest(env, digest)
@@ -149,7 +169,7 @@ def enqueue_digests(
                 paper_ids=tuple(item.paper.id for item in digest.items),
             )
         )
-    outbox.enqueue(engine, outgoing, now=now, token=token)
+    outbox.enqueue(engine, outgoing, now=now, token=token, also=also)
 
 
 async def send_now(

@@ -67,6 +67,21 @@ class Settings(BaseSettings):
     first_digest_hours: float = Field(
         24.0, gt=0, description="A first digest covers papers first seen this many hours back."
     )
+    admin_email: str | None = Field(
+        None, description="Operator address told when a source or delivery keeps failing."
+    )
+    admin_alert_after: int = Field(
+        3, ge=1, description="Consecutive failed runs of a source or delivery before telling them."
+    )
+    alert_daily_cap: int = Field(
+        5, ge=0, description="Most alert emails per subscriber per local day; the rest wait."
+    )
+    tick_seconds: float = Field(
+        30.0, gt=0, description="How often `run` checks for due digests, retries and edits."
+    )
+    run_lease: float = Field(
+        120.0, gt=0, description="Seconds without a heartbeat before a `run` counts as gone."
+    )
     templates_dir: Path | None = Field(
         None, description="Folder of templates that override the bundled ones."
     )
@@ -112,6 +127,13 @@ class Settings(BaseSettings):
         from digestbot.addresses import normalise_address
 
         return normalise_address(value)
+
+    @field_validator("admin_email")
+    @classmethod
+    def _check_admin_email(cls, value: str | None) -> str | None:
+        from digestbot.addresses import normalise_address
+
+        return None if value is None else normalise_address(value)
 
     @property
     def http_policy(self) -> HttpPolicy:

@@ -137,6 +137,7 @@ def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subsc
                 send_at=row.send_at,
                 frequency=row.frequency,
                 send_empty=row.send_empty,
+                created_at=row.created_at,
             )
             for row in rows
         ]

@@ -159,9 +159,27 @@ DEFAULT_SCHEDULES: dict[str, str] = {
 }
 
 
+def cron_trigger(expression: str) -> CronTrigger:
+    """A UTC cron trigger from 5 fields (minute hour day month weekday), or 6 with a leading
+    seconds field for sub-minute schedules."""
+    fields = expression.split()
+    if len(fields) == 6:
+        second, minute, hour, day, month, weekday = fields
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=weekday,
+            timezone="UTC",
+        )
+    return CronTrigger.from_crontab(expression, timezone="UTC")
+
+
 def _check_cron(value: str) -> str:
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
+        cron_trigger(value)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a cron expression: {exc}") from None
     return value

@@ -1,0 +1,168 @@
+"""Scheduled runs (the library behind `digestbot run`): due digest periods and instant alerts."""
+
+from __future__ import annotations
+
+import email.policy
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from digestbot import ledger, outbox, papers, service
+from digestbot.db import DeliveryRow
+from digestbot.digests import build_digests
+from digestbot.errors import DeliveryError
+from digestbot.mailer import Outbound, open_transport, send
+from digestbot.models import Digest, Subscriber
+from digestbot.periods import Period, latest_period, local_day_start
+from digestbot.render import header_safe
+from digestbot.settings import Settings
+from digestbot.subscribers import active_subscribers
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a tick decided: emails queued and periods closed with nothing to send."""
+
+    emails: int = 0
+    empty: int = 0
+
+
+def due_periods(
+    subscribers: Sequence[Subscriber], decided: set[tuple[int, str]], now: datetime
+) -> list[tuple[Subscriber, Period]]:
+    """Subscribers whose latest period is due by `now` and not decided yet.
+
+    Only the latest period counts, so a day of downtime gives one catch-up digest, not
+    several; a period due before the subscriber was added is not theirs.
+    """
+    due = []
+    for sub in subscribers:
+        period = latest_period(sub.timezone, sub.send_at, sub.frequency, now)
+        if period is None or (sub.id, period.key) in decided:
+            continue
+        if sub.created_at is not None and period.due_at < sub.created_at:
+            continue
+        due.append((sub, period))
+    return due
+
+
+def enqueue_due(engine: Engine, settings: Settings, *, now: datetime) -> Decision:
+    """Decide every due period and queue its digest; periods and emails commit together."""
+    for _ in range(5):
+        token = outbox.state_token(engine)
+        subscribers = active_subscribers(engine)
+        decided = ledger.decided_keys(engine, [s.id for s in subscribers])
+        due = due_periods(subscribers, decided, now)
+        if not due:
+            return Decision()
+        keys = {sub.id: period.key for sub, period in due}
+        digests = service.digests_for(
+            engine, settings, [sub for sub, _ in due], now=now, period_keys=keys
+        )
+        entries = [
+            ledger.Decided(sub.id, period.key, period.due_at, len(digest.items))
+            for (sub, period), digest in zip(due, digests, strict=True)
+        ]
+        try:
+            service.enqueue_digests(
+                engine,
+                settings,
+                digests,
+                now=now,
+                token=token,
+                send_empty=True,
+                also=functools.partial(ledger.record_periods, decided=entries, now=now),
+            )
+        except (outbox.PlanConflict, IntegrityError):
+            continue  # another process decided something meanwhile: decide again
+        emails = sum(1 for d in digests if d.items or d.subscriber.send_empty)
+        return Decision(emails, len(digests) - emails)
+    raise DeliveryError("other runs kept changing the outbox", "this resolves itself next tick")
+
+
+def plan_alerts(
+    engine: Engine, settings: Settings, *, since: datetime, now: datetime
+) -> list[Digest]:
+    """One alert per subscriber with `mode: alert` rules matching papers first seen after
+    `since` (this ingest's new papers), unless they reached today's alert cap."""
+    subscribers = [
+        replace(sub, rules=sub.alert_rules())
+        for sub in active_subscribers(engine)
+        if sub.alert_rules()
+    ]
+    starts = {sub.id: local_day_start(sub.timezone, now) for sub in subscribers}
+    counts = alerts_since(engine, starts)
+    subscribers = [s for s in subscribers if counts.get(s.id, 0) < settings.alert_daily_cap]
+    candidates = papers.papers_seen_since(engine, since)
+    if not subscribers or not candidates:
+        return []
+    _, taken = outbox.decided_state(engine)
+    digests = build_digests(
+        subscribers,
+        candidates,
+        since=dict.fromkeys((s.id for s in subscribers), since),
+        already_sent=taken,
+        now=now,
+        period_key=f"alert:{now.isoformat()}",
+    )
+    return [replace(d, kind="alert") for d in digests if d.items]
+
+
+def alerts_since(engine: Engine, starts: Mapping[int, datetime]) -> dict[int, int]:
+    """Alert emails queued per subscriber since their start time (failed ones don't count)."""
+    if not starts:
+        return {}
+    with Session(engine) as session:
+        rows = session.exec(
+            select(DeliveryRow.subscriber_id, DeliveryRow.created_at).where(
+                DeliveryRow.kind == "alert",
+                DeliveryRow.status != "failed",
+                col(DeliveryRow.created_at) >= min(starts.values()),
+            )
+        ).all()
+    counts: dict[int, int] = {}
+    for sub_id, created in rows:
+        if sub_id in starts and created >= starts[sub_id]:
+            counts[sub_id] = counts.get(sub_id, 0) + 1
+    return counts
+
+
+def enqueue_alerts(engine: Engine, settings: Settings, *, since: datetime, now: datetime) -> int:
+    """Queue the alerts for papers first seen after `since`; return how many."""
+    for _ in range(5):
+        token = outbox.state_token(engine)
+        alerts = plan_alerts(engine, settings, since=since, now=now)
+        try:
+            service.enqueue_digests(engine, settings, alerts, now=now, token=token)
+        except outbox.PlanConflict:
+            continue
+        return len(alerts)
+    raise DeliveryError("other runs kept changing the outbox", "this resolves itself next tick")
+
+
+async def notify_admin(settings: Settings, subject: str, body: str, *, now: datetime) -> str | None:
+    """Email the operator (DIGESTBOT_ADMIN_EMAIL) directly, outside the outbox; None if unset."""
+    if not settings.admin_email:
+        return None
+    message = EmailMessage()
+    message["Subject"] = header_safe(f"[digestbot] {subject}")
+    message["From"] = settings.from_address
+    message["To"] = settings.admin_email
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid("admin", domain=settings.from_domain)
+    message.set_content(body)
+    transport = open_transport(settings)
+    try:
+        return await send(Outbound.of(message.as_bytes(policy=email.policy.SMTP)), transport)
+    finally:
+        await transport.close()
+
+
+ALERT_WINDOW = timedelta(microseconds=1)  # an ingest's papers have first_seen == its `now`
