@@ -382,6 +382,7 @@ def run() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S%z",
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
     asyncio.run(scheduler.Daemon(settings, engine).run())
 
 

@@ -9,15 +9,22 @@ from digestbot.matchindex import Matcher, PaperIndex
 from digestbot.models import Digest, DigestItem, Paper, Subscriber
 
 
-def window_start(last_digest_at: datetime | None, now: datetime, first_hours: float) -> datetime:
+def window_start(
+    last_decided_at: datetime | None,
+    now: datetime,
+    first_hours: float,
+    joined: datetime | None = None,
+) -> datetime:
     """Papers first seen after this moment are new to the subscriber.
 
-    After a digest, that is when it was decided; a newcomer looks back `first_hours` so
-    they get today's papers without being flooded with history.
+    After a digest (or a scheduled period that found nothing), that is when it was decided.
+    A newcomer looks back `first_hours`, or to when they joined if that is earlier (their
+    first scheduled digest may come days later), so they get recent papers without history.
     """
-    if last_digest_at is not None:
-        return last_digest_at
-    return now - timedelta(hours=first_hours)
+    if last_decided_at is not None:
+        return last_decided_at
+    start = now - timedelta(hours=first_hours)
+    return min(start, joined) if joined is not None else start
 
 
 class DigestBuilder:

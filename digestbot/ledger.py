@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete, func, update
 from sqlmodel import Session, col, select
 
 from digestbot.db import JobRow, LeaseRow, PeriodRow, SourceRunRow, write_session
@@ -36,6 +36,17 @@ def decided_keys(engine: Engine, subscriber_ids: Iterable[int]) -> set[tuple[int
             )
         ).all()
     return {(sub_id, key) for sub_id, key in rows}
+
+
+def last_decided(engine: Engine) -> dict[int, datetime]:
+    """When each subscriber's latest scheduled period was decided, empty ones included."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(PeriodRow.subscriber_id, func.max(PeriodRow.decided_at)).group_by(
+                col(PeriodRow.subscriber_id)
+            )
+        ).all()
+    return {sub_id: when for sub_id, when in rows}
 
 
 def record_periods(session: Session, decided: Sequence[Decided], *, now: datetime) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from digestbot import outbox, papers
+from digestbot import ledger, outbox, papers
 from digestbot.delivery import Progress, Report, deliver
 from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError, DeliveryError
@@ -116,9 +116,10 @@ def digests_for(
 ) -> list[Digest]:
     """The digests of `subscribers` over papers new to each since their last digest."""
     last, taken = outbox.decided_state(engine)
-    starts = {
-        s.id: window_start(last.get(s.id), now, settings.first_digest_hours) for s in subscribers
-    }
+    for sub_id, decided_at in ledger.last_decided(engine).items():
+        last[sub_id] = max(decided_at, last.get(sub_id, decided_at))
+    hours = settings.first_digest_hours
+    starts = {s.id: window_start(last.get(s.id), now, hours, s.created_at) for s in subscribers}
     candidates = papers.papers_seen_since(engine, min(starts.values(), default=now))
     digests = build_digests(
         subscribers, candidates, since=starts, already_sent=taken, now=now, period_key=""

@@ -26,6 +26,13 @@ def test_a_first_digest_looks_back_the_configured_hours() -> None:
     assert window_start(None, NOW, 24) == NOW - timedelta(hours=24)
 
 
+def test_a_first_digest_reaches_back_to_when_the_subscriber_joined() -> None:
+    """A newcomer whose first digest comes days after joining gets every paper since joining."""
+    joined = NOW - timedelta(days=3)
+    assert window_start(None, NOW, 24, joined) == joined
+    assert window_start(None, NOW, 24, NOW - timedelta(hours=1)) == NOW - timedelta(hours=24)
+
+
 def test_later_digests_start_where_the_previous_one_was_decided() -> None:
     """After a digest the window opens at that digest's decision time."""
     previous = NOW - timedelta(hours=3)
