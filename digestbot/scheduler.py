@@ -265,6 +265,7 @@ class Daemon:
     async def run(self) -> None:
         """Run until SIGTERM or SIGINT; the message in flight finishes; the lease is released."""
         now = self.clock()
+        load_subscriptions(self.settings.subscriptions)  # a broken file stops us before any write
         holder = ledger.acquire_lease(
             self.engine, now=now, expiry=timedelta(seconds=self.settings.run_lease)
         )

@@ -313,3 +313,16 @@ def test_status_shows_the_outbox_by_state(run, tmp_path: Path, monkeypatch) -> N
         "failed": "0",
         "unknown": "0",
     }
+
+
+def test_run_with_a_broken_subscriptions_file_refuses_to_start_and_writes_nothing(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path
+) -> None:
+    """`run` validates the file first: one error line per problem, exit 1, database unchanged."""
+    assert run("ingest", str(LISTING_000)).exit_code == 0
+    write_subscriptions(tmp_path, "subscribers:\n  - email: nobody\n    rules: []\n")
+    before = db_digest(tmp_path)
+    result = run("run")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: subscriptions.yaml:2:")
+    assert db_digest(tmp_path) == before

@@ -375,3 +375,32 @@ def test_two_send_now_at_once_send_each_digest_once(
     recipients = sorted(str(m["To"]) for m in inbox.messages)
     assert recipients == sorted(f"reader{n}@example.org" for n in range(8))
     assert len(rows(engine)) == 8
+
+
+class SlowToAccept(Inbox):
+    """Keeps each message, then takes a moment to say 250."""
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(0.5)
+        return "250 OK"
+
+
+async def test_a_halt_finishes_the_message_in_flight_and_takes_no_more(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """Halting mid-batch (a clean stop) lets the message being sent finish; the rest wait."""
+    inbox = SlowToAccept()
+    target = pointed(settings, smtp_factory(inbox), smtp_timeout=5.0)
+    prepare(engine, clock, count=4)
+    service.enqueue_digests(
+        engine, target, service.plan_digests(engine, target, now=clock), now=clock
+    )
+    halt = asyncio.Event()
+    run = asyncio.create_task(deliver(engine, target, now=clock, halt=halt))
+    while not inbox.messages:
+        await asyncio.sleep(0.02)
+    halt.set()
+    report = await run
+    assert report.count("sent") == 1
+    assert sorted(row.status for row in rows(engine)) == ["pending", "pending", "pending", "sent"]
