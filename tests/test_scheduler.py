@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import FEEDS, LISTING_000, HttpServer, Reply, SmtpServer
+from conftest import FEEDS, LISTING_000, HttpServer, Reply, SmtpServer, free_port
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -27,10 +27,10 @@ from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
 from digestbot.subscriptions import parse_subscriptions
 
-BERLIN = """\
+ONE_READER = """\
 subscribers:
   - email: bob@example.org
-    timezone: Europe/Berlin
+    timezone: {tz}
     send_at: "{send_at}"
     send_empty: true
     rules:
@@ -79,26 +79,26 @@ def daemon_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.mark.parametrize(
-    ("start", "send_at"),
+    ("tz", "start", "send_at"),
     [
-        (datetime(2026, 3, 28, 0, 0, tzinfo=UTC), "02:30"),  # spring forward: 02:30 missing
-        (datetime(2026, 10, 24, 0, 0, tzinfo=UTC), "02:30"),  # fall back: 02:30 twice
-        (datetime(2026, 10, 24, 0, 0, tzinfo=UTC), "02:00"),
+        ("Europe/Berlin", datetime(2026, 3, 28, 0, 0, tzinfo=UTC), "02:30"),  # 02:30 skipped
+        ("Europe/Berlin", datetime(2026, 10, 24, 0, 0, tzinfo=UTC), "02:30"),  # 02:30 twice
+        ("Europe/Berlin", datetime(2026, 10, 24, 0, 0, tzinfo=UTC), "02:00"),
+        ("America/New_York", datetime(2026, 3, 7, 5, 0, tzinfo=UTC), "02:30"),  # skipped
+        ("America/New_York", datetime(2026, 10, 31, 4, 0, tzinfo=UTC), "01:30"),  # twice
     ],
 )
 async def test_ticks_across_a_dst_change_send_one_digest_per_local_day(
-    daemon_settings: Settings, engine: Engine, start: datetime, send_at: str
+    daemon_settings: Settings, engine: Engine, tz: str, start: datetime, send_at: str
 ) -> None:
     """Ticking every 30 minutes through three days (and firing the cron job as APScheduler
     would, twice on the fall-back day) gives exactly one digest per local day."""
-    daemon_settings.subscriptions.write_text(BERLIN.format(send_at=send_at))
+    daemon_settings.subscriptions.write_text(ONE_READER.format(tz=tz, send_at=send_at))
     daemon = Daemon(daemon_settings, engine)
     assert ledger.acquire_lease(engine, now=start, expiry=timedelta(hours=1)) is None
     daemon.reload(now=start)
     end = start + timedelta(days=3)
-    cron = [
-        t for t in fires(digest_trigger("Europe/Berlin", send_at, "daily"), start, 4) if t < end
-    ]
+    cron = [t for t in fires(digest_trigger(tz, send_at, "daily"), start, 4) if t < end]
     moments = sorted({start + timedelta(minutes=30 * i) for i in range(3 * 48)} | set(cron))
     for moment in moments:
         with time_machine.travel(moment, tick=False):
@@ -112,7 +112,7 @@ async def test_a_valid_edit_takes_effect_and_an_invalid_one_keeps_the_last_good(
 ) -> None:
     """Adding a subscriber reloads the jobs; a broken edit is logged and changes nothing."""
     path = daemon_settings.subscriptions
-    path.write_text(BERLIN.format(send_at="08:00"))
+    path.write_text(ONE_READER.format(tz="Europe/Berlin", send_at="08:00"))
     daemon = Daemon(daemon_settings, engine)
     now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     daemon.reload(now=now)
@@ -121,7 +121,7 @@ async def test_a_valid_edit_takes_effect_and_an_invalid_one_keeps_the_last_good(
         "tick",
     }
     path.write_text(
-        BERLIN.format(send_at="08:00")
+        ONE_READER.format(tz="Europe/Berlin", send_at="08:00")
         + '  - email: dan@example.org\n    send_at: "06:15"\n    rules:\n      - any: [x]\n'
     )
     assert daemon.reload(now=now)
@@ -141,7 +141,7 @@ async def test_a_second_instance_is_refused_while_the_first_lives(
     daemon_settings: Settings, engine: Engine
 ) -> None:
     """A lease held by a live process refuses `run`; one held by a dead process is taken."""
-    daemon_settings.subscriptions.write_text(BERLIN.format(send_at="08:00"))
+    daemon_settings.subscriptions.write_text(ONE_READER.format(tz="Europe/Berlin", send_at="08:00"))
     now = datetime.now(UTC)
     parent = f"{socket.gethostname()}:{os.getppid()}"
     with write_session(engine) as session:
@@ -258,7 +258,9 @@ async def test_the_operator_is_emailed_once_when_a_source_keeps_failing(
             "smtp_tls": "none",
         }
     )
-    settings.subscriptions.write_text("sources:\n  - kind: hf\n" + BERLIN.format(send_at="08:00"))
+    settings.subscriptions.write_text(
+        "sources:\n  - kind: hf\n" + ONE_READER.format(tz="Europe/Berlin", send_at="08:00")
+    )
     daemon = Daemon(settings, engine)
     daemon.reload(now=datetime.now(UTC))
     assert daemon.config is not None
@@ -269,3 +271,37 @@ async def test_the_operator_is_emailed_once_when_a_source_keeps_failing(
     assert message["Subject"] == "[digestbot] hf failed 2 times in a row"
     run = ledger.source_runs(engine)["hf"]
     assert run.failures == 3 and run.last_success_at is None and "503" in (run.error or "")
+
+
+async def test_delivery_failing_tick_after_tick_is_logged_and_reported_once(
+    daemon_settings: Settings, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unreachable SMTP server is logged each time; at the threshold the operator is told
+    (here that fails too, since it is the same server, and says so in the log)."""
+    settings = daemon_settings.model_copy(
+        update={
+            "transport": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": free_port(),
+            "smtp_tls": "none",
+            "admin_email": "ops@example.org",
+            "admin_alert_after": 2,
+        }
+    )
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    settings.subscriptions.write_text(ONE_READER.format(tz="Europe/Berlin", send_at="08:00"))
+    service.ingest_path(engine, LISTING_000, now=now - timedelta(days=1))
+    daemon = Daemon(settings, engine)
+    daemon.reload(now=now - timedelta(days=1))
+    with caplog.at_level(logging.INFO, logger="digestbot.run"):
+        for minute in range(3):
+            await daemon.deliver(now + timedelta(minutes=minute))
+    assert "delivery failed (1 in a row)" in caplog.text
+    assert "delivery failed (3 in a row)" in caplog.text
+    assert caplog.text.count("could not email the operator") == 1
+    assert [row.status for row in _rows(engine)] == ["pending"]
+
+
+def _rows(engine: Engine) -> list[DeliveryRow]:
+    with Session(engine) as session:
+        return list(session.exec(select(DeliveryRow)))
