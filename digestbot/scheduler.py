@@ -93,16 +93,16 @@ class Daemon:
         stamp = self._file_stamp(path)
         if self.config is not None and stamp == self.stamp:
             return False
-        self.stamp = stamp
         try:
             config = load_subscriptions(path)
         except DigestbotError as exc:
             if self.config is None:
                 raise
+            self.stamp = stamp  # log a bad edit once, not every tick
             log.error("subscriptions file not reloaded, the last good one stays in force: %s", exc)
             return False
         result = sync_subscriptions(self.engine, config, now=now)
-        self.config = config
+        self.config, self.stamp = config, stamp
         log.info(
             "subscriptions loaded from %s: %d subscribers (%d added, %d changed, %d removed)",
             path,
