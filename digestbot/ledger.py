@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,13 +26,12 @@ class Decided:
     papers: int
 
 
-def decided_keys(engine: Engine, subscriber_ids: Iterable[int]) -> set[tuple[int, str]]:
-    """(subscriber, period key) pairs already decided, sent or empty."""
-    ids = list(subscriber_ids)
+def decided_keys(engine: Engine, *, since: datetime) -> set[tuple[int, str]]:
+    """(subscriber, period key) pairs decided, sent or empty, for periods due after `since`."""
     with Session(engine) as session:
         rows = session.exec(
             select(PeriodRow.subscriber_id, PeriodRow.period_key).where(
-                col(PeriodRow.subscriber_id).in_(ids)
+                col(PeriodRow.due_at) >= since
             )
         ).all()
     return {(sub_id, key) for sub_id, key in rows}

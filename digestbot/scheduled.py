@@ -25,6 +25,8 @@ from digestbot.render import header_safe
 from digestbot.settings import Settings
 from digestbot.subscribers import active_subscribers
 
+ALERT_WINDOW = timedelta(microseconds=1)  # an ingest's papers have first_seen == its `now`
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -58,7 +60,8 @@ def enqueue_due(engine: Engine, settings: Settings, *, now: datetime) -> Decisio
     for _ in range(5):
         token = outbox.state_token(engine)
         subscribers = active_subscribers(engine)
-        decided = ledger.decided_keys(engine, [s.id for s in subscribers])
+        # Only the latest period counts and it is at most a week old (weekly:<day>).
+        decided = ledger.decided_keys(engine, since=now - timedelta(days=8))
         due = due_periods(subscribers, decided, now)
         if not due:
             return Decision()
@@ -163,6 +166,3 @@ async def notify_admin(settings: Settings, subject: str, body: str, *, now: date
         return await send(Outbound.of(message.as_bytes(policy=email.policy.SMTP)), transport)
     finally:
         await transport.close()
-
-
-ALERT_WINDOW = timedelta(microseconds=1)  # an ingest's papers have first_seen == its `now`
