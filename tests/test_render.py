@@ -19,7 +19,6 @@ from digestbot.render import (
     make_environment,
     message_id,
     render_digest,
-    trim_words,
 )
 
 NOW = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
@@ -74,8 +73,8 @@ def test_hostile_titles_are_escaped_in_html_and_cannot_forge_headers() -> None:
     """A title with markup and CRLF stays text: escaped in HTML, no new header line."""
     raw, msg = message_for(a_digest(title=HOSTILE, name="Eve\r\nBcc: x@evil.example"))
     html = msg.get_body(("html",)).get_content()
-    assert "<script>" not in html
-    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "<script" not in html
+    assert '&lt;script&gt;alert("x")&lt;/script&gt;' in html
     assert msg["Bcc"] is None
     headers = raw.split(b"\n\n", 1)[0]
     assert b"\nBcc:" not in headers
@@ -94,12 +93,6 @@ def test_the_text_part_reads_at_80_columns() -> None:
     assert "1. Flash attention, again" in text
     assert "matched: attention (Efficient attention)" in text
     assert max(len(line) for line in text.splitlines()) <= 80
-
-
-def test_trim_words_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
-    """Long text is cut before the limit at a space and ends with an ellipsis."""
-    assert trim_words("alpha beta gamma delta", 12) == "alpha beta…"
-    assert trim_words("short", 12) == "short"
 
 
 def test_a_user_template_overrides_the_bundled_one(tmp_path: Path) -> None:
@@ -135,7 +128,7 @@ def test_titles_link_to_the_paper_page_and_only_http_links_are_rendered() -> Non
     _, msg = message_for(Digest(sub, (DigestItem(paper, match),), NOW, "k"))
     html = msg.get_body(("html",)).get_content()
     assert '<a href="https://huggingface.co/papers/2501.1"' in html
-    assert '<a href="https://arxiv.org/pdf/2501.1"' in html
+    assert 'href="https://arxiv.org/pdf/2501.1"' in html
     assert "javascript:" not in html
     assert "https://huggingface.co/papers/2501.1" in msg.get_body(("plain",)).get_content()
 
