@@ -37,9 +37,7 @@ def main() -> None:
     size = 0
     for _ in range(args.repeat):
         start = time.perf_counter()
-        raw = build_message(render_digest(env, digest), envelope).as_bytes(
-            policy=email.policy.SMTP
-        )
+        raw = build_message(render_digest(env, digest), envelope).as_bytes(policy=email.policy.SMTP)
         times.append((time.perf_counter() - start) * 1000)
         size = len(raw)
     quartiles = statistics.quantiles(times, n=4)

@@ -186,12 +186,18 @@ def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None])
 
 
 def excerpt(text: str, spans: Sequence[Span], limit: int = EXCERPT_CHARS) -> Excerpt:
-    """About `limit` characters of `text` around its first highlighted range, cut at word
-    boundaries with an ellipsis wherever text was left out."""
+    """About `limit` characters of `text` around its first highlighted range, from the start
+    of its sentence when that is near, cut at word boundaries with an ellipsis wherever text
+    was left out."""
     if len(text) <= limit:
         return Excerpt(text, tuple(spans))
     first = spans[0][0] if spans else 0
-    start = 0 if first < limit * 2 // 3 else text.rfind(" ", 0, first - limit // 4) + 1
+    if first < limit * 2 // 3:
+        start = 0
+    elif (sentence := text.rfind(". ", first - limit // 2, first)) >= 0:
+        start = sentence + 2  # the sentence holding the match, when it starts close enough
+    else:
+        start = text.rfind(" ", 0, first - limit // 4) + 1
     end = start + limit
     if end >= len(text):
         end, start = len(text), text.find(" ", len(text) - limit) + 1
@@ -202,7 +208,7 @@ def excerpt(text: str, spans: Sequence[Span], limit: int = EXCERPT_CHARS) -> Exc
     kept = tuple(
         (max(s, start) - start, min(e, end) - start) for s, e in spans if s < end and e > start
     )
-    lead = "…" if start > 0 else ""
+    lead = "… " if start > 0 else ""
     tail = "…" if end < len(text) else ""
     shift = len(lead)
     return Excerpt(f"{lead}{text[start:end]}{tail}", tuple((s + shift, e + shift) for s, e in kept))

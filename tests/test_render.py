@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -9,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from samples import fixture_digest
 
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, DigestItem, Match, Paper, Subscriber
@@ -195,3 +199,92 @@ def test_no_input_can_add_or_break_a_header(name: str, rule: str, title: str) ->
     for header in ("Subject", "To"):
         value = str(msg[header])
         assert "\r" not in value and "\n" not in value and "\x00" not in value
+
+
+UPDATE_GOLDEN = os.environ.get("DIGESTBOT_UPDATE_GOLDEN") == "1"  # read before fixtures clear it
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+UNSUBSCRIBE = "https://example.org/unsubscribe?email=ada%40example.org&token=0123abcd"
+
+
+def fixture_alert() -> Digest:
+    """The first three papers of the fixture digest, as an alert."""
+    digest = fixture_digest(GOLDEN_NOW)
+    return replace(digest, items=digest.items[:3], kind="alert", dropped=0)
+
+
+@pytest.mark.parametrize("kind", ["digest", "alert"])
+def test_it_renders_the_fixture_listings_as_the_golden_text(kind: str) -> None:
+    """Subject and text part of a digest built from the saved listings match tests/golden
+    (regenerate with DIGESTBOT_UPDATE_GOLDEN=1)."""
+    digest = fixture_digest(GOLDEN_NOW) if kind == "digest" else fixture_alert()
+    rendered = render_digest(make_environment(), digest, unsubscribe=UNSUBSCRIBE)
+    for name, actual in (
+        (f"{kind}.subject.txt", rendered.subject + "\n"),
+        (f"{kind}.txt", rendered.text),
+    ):
+        path = GOLDEN / name
+        if UPDATE_GOLDEN:
+            path.write_text(actual, encoding="utf-8")
+        assert actual == path.read_text(encoding="utf-8"), f"{name} differs from the golden file"
+
+
+def test_the_text_part_has_every_paper_and_link_of_the_html_part_within_80_columns() -> None:
+    """Same papers, same links; only a line holding one unbreakable URL may be wider."""
+    rendered = render_digest(make_environment(), fixture_digest(GOLDEN_NOW))
+    links = set(re.findall(r'href="(https?://[^"]+)"', rendered.html))
+    assert links and links == set(re.findall(r"https?://\S+", rendered.text)) - {
+        u for u in re.findall(r"https?://\S+", rendered.text) if "subject=" in u
+    }
+    for item in fixture_digest(GOLDEN_NOW).items:
+        assert " ".join(item.paper.title.split())[:40] in " ".join(rendered.text.split())
+    for line in rendered.text.splitlines():
+        assert len(line) <= 80 or re.fullmatch(r"\s*(\w+: +)?\S+", line), line
+
+
+def test_the_html_is_inlined_self_contained_and_keeps_its_media_queries() -> None:
+    """Styles are in style attributes, the dark-mode and narrow-screen @media rules stay in a
+    <style> tag, and there is no script, external image, font or stylesheet."""
+    html = render_digest(make_environment(), fixture_digest(GOLDEN_NOW)).html
+    assert re.search(r'<h2 class="title" style="[^"]*font-size: ?17px', html)
+    style = re.findall(r"<style>(.*?)</style>", html, re.S)
+    assert len(style) == 1
+    assert "@media (prefers-color-scheme: dark)" in style[0]
+    assert "max-width: 480px" in style[0]
+    assert ".title {" not in style[0].split("@media")[0]  # plain rules were inlined
+    for banned in ("<script", "<img", "<link", "@import", "url(", "javascript:"):
+        assert banned not in html.lower(), banned
+    assert '<div class="preheader"' in html and "display: none" in html
+    assert "max-width: 640px" in html
+
+
+def test_the_footer_says_why_how_to_change_and_how_to_unsubscribe() -> None:
+    """Both parts explain the subscription, the YAML and send-now, and link the unsubscribe."""
+    rendered = render_digest(make_environment(), a_digest(), unsubscribe=UNSUBSCRIBE)
+    text = " ".join(rendered.text.split())
+    for part in (text, rendered.html):
+        assert "alice@example.org is subscribed" in part
+        assert "digestbot subscriptions sync" in part and "digestbot send-now" in part
+    assert f"Unsubscribe: {UNSUBSCRIBE}" in rendered.text
+    assert f'href="{UNSUBSCRIBE.replace("&", "&amp;")}"' in rendered.html
+
+
+def test_alerts_use_their_own_shorter_templates() -> None:
+    """An alert has the alert subject and no digest header or topic list."""
+    rendered = render_digest(make_environment(), fixture_alert())
+    assert rendered.subject.startswith("Alert: ")
+    assert rendered.subject.endswith("(+2 more)")
+    assert "mode: alert" in rendered.text and "Topics:" not in rendered.text
+    assert "paper digest" not in rendered.html and "mode: alert" in rendered.html
+
+
+def test_hostile_abstracts_and_rule_names_are_escaped_around_highlights() -> None:
+    """Markup around a matched term stays text and the term is still highlighted."""
+    sub = Subscriber(1, "alice@example.org", "<b>Al</b>", ())
+    paper = Paper("p1", "T", '<img src=x onerror="alert(1)"> attention </p>', NOW)
+    match = Match(("<script>r</script>",), ("attention",), (), 1.0)
+    html = render_digest(
+        make_environment(), Digest(sub, (DigestItem(paper, match),), NOW, "k")
+    ).html
+    assert "<img" not in html and "<script" not in html and "<b>Al" not in html
+    assert '&lt;img src=x onerror="alert(1)"&gt; <mark class="hl"' in html
