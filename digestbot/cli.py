@@ -461,7 +461,7 @@ def preview(
 
 def _part(message: Any, subtype: str) -> str:
     body = message.get_body((subtype,))
-    return "" if body is None else str(body.get_content())
+    return "" if body is None else str(body.get_content()).replace("\r\n", "\n")
 
 
 def _write(path: Path, data: bytes) -> None:
