@@ -7,10 +7,10 @@ Paper text is untrusted: `Excerpt.html()` escapes every piece before wrapping ma
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
@@ -160,22 +160,50 @@ def _tokens(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
+@lru_cache(maxsize=4096)
+def _term_pattern(raw: str) -> re.Pattern[str]:
+    """A regular expression for an exact (not fuzzy) term in lower-cased ASCII text: the same
+    words, plurals and prefix as the matching stage. The caller checks that a match starts
+    a word."""
+    term = parse_term(raw)
+    parts = [re.escape(w) + "(?:e?s)?" for w in term.words]
+    if term.prefix and parts:
+        parts[-1] = re.escape(term.words[-1]) + r"[^\W_]*"
+    body = r"[\W_]+".join(parts) if parts else "(?!)"
+    return re.compile(rf"{body}(?![^\W_])")  # starts with a literal: fast to scan for
+
+
+def _token_spans(tokens: Sequence[tuple[int, int, str]], raw: str, level: int | None) -> list[Span]:
+    """The term's occurrences found word by word (fuzzy terms, non-ASCII text)."""
+    term = parse_term(raw)
+    n, last = len(term.words), len(term.words) - 1
+    return [
+        (tokens[i][0], tokens[i + last][1])
+        for i in range(len(tokens) - n + 1 if n else 0)
+        if all(
+            word_matches(w, tokens[i + k][2], prefix=term.prefix and k == last, fuzzy=level)
+            for k, w in enumerate(term.words)
+        )
+    ]
+
+
 def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None]) -> list[Span]:
     """Where the terms occur in `text`, by the matching rules (plurals, `prefix*`, phrases,
     fuzzy), as sorted, merged character ranges."""
-    tokens = _tokens(text)
+    folded = text.lower() if text.isascii() else None
+    tokens: list[tuple[int, int, str]] | None = None
     spans: list[Span] = []
     for raw in terms:
-        term = parse_term(raw)
-        n, last = len(term.words), len(term.words) - 1
-        for i in range(len(tokens) - n + 1 if n else 0):
-            if all(
-                word_matches(
-                    w, tokens[i + k][2], prefix=term.prefix and k == last, fuzzy=fuzzy.get(raw)
-                )
-                for k, w in enumerate(term.words)
-            ):
-                spans.append((tokens[i][0], tokens[i + last][1]))
+        level = fuzzy.get(raw)
+        if folded is not None and level is None:
+            spans += [
+                m.span()
+                for m in _term_pattern(raw).finditer(folded)
+                if not (m.start() and folded[m.start() - 1].isalnum())  # starts a word
+            ]
+            continue
+        tokens = _tokens(text) if tokens is None else tokens
+        spans += _token_spans(tokens, raw, level)
     merged: list[Span] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
@@ -289,11 +317,14 @@ def wrap(text: str, width: int = 80, indent: str = "", first: str | None = None)
     """`text` folded to `width` columns, every line after the first starting with `indent`
     (the first with `first`, default `indent`). URLs and long words are never broken, so a
     line is only wider than `width` when a single word is."""
-    return textwrap.fill(
-        " ".join(str(text).split()),
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    lines: list[str] = []
+    line = indent if first is None else first
+    bare = True  # nothing but the indent on the current line yet
+    for word in str(text).split():
+        if not bare and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line, bare = indent, True
+        line = f"{line}{word}" if bare else f"{line} {word}"
+        bare = False
+    lines.append(line)
+    return "\n".join(lines)

@@ -29,7 +29,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # One inliner for every render: the <style> rules move into style attributes (what most mail
 # clients honour), the @media blocks (dark mode, narrow screens) stay in a <style> tag, and
 # nothing is ever fetched.
-_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, minify_css=True, load_remote_stylesheets=False)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
 from digestbot.present import (
     Excerpt,
@@ -157,3 +160,18 @@ def test_trim_words_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
     """Long text is cut before the limit at a space and ends with an ellipsis."""
     assert trim_words("alpha beta gamma delta", 12) == "alpha beta…"
     assert trim_words("short", 12) == "short"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(["Attention", "attentions", "flash", "Flash-", "LLMs", "quantized", "x_y"])
+        | st.sampled_from([" ", "-", ", ", "_", "(", ")"]),
+        max_size=30,
+    ).map("".join),
+    term=st.sampled_from(["attention", "flash attention", "quantiz*", "llm", "flash atten*"]),
+)
+def test_the_fast_search_finds_what_the_word_by_word_search_finds(text: str, term: str) -> None:
+    """The regular-expression search for ASCII text agrees with the word-by-word matching
+    (forced here by an exact-only fuzzy level of 100)."""
+    assert find_terms(text, (term,), {}) == find_terms(text, (term,), {term: 100})
