@@ -421,7 +421,7 @@ def _print_outcomes(outcomes: Sequence[service.Outcome]) -> None:
 @app.command()
 @friendly
 def preview(
-    email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The subscriber's address.")],
     out_file: Annotated[
         Path | None,
         typer.Option(
@@ -430,8 +430,10 @@ def preview(
     ] = None,
     open_it: Annotated[bool, typer.Option("--open", help="Open the HTML in a browser.")] = False,
 ) -> None:
-    """Show the subscriber's next digest exactly as send-now would send it; send and record
-    nothing. Prints the subject and the text part unless --out is given."""
+    """Show a subscriber's next digest exactly as send-now would send it, without sending.
+
+    Prints the subject and the text part. --out FILE.eml writes the whole message, any other
+    --out FILE the HTML part; --open opens the HTML in a browser. Nothing is recorded."""
     import webbrowser
     from email import message_from_bytes, policy
     from tempfile import NamedTemporaryFile

@@ -173,14 +173,14 @@ hostile = st.lists(
 
 
 @settings(max_examples=100, deadline=None)
-@given(name=hostile, rule=hostile, title=hostile)
-def test_no_input_can_add_or_break_a_header(name: str, rule: str, title: str) -> None:
-    """Whatever names, rule names and titles hold, the headers stay one line each and no new
-    header appears."""
+@given(name=hostile, rule=hostile, title=hostile, kind=st.sampled_from(["digest", "alert"]))
+def test_no_input_can_add_or_break_a_header(name: str, rule: str, title: str, kind: str) -> None:
+    """Whatever names, rule names and titles hold, in digests and alerts, the headers stay one
+    line each and no new header appears."""
     sub = Subscriber(1, "alice@example.org", name, ())
     paper = Paper("p1", title or "t", "abstract", NOW)
     match = Match((rule or "r",), ("t",), (), 1.0)
-    raw, msg = message_for(Digest(sub, (DigestItem(paper, match),), NOW, "k"))
+    raw, msg = message_for(Digest(sub, (DigestItem(paper, match),), NOW, "k", kind=kind))
     head = raw.split(b"\n\n", 1)[0].decode("ascii")
     names = [line.split(":", 1)[0] for line in head.split("\n") if line and not line[0].isspace()]
     assert sorted(names) == sorted(
