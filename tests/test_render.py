@@ -288,3 +288,12 @@ def test_hostile_abstracts_and_rule_names_are_escaped_around_highlights() -> Non
     ).html
     assert "<img" not in html and "<script" not in html and "<b>Al" not in html
     assert '&lt;img src=x onerror="alert(1)"&gt; <mark class="hl"' in html
+
+
+@pytest.mark.parametrize("kind", ["digest", "alert"])
+def test_an_empty_email_still_renders(kind: str) -> None:
+    """A digest with no papers (send_empty) renders every part without error."""
+    sub = Subscriber(1, "alice@example.org", "Alice", ())
+    rendered = render_digest(make_environment(), Digest(sub, (), NOW, "k", kind=kind))
+    assert rendered.subject in ("0 new papers · Nov 3", "Alert: no new papers")
+    assert "alice@example.org" in rendered.text and "</html>" in rendered.html
