@@ -26,10 +26,10 @@ from digestbot.sources.links import web_url
 # C0/C1 controls, DEL, and Unicode line/paragraph separators must never reach a header.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
-# One inliner for every render: the <style> rules move into style attributes (what most mail
-# clients honour), the @media blocks (dark mode, narrow screens) stay in a <style> tag, and
-# nothing is ever fetched.
-_INLINER = css_inline.CSSInliner(keep_at_rules=True, minify_css=True, load_remote_stylesheets=False)
+# One inliner for every render: the rules of the plain <style> move into style attributes
+# (what most mail clients honour); the <style data-css-inline="keep"> with the @media rules
+# (dark mode, narrow screens) stays where it is, after <meta charset>; nothing is fetched.
+_INLINER = css_inline.CSSInliner(minify_css=True, load_remote_stylesheets=False)
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def unsubscribe_target(sender: str, recipient: str, url: str | None) -> str:
 
 def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") -> Rendered:
     """Render the subject, text and HTML templates of the digest's kind (digest or alert);
-    the HTML's stylesheet is inlined once, keeping its @media rules."""
+    the HTML's stylesheet is inlined once (its @media rules stay in their own <style>)."""
     view = present_digest(digest)
     context: dict[str, Any] = {
         "digest": digest,

@@ -111,7 +111,7 @@ def test_it_fits_the_screen_and_shows_every_title(
     browser: Browser, which: str, width: int, scheme: str
 ) -> None:
     """No horizontal overflow, every title visible within the viewport, the preheader hidden,
-    no network request; a full-page screenshot is saved."""
+    the colour scheme honoured, no network request; a full-page screenshot is saved."""
     digest = DIGESTS[which]()
     html = render_digest(make_environment(), digest, unsubscribe="https://example.org/u").html
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
@@ -130,6 +130,8 @@ def test_it_fits_the_screen_and_shows_every_title(
             assert box["width"] > 0 and box["height"] > 0
             assert box["x"] >= 0 and box["x"] + box["width"] <= inner, f"title {k} overflows"
         assert not page.locator(".preheader").is_visible()
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == {"light": "rgb(238, 240, 243)", "dark": "rgb(13, 17, 23)"}[scheme]
         assert requested == []
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{which}-{width}-{scheme}.png"), full_page=True)

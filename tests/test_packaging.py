@@ -38,6 +38,7 @@ def test_the_wheel_carries_templates_example_and_sample_listing(tmp_path: Path) 
         "digestbot/templates/paper.html",
         "digestbot/templates/paper.txt",
         "digestbot/templates/email.css",
+        "digestbot/templates/email-media.css",
         "digestbot/subscriptions.example.yaml",
         "digestbot/data/sample_listing.txt",
         "digestbot/data/sample_daily_papers.json",

@@ -247,11 +247,12 @@ def test_the_html_is_inlined_self_contained_and_keeps_its_media_queries() -> Non
     <style> tag, and there is no script, external image, font or stylesheet."""
     html = render_digest(make_environment(), fixture_digest(GOLDEN_NOW)).html
     assert re.search(r'<h2 class="title" style="[^"]*font-size: ?17px', html)
-    style = re.findall(r"<style>(.*?)</style>", html, re.S)
+    style = re.findall(r"<style[^>]*>(.*?)</style>", html, re.S)
     assert len(style) == 1
     assert "@media (prefers-color-scheme: dark)" in style[0]
     assert "max-width: 480px" in style[0]
     assert ".title {" not in style[0].split("@media")[0]  # plain rules were inlined
+    assert html.encode().find(b'<meta charset="utf-8">') < 1024  # browsers look that far
     for banned in ("<script", "<img", "<link", "@import", "url(", "javascript:"):
         assert banned not in html.lower(), banned
     assert re.search(r'<div class="preheader" style="display: ?none', html)
