@@ -159,10 +159,10 @@ def enqueue_digests(
     outbox.enqueue(engine, outgoing, now=now, token=token)
 
 
-def preview(engine: Engine, settings: Settings, email: str, *, now: datetime) -> bytes | None:
-    """The message `send-now --to EMAIL` would queue at `now`, byte for byte, or None when it
-    would send nothing new. Nothing is sent or written."""
-    (digest,) = plan_digests(engine, settings, now=now, emails=[email])
+def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) -> bytes | None:
+    """The message `send-now --to ADDRESS` would queue at `now`, byte for byte, or None when
+    it would send nothing new. Nothing is sent or written."""
+    (digest,) = plan_digests(engine, settings, now=now, emails=[address])
     if not digest.items:
         return None
     return compose(make_environment(settings.templates_dir), settings, digest, now=now).raw
