@@ -213,6 +213,15 @@ def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None])
     return merged
 
 
+def _sentence_end(text: str, low: int, high: int) -> int:
+    """The last ". " in text[low:high] that a capital letter follows ("e.g. the" is not one),
+    or -1."""
+    found = text.rfind(". ", low, high)
+    while found >= 0 and not text[found + 2 : found + 3].isupper():
+        found = text.rfind(". ", low, found)
+    return found
+
+
 def excerpt(text: str, spans: Sequence[Span], limit: int = EXCERPT_CHARS) -> Excerpt:
     """About `limit` characters of `text` around its first highlighted range, from the start
     of its sentence when that is near, cut at word boundaries with an ellipsis wherever text
@@ -222,7 +231,7 @@ def excerpt(text: str, spans: Sequence[Span], limit: int = EXCERPT_CHARS) -> Exc
     first = spans[0][0] if spans else 0
     if first < limit * 2 // 3:
         start = 0
-    elif (sentence := text.rfind(". ", first - limit // 2, first)) >= 0:
+    elif (sentence := _sentence_end(text, max(first - limit // 2, 0), first)) >= 0:
         start = sentence + 2  # the sentence holding the match, when it starts close enough
     else:
         start = text.rfind(" ", 0, first - limit // 4) + 1

@@ -78,6 +78,9 @@ def test_it_excerpts_about_300_characters_around_the_first_match() -> None:
     start = text.find(body)
     assert start > 0 and text[start - 1] == " " and text[start + len(body)] in " .,;:"
     assert [found.text[s:e] for s, e in found.spans] == ["sparse attention"]
+    abbreviated = f"{FILLER}Methods, e.g. the sparse attention kernel, help. {FILLER}"
+    cut = excerpt(abbreviated, find_terms(abbreviated, ("sparse attention",), {}))
+    assert cut.text.startswith("… Methods, e.g. the sparse attention")  # not "… the sparse"
 
 
 def test_it_keeps_the_start_of_the_abstract_when_the_match_is_early() -> None:
