@@ -421,6 +421,61 @@ def _print_outcomes(outcomes: Sequence[service.Outcome]) -> None:
     out.print(table)
 
 
+@app.command()
+@friendly
+def preview(
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The subscriber's address.")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write FILE: the whole message if it ends in .eml, else the HTML."
+        ),
+    ] = None,
+    open_it: Annotated[bool, typer.Option("--open", help="Open the HTML in a browser.")] = False,
+) -> None:
+    """Show a subscriber's next digest exactly as send-now would send it, without sending.
+
+    Prints the subject and the text part. --out FILE.eml writes the whole message, any other
+    --out FILE the HTML part; --open opens the HTML in a browser. Nothing is recorded."""
+    import webbrowser
+    from email import message_from_bytes, policy
+    from tempfile import NamedTemporaryFile
+
+    settings = load_settings()
+    (address,) = _normalised([email])
+    raw = service.preview(_engine(settings), settings, address, now=_now())
+    if raw is None:
+        out.print(f"Nothing new for {address}: send-now would send nothing.", markup=False)
+        return
+    message = message_from_bytes(raw, policy=policy.default)
+    html = _part(message, "html")
+    if out_file is not None:
+        eml = out_file.suffix.lower() == ".eml"
+        _write(out_file, raw if eml else html.encode("utf-8"))
+        err.print(f"Wrote {'the message' if eml else 'the HTML part'} to {out_file}", markup=False)
+    else:
+        out.print(f"Subject: {message['Subject']}\n\n{_part(message, 'plain')}", markup=False)
+    if open_it:
+        target = out_file if out_file and out_file.suffix.lower() in (".html", ".htm") else None
+        if target is None:
+            with NamedTemporaryFile("wb", suffix=".html", prefix="digestbot-", delete=False) as f:
+                f.write(html.encode("utf-8"))
+            target = Path(f.name)
+        webbrowser.open(target.resolve().as_uri())
+
+
+def _part(message: Any, subtype: str) -> str:
+    body = message.get_body((subtype,))
+    return "" if body is None else str(body.get_content()).replace("\r\n", "\n")
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}", "check the path") from None
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -14,15 +14,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import css_inline
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
 
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, Paper
+from digestbot.present import plural, present_digest, short_date, trim_words, wrap
 from digestbot.resources import bundled_path
 from digestbot.sources.links import web_url
 
 # C0/C1 controls, DEL, and Unicode line/paragraph separators must never reach a header.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+# One inliner for every render: the rules of the plain <style> move into style attributes
+# (what most mail clients honour); the <style data-css-inline="keep"> with the @media rules
+# (dark mode, narrow screens) stays where it is, after <meta charset>; nothing is fetched.
+_INLINER = css_inline.CSSInliner(minify_css=True, load_remote_stylesheets=False)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,9 @@ def make_environment(templates_dir: Path | None = None) -> Environment:
     )
     env.filters["trim_words"] = trim_words
     env.filters["web_url"] = web_url
+    env.filters["wrap"] = wrap
+    env.filters["plural"] = plural
+    env.filters["short_date"] = short_date
     env.globals["page_of"] = page_of
     return env
 
@@ -73,15 +83,6 @@ def page_of(paper: Paper) -> str | None:
 def header_safe(value: str) -> str:
     """`value` with control characters removed and white space folded to single spaces."""
     return " ".join(_CONTROL.sub(" ", value).split())
-
-
-def trim_words(text: str, limit: int = 300) -> str:
-    """`text` cut at a word boundary to at most `limit` characters, with an ellipsis if cut."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",.;:")
-    return f"{cut}…"
 
 
 def message_id(kind: str, email: str, period_key: str, domain: str) -> str:
@@ -97,21 +98,33 @@ def unsubscribe_link(base_url: str, email: str, secret: str) -> str:
     return f"{base_url}{separator}{urlencode({'email': email, 'token': token})}"
 
 
-def render_digest(env: Environment, digest: Digest) -> Rendered:
-    """Render the subject, text and HTML templates of the digest's kind (digest or alert)."""
+def unsubscribe_target(sender: str, recipient: str, url: str | None) -> str:
+    """Where the footer's unsubscribe link points: the signed HTTPS link when configured,
+    otherwise a mail to the sender asking to unsubscribe."""
+    if url and web_url(url):
+        return url
+    return f"mailto:{sender}?subject={quote(f'unsubscribe {recipient}')}"
+
+
+def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") -> Rendered:
+    """Render the subject, text and HTML templates of the digest's kind (digest or alert);
+    the HTML's stylesheet is inlined once (its @media rules stay in their own <style>)."""
+    view = present_digest(digest)
     context: dict[str, Any] = {
         "digest": digest,
         "subscriber": digest.subscriber,
         "items": digest.items,
         "count": len(digest.items),
-        "rules": sorted({name for item in digest.items for name in item.match.rules}),
+        "rules": view.topics,
         "date": digest.generated_at,
+        "view": view,
+        "unsubscribe": unsubscribe,
     }
     try:
         subject = env.get_template(f"{digest.kind}.subject.txt").render(context)
         text = env.get_template(f"{digest.kind}.txt").render(context)
-        html = env.get_template(f"{digest.kind}.html").render(context)
-    except TemplateError as exc:
+        html = _INLINER.inline(env.get_template(f"{digest.kind}.html").render(context))
+    except (TemplateError, css_inline.InlineError) as exc:
         raise ConfigError(
             f"cannot render the {digest.kind} templates: {exc.__class__.__name__}: {exc}",
             "fix the template, or unset DIGESTBOT_TEMPLATES_DIR to use the bundled ones",
@@ -120,7 +133,8 @@ def render_digest(env: Environment, digest: Digest) -> Rendered:
 
 
 def build_message(rendered: Rendered, envelope: Envelope) -> EmailMessage:
-    """A multipart/alternative message with a text and an HTML part and safe headers."""
+    """A multipart/alternative message with a text and an HTML part and safe headers; the
+    same rendered digest and envelope always give the same bytes."""
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = Address(header_safe(envelope.sender_name), addr_spec=envelope.sender)
@@ -135,4 +149,8 @@ def build_message(rendered: Rendered, envelope: Envelope) -> EmailMessage:
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    # A boundary fixed by the content (not random) so the same digest is the same bytes:
+    # what `preview` shows is exactly what is queued and sent.
+    parts = f"{envelope.message_id}\0{rendered.text}\0{rendered.html}".encode()
+    message.set_boundary(f"==digestbot-{hashlib.sha256(parts).hexdigest()[:32]}==")
     return message

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
+from jinja2 import Environment
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -24,6 +25,7 @@ from digestbot.render import (
     message_id,
     render_digest,
     unsubscribe_link,
+    unsubscribe_target,
 )
 from digestbot.settings import Settings
 from digestbot.sources import read_listing
@@ -127,6 +129,38 @@ def digests_for(
     return [replace(d, period_key=period_keys[d.subscriber.id]) for d in digests]
 
 
+def compose(
+    env: Environment, settings: Settings, digest: Digest, *, now: datetime
+) -> outbox.Outgoing:
+    """The delivery row for one digest: rendered, headers fixed, the message as it is sent."""
+    sub = digest.subscriber
+    signed = settings.unsubscribe_url and unsubscribe_link(
+        settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
+    )
+    rendered = render_digest(
+        env,
+        digest,
+        unsubscribe=unsubscribe_target(settings.from_address, sub.email, signed or None),
+    )
+    envelope = Envelope(
+        sender=settings.from_address,
+        sender_name=settings.from_name,
+        recipient=sub.email,
+        recipient_name=sub.name,
+        message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
+        date=now,
+        unsubscribe_url=signed or None,
+    )
+    return outbox.Outgoing(
+        subscriber_id=sub.id,
+        kind=digest.kind,
+        period_key=digest.period_key,
+        message_id=envelope.message_id,
+        raw=build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP),
+        paper_ids=tuple(item.paper.id for item in digest.items),
+    )
+
+
 def enqueue_digests(
     engine: Engine,
     settings: Settings,
@@ -142,35 +176,21 @@ def enqueue_digests(
     Empty digests are skipped, unless `send_empty` and the subscriber asked for them.
     """
     env = make_environment(settings.templates_dir)
-    outgoing = []
-    for digest in digests:
-        if not digest.items and not (send_empty and digest.subscriber.send_empty):
-            continue
-        sub = digest.subscriber
-        rendered = render_digest(env, digest)
-        envelope = Envelope(
-            sender=settings.from_address,
-            sender_name=settings.from_name,
-            recipient=sub.email,
-            recipient_name=sub.name,
-            message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
-            date=now,
-            unsubscribe_url=settings.unsubscribe_url
-            and unsubscribe_link(
-                settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
-            ),
-        )
-        outgoing.append(
-            outbox.Outgoing(
-                subscriber_id=sub.id,
-                kind=digest.kind,
-                period_key=digest.period_key,
-                message_id=envelope.message_id,
-                raw=build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP),
-                paper_ids=tuple(item.paper.id for item in digest.items),
-            )
-        )
+    outgoing = [
+        compose(env, settings, d, now=now)
+        for d in digests
+        if d.items or (send_empty and d.subscriber.send_empty)
+    ]
     outbox.enqueue(engine, outgoing, now=now, token=token, also=also)
+
+
+def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) -> bytes | None:
+    """The message `send-now --to ADDRESS` would queue at `now`, byte for byte, or None when
+    it would send nothing new. Nothing is sent or written."""
+    (digest,) = plan_digests(engine, settings, now=now, emails=[address])
+    if not digest.items:
+        return None
+    return compose(make_environment(settings.templates_dir), settings, digest, now=now).raw
 
 
 async def send_now(

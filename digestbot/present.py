@@ -1,0 +1,339 @@
+"""Presentation (pure): what each paper of a digest shows, prepared so templates stay thin.
+
+Paper text is untrusted: `Excerpt.html()` escapes every piece before wrapping matched terms in
+`<mark>`, and only http(s) URLs are ever offered as links.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from markupsafe import Markup, escape
+
+from digestbot.matching import parse_term, rank_key, word_matches
+from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
+from digestbot.sources.links import web_url
+from digestbot.textnorm import words
+
+EXCERPT_CHARS = 300
+SHOWN_AUTHORS = 3
+_TOKEN = re.compile(r"[^\W_]+")
+_MARK_OPEN = Markup('<mark class="hl">')
+_MARK_CLOSE = Markup("</mark>")
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """A stretch of an abstract and the character ranges in it to highlight."""
+
+    text: str
+    spans: tuple[Span, ...] = ()
+
+    def html(self) -> Markup:
+        """The text escaped, with each highlighted range in `<mark class="hl">`."""
+        pieces: list[Markup] = []
+        pos = 0
+        for start, end in self.spans:
+            pieces += [escape(self.text[pos:start]), _MARK_OPEN]
+            pieces += [escape(self.text[start:end]), _MARK_CLOSE]
+            pos = end
+        pieces.append(escape(self.text[pos:]))
+        return Markup("").join(pieces)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class PaperView:
+    """One paper as an email shows it."""
+
+    paper: Paper
+    title: str
+    url: str | None
+    authors: str
+    published: date | None
+    upvotes: int | None
+    comments: int | None
+    excerpt: Excerpt
+    pdf: str | None
+    code: str | None
+    terms: tuple[str, ...]
+    rules: tuple[str, ...]
+
+    @property
+    def facts(self) -> list[str]:
+        """Authors, publication date, upvotes and comments, those that are known."""
+        return [self.authors, *self.stats] if self.authors else self.stats
+
+    @property
+    def stats(self) -> list[str]:
+        """Publication date, upvotes and comments, those that are known."""
+        facts = []
+        if self.published:
+            facts.append(f"{short_date(self.published)}, {self.published.year}")
+        if self.upvotes is not None:
+            facts.append(plural(self.upvotes, "upvote"))
+        if self.comments:
+            facts.append(plural(self.comments, "comment"))
+        return facts
+
+    @property
+    def matched(self) -> str:
+        """Why the paper is here: `matched: term, term (rule; rule)`."""
+        return f"matched: {', '.join(self.terms)} ({'; '.join(self.rules)})"
+
+
+@dataclass(frozen=True)
+class Group:
+    """The papers shown under one rule, best first."""
+
+    name: str
+    papers: tuple[PaperView, ...]
+
+
+@dataclass(frozen=True)
+class DigestView:
+    """A whole digest as an email shows it."""
+
+    count: int
+    groups: tuple[Group, ...]
+    day: date
+    dropped: int
+
+    @property
+    def topics(self) -> list[str]:
+        return [group.name for group in self.groups]
+
+    @property
+    def papers(self) -> list[PaperView]:
+        return [view for group in self.groups for view in group.papers]
+
+    @property
+    def preheader(self) -> str:
+        """The line mail clients show after the subject: the best papers' titles."""
+        return trim_words(" · ".join(view.title for view in self.papers[:3]), 140)
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 paper`, `2 papers`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def short_date(day: date) -> str:
+    """`Nov 3`, on every platform."""
+    return f"{day:%b} {day.day}"
+
+
+def trim_words(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` cut at a word boundary to at most `limit` characters, with an ellipsis if cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",.;:")
+    return f"{cut}…"
+
+
+def authors_line(paper: Paper) -> str:
+    """`A, B, C et al.`; without names, the author count and organisation when known."""
+    if paper.authors:
+        shown = ", ".join(paper.authors[:SHOWN_AUTHORS])
+        return f"{shown} et al." if len(paper.authors) > SHOWN_AUTHORS else shown
+    known = [plural(paper.author_count, "author")] if paper.author_count else []
+    return " · ".join([*known, *([paper.organisation] if paper.organisation else [])])
+
+
+def _tokens(text: str) -> list[tuple[int, int, str]]:
+    """The normalised words of `text` with their character ranges in `text` itself."""
+    found = []
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        for word in [token.lower()] if token.isascii() else words(token):
+            found.append((m.start(), m.end(), word))
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _term_pattern(raw: str) -> re.Pattern[str]:
+    """A regular expression for an exact (not fuzzy) term in lower-cased ASCII text: the same
+    words, plurals and prefix as the matching stage. The caller checks that a match starts
+    a word."""
+    term = parse_term(raw)
+    parts = [re.escape(w) + "(?:e?s)?" for w in term.words]
+    if term.prefix and parts:
+        parts[-1] = re.escape(term.words[-1]) + r"[^\W_]*"
+    body = r"[\W_]+".join(parts) if parts else "(?!)"
+    return re.compile(rf"{body}(?![^\W_])")  # starts with a literal: fast to scan for
+
+
+def _token_spans(tokens: Sequence[tuple[int, int, str]], raw: str, level: int | None) -> list[Span]:
+    """The term's occurrences found word by word (fuzzy terms, non-ASCII text)."""
+    term = parse_term(raw)
+    n, last = len(term.words), len(term.words) - 1
+    return [
+        (tokens[i][0], tokens[i + last][1])
+        for i in range(len(tokens) - n + 1 if n else 0)
+        if all(
+            word_matches(w, tokens[i + k][2], prefix=term.prefix and k == last, fuzzy=level)
+            for k, w in enumerate(term.words)
+        )
+    ]
+
+
+def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None]) -> list[Span]:
+    """Where the terms occur in `text`, by the matching rules (plurals, `prefix*`, phrases,
+    fuzzy), as sorted, merged character ranges."""
+    folded = text.lower() if text.isascii() else None
+    tokens: list[tuple[int, int, str]] | None = None
+    spans: list[Span] = []
+    for raw in terms:
+        level = fuzzy.get(raw)
+        if folded is not None and level is None:
+            spans += [
+                m.span()
+                for m in _term_pattern(raw).finditer(folded)
+                if not (m.start() and folded[m.start() - 1].isalnum())  # starts a word
+            ]
+            continue
+        tokens = _tokens(text) if tokens is None else tokens
+        spans += _token_spans(tokens, raw, level)
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _sentence_end(text: str, low: int, high: int) -> int:
+    """The last ". " in text[low:high] that a capital letter follows ("e.g. the" is not one),
+    or -1."""
+    found = text.rfind(". ", low, high)
+    while found >= 0 and not text[found + 2 : found + 3].isupper():
+        found = text.rfind(". ", low, found)
+    return found
+
+
+def excerpt(text: str, spans: Sequence[Span], limit: int = EXCERPT_CHARS) -> Excerpt:
+    """About `limit` characters of `text` around its first highlighted range, from the start
+    of its sentence when that is near, cut at word boundaries with an ellipsis wherever text
+    was left out."""
+    if len(text) <= limit:
+        return Excerpt(text, tuple(spans))
+    first = spans[0][0] if spans else 0
+    if first < limit * 2 // 3:
+        start = 0
+    elif (sentence := _sentence_end(text, max(first - limit // 2, 0), first)) >= 0:
+        start = sentence + 2  # the sentence holding the match, when it starts close enough
+    else:
+        start = text.rfind(" ", 0, first - limit // 4) + 1
+    end = start + limit
+    if end >= len(text):
+        end, start = len(text), text.find(" ", len(text) - limit) + 1
+    elif (cut := text.rfind(" ", start, end)) > start:
+        end = cut
+    while end > start and text[end - 1] in ",.;:":
+        end -= 1
+    kept = tuple(
+        (max(s, start) - start, min(e, end) - start) for s, e in spans if s < end and e > start
+    )
+    lead = "… " if start > 0 else ""
+    tail = "…" if end < len(text) else ""
+    shift = len(lead)
+    return Excerpt(f"{lead}{text[start:end]}{tail}", tuple((s + shift, e + shift) for s, e in kept))
+
+
+def fuzziness(subscriber: Subscriber) -> dict[str, int | None]:
+    """Each term's fuzzy threshold across the subscriber's rules and topics."""
+    found: dict[str, int | None] = {}
+    for rule in subscriber.rules:
+        for body in (rule, *rule.topics):
+            for term in body.terms():
+                levels = [v for v in (found.get(term), body.fuzzy) if v is not None]
+                found[term] = min(levels) if levels else None
+    return found
+
+
+def present_item(item: DigestItem, fuzzy: Mapping[str, int | None]) -> PaperView:
+    """What one paper shows: links checked, authors shortened, abstract trimmed, terms marked."""
+    paper = item.paper
+    text = " ".join(paper.abstract.split())
+    return PaperView(
+        paper=paper,
+        title=" ".join(paper.title.split()),
+        url=web_url(paper.link("hf") or paper.link("abs") or paper.page()),
+        authors=authors_line(paper),
+        published=paper.published,
+        upvotes=paper.upvotes,
+        comments=paper.comments,
+        excerpt=excerpt(text, find_terms(text, item.match.terms, fuzzy)),
+        pdf=web_url(paper.link("pdf")),
+        code=web_url(paper.link("code")),
+        terms=item.match.terms,
+        rules=item.match.rules,
+    )
+
+
+def local_day(moment: datetime, timezone: str) -> date:
+    """The calendar day of `moment` where the subscriber lives (UTC if the zone is unknown)."""
+    try:
+        return moment.astimezone(ZoneInfo(timezone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment.date()
+
+
+def home_rule(match: Match, rules: Sequence[Rule]) -> str:
+    """The matched rule that explains the paper best: most of its terms in the title, then
+    most of its terms anywhere, then the first in the subscriber's order."""
+    by_name = {rule.name: rule for rule in reversed(rules)}
+
+    def weight(name: str) -> tuple[int, int]:
+        rule = by_name.get(name)
+        if rule is None:
+            return (0, 0)
+        own = {*rule.terms(), *rule.authors, *(t for sub in rule.topics for t in sub.terms())}
+        return (len(own & set(match.title_terms)), len(own & set(match.terms)))
+
+    return max(match.rules, key=weight, default="")
+
+
+def present_digest(digest: Digest) -> DigestView:
+    """Papers grouped under the rule that explains each best (see `home_rule`); groups in
+    the order of their best paper, papers by score, then upvotes, then title."""
+    fuzzy = fuzziness(digest.subscriber)
+    ranked = sorted(digest.items, key=lambda item: rank_key(item.paper, item.match))
+    groups: dict[str, list[PaperView]] = {}
+    for item in ranked:
+        name = home_rule(item.match, digest.subscriber.rules)
+        groups.setdefault(name, []).append(present_item(item, fuzzy))
+    return DigestView(
+        count=len(digest.items),
+        groups=tuple(Group(name, tuple(views)) for name, views in groups.items()),
+        day=local_day(digest.generated_at, digest.subscriber.timezone),
+        dropped=digest.dropped,
+    )
+
+
+def wrap(text: str, width: int = 80, indent: str = "", first: str | None = None) -> str:
+    """`text` folded to `width` columns, every line after the first starting with `indent`
+    (the first with `first`, default `indent`). URLs and long words are never broken, so a
+    line is only wider than `width` when a single word is."""
+    lines: list[str] = []
+    line = indent if first is None else first
+    bare = True  # nothing but the indent on the current line yet
+    for word in str(text).split():
+        if not bare and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line, bare = indent, True
+        line = f"{line}{word}" if bare else f"{line} {word}"
+        bare = False
+    lines.append(line)
+    return "\n".join(lines)

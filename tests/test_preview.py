@@ -1,0 +1,126 @@
+"""Tests for `preview`: the next digest exactly as send-now would send it, nothing recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import webbrowser
+from datetime import datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import LISTING_000, SmtpServer
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from digestbot import service
+from digestbot.cli import app
+from digestbot.settings import Settings
+from digestbot.subscribers import sync_subscriptions
+from digestbot.subscriptions import parse_subscriptions
+
+SUBSCRIPTIONS = """\
+subscribers:
+  - email: alice@example.org
+    name: Alice
+    rules:
+      - name: Transformers
+        any: [transformer]
+"""
+
+
+def db_fingerprint(path: Path) -> str:
+    """A hash of every row of the SQLite file (after a WAL checkpoint)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        dump = "\n".join(conn.iterdump())
+    return hashlib.sha256(dump.encode()).hexdigest()
+
+
+def prepare(engine: Engine, now: datetime) -> None:
+    service.ingest_path(engine, LISTING_000, now=now)
+    sync_subscriptions(engine, parse_subscriptions(SUBSCRIPTIONS, source="s.yaml"), now=now)
+
+
+async def test_it_previews_exactly_the_bytes_send_now_delivers(
+    engine: Engine,
+    smtp_settings: Settings,
+    smtp_server: SmtpServer,
+    clock: datetime,
+    tmp_path: Path,
+) -> None:
+    """For the same clock, the previewed message is byte for byte what the SMTP server gets,
+    and previewing writes nothing to the database."""
+    prepare(engine, clock)
+    before = db_fingerprint(tmp_path / "digestbot.db")
+    previewed = service.preview(engine, smtp_settings, "alice@example.org", now=clock)
+    assert previewed is not None
+    assert db_fingerprint(tmp_path / "digestbot.db") == before
+    outcomes, _ = await service.send_now(
+        engine, smtp_settings, now=clock, emails=["alice@example.org"]
+    )
+    assert [o.status for o in outcomes] == ["sent"]
+    (received,) = smtp_server.inbox.envelopes
+    assert received.original_content == previewed
+    assert service.preview(engine, smtp_settings, "alice@example.org", now=clock) is None
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine, clock: datetime) -> Any:
+    """The CLI on the test database, with Alice subscribed and the saved listing ingested."""
+    prepare(engine, datetime.now(clock.tzinfo))
+    monkeypatch.setenv("DIGESTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'digestbot.db'}")
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_it_prints_the_subject_and_text_part(cli: Any, tmp_path: Path) -> None:
+    """Without --out, stdout is the subject and the plain-text part; nothing is recorded."""
+    before = db_fingerprint(tmp_path / "digestbot.db")
+    result = cli("preview", "alice@example.org")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("Subject: ")
+    assert "new papers for Alice" in result.stdout
+    assert "Informer: Beyond Efficient Transformer" in result.stdout
+    assert db_fingerprint(tmp_path / "digestbot.db") == before
+
+
+def test_it_writes_the_whole_message_or_the_html(cli: Any, tmp_path: Path) -> None:
+    """`--out x.eml` is the full RFC 5322 message; any other name gets the HTML part."""
+    assert cli("preview", "alice@example.org", "--out", str(tmp_path / "x.eml")).exit_code == 0
+    message = message_from_bytes((tmp_path / "x.eml").read_bytes(), policy=policy.default)
+    assert message["To"] == "Alice <alice@example.org>"
+    html_part = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert cli("preview", "alice@example.org", "--out", str(tmp_path / "x.html")).exit_code == 0
+    written = (tmp_path / "x.html").read_text(encoding="utf-8")
+    assert written.startswith("<!DOCTYPE html>") and "Informer" in written
+    assert written.split("<body", 1)[1] == html_part.replace("\r\n", "\n").split("<body", 1)[1]
+
+
+def test_it_opens_the_html_in_a_browser(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--open hands the HTML file to the system's browser."""
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: opened.append(url) or True)
+    result = cli("preview", "alice@example.org", "--out", str(tmp_path / "p.html"), "--open")
+    assert result.exit_code == 0
+    assert opened == [(tmp_path / "p.html").resolve().as_uri()]
+
+
+def test_an_unknown_address_is_one_error_line(cli: Any) -> None:
+    """A subscriber who is not active: `Error: …` on stderr, exit 1."""
+    result = cli("preview", "nobody@example.org")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: not an active subscriber: nobody@example.org")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_nothing_new_says_so_and_exits_0(cli: Any) -> None:
+    """After everything was sent, preview says send-now would send nothing."""
+    assert cli("send-now").exit_code == 0
+    result = cli("preview", "alice@example.org")
+    assert result.exit_code == 0
+    assert "Nothing new for alice@example.org" in result.stdout
