@@ -1,0 +1,110 @@
+"""CLI plumbing: the typer app, consoles, settings and the `Error: …` wrapper every command uses."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+
+from digestbot import service
+from digestbot.db import make_engine
+from digestbot.delivery import Report
+from digestbot.errors import ConfigError, DigestbotError
+from digestbot.settings import Settings
+from digestbot.yamlfile import format_path
+
+app = typer.Typer(
+    help="digestbot: email digests of new research papers, matched against your rules.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+subscriptions_app = typer.Typer(help="Check and load the subscriptions file.", no_args_is_help=True)
+papers_app = typer.Typer(help="Look at the papers digestbot has ingested.", no_args_is_help=True)
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(papers_app, name="papers")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn DigestbotError into `Error: …` on stderr and exit 1, sqlite-utils style."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except DigestbotError as exc:
+            for line in str(exc).splitlines():
+                err.print(f"Error: {line}", markup=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def load_settings() -> Settings:
+    """Build Settings once, from the environment and `.env`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [f"DIGESTBOT_{format_path(e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("; ".join(problems), "fix the environment variable or .env") from None
+
+
+def now_utc() -> datetime:
+    """The clock, read only here and passed down."""
+    return datetime.now(UTC)
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The database engine of `settings`, tables created."""
+    return make_engine(settings.database_url)
+
+
+def normalised_addresses(emails: Sequence[str]) -> list[str]:
+    from digestbot.addresses import normalise_address
+
+    try:
+        return [normalise_address(e) for e in emails]
+    except ValueError as exc:
+        raise ConfigError(f"--to: {exc}", "give a subscriber's email address") from None
+
+
+def print_summary(report: Report) -> None:
+    counts = ", ".join(
+        f"{report.count(s)} {label}"
+        for s, label in (
+            ("sent", "sent"),
+            ("retry", "retrying"),
+            ("failed", "failed"),
+            ("unknown", "unknown"),
+        )
+    )
+    out.print(f"Summary: {counts}.")
+    if report.recovered:
+        out.print(
+            f"{report.recovered} email(s) were interrupted mid-send by an earlier run and are "
+            "now `unknown`: see `digestbot status`."
+        )
+
+
+def print_outcomes(outcomes: Sequence[service.Outcome]) -> None:
+    if not any(o.status != "nothing new" for o in outcomes):
+        out.print("Nothing new to send: every subscriber already has every matching paper.")
+        return
+    table = Table("subscriber", "papers matched", "status")
+    table.add_column("delivered to", overflow="fold")
+    for o in outcomes:
+        table.add_row(o.email, str(o.papers), o.status, o.where)
+    out.print(table)

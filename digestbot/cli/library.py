@@ -1,0 +1,234 @@
+"""CLI commands over papers and subscriptions: demo, ingest, papers list, subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from digestbot import papers, service
+from digestbot.cli.common import (
+    app,
+    err,
+    friendly,
+    load_settings,
+    now_utc,
+    open_engine,
+    out,
+    papers_app,
+    print_outcomes,
+    print_summary,
+    subscriptions_app,
+)
+from digestbot.errors import ConfigError
+from digestbot.models import Paper
+from digestbot.resources import bundled_path
+from digestbot.settings import Settings
+from digestbot.sources.fetch import SourceSpec
+from digestbot.sources.links import web_url
+from digestbot.subscribers import sync_subscriptions
+from digestbot.subscriptions import load_subscriptions
+
+
+@app.command()
+@friendly
+def demo() -> None:
+    """Ingest the bundled sample listings, load the example subscriptions and send digests."""
+    settings = load_settings()
+    now = now_utc()
+    engine = open_engine(settings)
+    for sample in ("sample_listing.txt", "sample_daily_papers.json"):
+        result = service.ingest_path(engine, bundled_path(sample), now=now)
+        out.print(f"Ingested {sample}: {result.new} new, {result.known} already known.")
+    spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
+    sync_subscriptions(engine, spec, now=now)
+    outcomes, report = asyncio.run(service.send_now(engine, settings, now=now))
+    print_outcomes(outcomes)
+    print_summary(report)
+
+
+@app.command()
+@friendly
+def ingest(
+    target: Annotated[
+        str | None, typer.Argument(help="A saved listing (text, HF JSON or feed) or a URL.")
+    ] = None,
+    source: Annotated[
+        SourceKindOption | None,
+        typer.Option(help="Fetch a source instead: hf, arxiv, arxiv-query or feed."),
+    ] = None,
+    day: Annotated[
+        datetime | None, typer.Option("--date", help="Day of the HF daily papers (default today).")
+    ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option(help="arXiv category such as cs.CL (repeatable).")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="arXiv API search_query.")] = None,
+    year: Annotated[
+        int | None, typer.Option(help="Year of a saved page whose header omits it.")
+    ] = None,
+    replacements: Annotated[
+        bool, typer.Option("--replacements", help="Keep arXiv 'replace' announcements too.")
+    ] = False,
+    configured: Annotated[
+        bool, typer.Option("--all", help="Every source in the subscriptions file's `sources:`.")
+    ] = False,
+) -> None:
+    """Ingest a saved listing, a URL, or a source; prints new, already known and skipped counts."""
+    settings = load_settings()
+    engine = open_engine(settings)
+    now = now_utc()
+    specs = _ingest_specs(settings, target, source, category, query, replacements, configured)
+    if specs is None:
+        assert target is not None
+        results = [
+            service.ingest_path(
+                engine, Path(target), now=now, year=year, include_replacements=replacements
+            )
+        ]
+    else:
+        on = day.date() if day else None
+        results = [
+            asyncio.run(service.ingest_source(engine, settings, spec, now=now, day=on))
+            for spec in specs
+        ]
+    for result in results:
+        _print_ingest(result)
+
+
+class SourceKindOption(StrEnum):
+    hf = "hf"
+    arxiv = "arxiv"
+    arxiv_query = "arxiv-query"
+    feed = "feed"
+
+
+def _ingest_specs(
+    settings: Settings,
+    target: str | None,
+    source: SourceKindOption | None,
+    categories: list[str] | None,
+    query: str | None,
+    replacements: bool,
+    configured: bool,
+) -> list[SourceSpec] | None:
+    """What to fetch; None means `target` is a file to read."""
+    if configured:
+        spec = load_subscriptions(settings.subscriptions)
+        if not spec.sources:
+            raise ConfigError(
+                f"{settings.subscriptions} has no `sources:` section", "add one (see README)"
+            )
+        return [s.spec() for s in spec.sources]
+    if source is None and target and web_url(target):
+        source = SourceKindOption.feed
+    if source is None:
+        if not target:
+            raise ConfigError("nothing to ingest", "give a file, a URL, --source or --all")
+        return None
+    return [
+        SourceSpec(
+            kind=source.value,
+            categories=tuple(categories or ()),
+            query=query,
+            url=target,
+            include_replacements=replacements,
+        )
+    ]
+
+
+def _print_ingest(result: papers.IngestResult) -> None:
+    for warning in result.skipped:
+        err.print(f"Warning: skipped {warning}", markup=False)
+    if result.not_modified:
+        out.print(f"{result.source}: not modified since the last fetch", markup=False)
+        return
+    out.print(
+        f"{result.source}: {result.new} new, {result.known} already known, "
+        f"{len(result.skipped)} skipped",
+        markup=False,
+    )
+
+
+@papers_app.command("list")
+@friendly
+def papers_list(
+    since: Annotated[
+        datetime | None, typer.Option(help="Only papers first seen on or after this date.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List ingested papers, newest first."""
+    settings = load_settings()
+    start = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)
+    rows = papers.papers_seen_since(
+        open_engine(settings), None if start is None else start - timedelta(microseconds=1)
+    )
+    if as_json:
+        out.print_json(json.dumps([_paper_json(p) for p in rows], ensure_ascii=False))
+        return
+    table = Table("first seen", "published", "upvotes", "title", "categories", "sources")
+    for p in rows:
+        link = p.page()
+        table.add_row(
+            p.first_seen.strftime("%Y-%m-%d %H:%M"),
+            p.published.isoformat() if p.published else "",
+            "" if p.upvotes is None else str(p.upvotes),
+            p.title + (f"\n{link}" if link else ""),
+            " ".join(p.categories),
+            " ".join(p.sources),
+        )
+    out.print(table)
+
+
+def _paper_json(p: Paper) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "arxiv_id": p.arxiv_id,
+        "title": p.title,
+        "authors": list(p.authors),
+        "author_count": p.author_count,
+        "organisation": p.organisation,
+        "published": p.published.isoformat() if p.published else None,
+        "first_seen": p.first_seen.isoformat(),
+        "upvotes": p.upvotes,
+        "comments": p.comments,
+        "categories": list(p.categories),
+        "links": dict(p.links),
+        "sources": list(p.sources),
+    }
+
+
+@subscriptions_app.command("validate")
+@friendly
+def subscriptions_validate(
+    path: Annotated[Path | None, typer.Argument(help="Default: DIGESTBOT_SUBSCRIPTIONS.")] = None,
+) -> None:
+    """Check the subscriptions file and report every problem as file:line:column."""
+    settings = load_settings()
+    target = path or settings.subscriptions
+    spec = load_subscriptions(target)
+    rules = sum(len(s.rules) for s in spec.subscribers)
+    out.print(f"{target}: OK, {len(spec.subscribers)} subscribers, {rules} rules", markup=False)
+
+
+@subscriptions_app.command("sync")
+@friendly
+def subscriptions_sync(
+    path: Annotated[Path | None, typer.Argument(help="Default: DIGESTBOT_SUBSCRIPTIONS.")] = None,
+) -> None:
+    """Load the subscriptions file into the database in one transaction."""
+    settings = load_settings()
+    spec = load_subscriptions(path or settings.subscriptions)
+    result = sync_subscriptions(open_engine(settings), spec, now=now_utc())
+    out.print(
+        f"{len(result.added)} added, {len(result.changed)} changed, "
+        f"{len(result.reactivated)} reactivated, {len(result.deactivated)} deactivated, "
+        f"{len(result.unchanged)} unchanged"
+    )

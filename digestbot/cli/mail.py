@@ -1,0 +1,188 @@
+"""CLI commands over delivery: send-now, preview, status and the `run` daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+
+from digestbot import outbox, scheduler, service, statusview
+from digestbot.cli.common import (
+    app,
+    err,
+    friendly,
+    load_settings,
+    normalised_addresses,
+    now_utc,
+    open_engine,
+    out,
+    print_outcomes,
+    print_summary,
+)
+from digestbot.errors import ConfigError
+
+
+@app.command("send-now")
+@friendly
+def send_now(
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="Only this subscriber (repeatable).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be sent; send and record nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    resend_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--resend-unknown",
+            help="Also resend emails whose delivery is unknown (same Message-ID).",
+        ),
+    ] = False,
+) -> None:
+    """Send every subscriber the papers they have not had yet, now."""
+    settings = load_settings()
+    engine = open_engine(settings)
+    now = now_utc()
+    emails = normalised_addresses(to or [])
+    if resend_unknown and not dry_run:
+        count = outbox.resend_unknown(engine, now=now)
+        err.print(f"{count} email(s) of unknown delivery queued again.")
+    if dry_run:
+        digests = service.plan_digests(engine, settings, now=now, emails=emails)
+        plan = [_digest_json(d) for d in digests]
+        if as_json:
+            out.print_json(json.dumps(plan, ensure_ascii=False))
+        else:
+            for entry in plan:
+                out.print(f"{entry['email']}: {len(entry['papers'])} papers", markup=False)
+        return
+    with _progress(enabled=not as_json) as tick:
+        outcomes, report = asyncio.run(
+            service.send_now(engine, settings, now=now, emails=emails, progress=tick)
+        )
+    if as_json:
+        out.print_json(json.dumps([o.__dict__ for o in outcomes], ensure_ascii=False))
+    else:
+        print_outcomes(outcomes)
+        print_summary(report)
+    if report.count("failed") or report.count("unknown"):
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar on a terminal; silent when output is piped."""
+    if not (enabled and err.is_terminal):
+        yield lambda _status: None
+        return
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("sending", total=None)
+        yield lambda _status: bar.advance(task)
+
+
+@app.command()
+@friendly
+def status() -> None:
+    """Show the scheduler and its jobs, the last ingest of each source, and the outbox."""
+    settings = load_settings()
+    for piece in statusview.tables(open_engine(settings)):
+        if isinstance(piece, str):
+            out.print(piece, markup=False)
+        else:
+            out.print(piece)
+
+
+@app.command()
+@friendly
+def run() -> None:
+    """Run the bot: ingest on schedule, send digests at local times and alerts at once.
+
+    Stop it with SIGTERM or Ctrl-C; the message in flight finishes.
+    """
+    settings = load_settings()
+    engine = open_engine(settings)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
+    asyncio.run(scheduler.Daemon(settings, engine).run())
+
+
+def _digest_json(digest: Any) -> dict[str, Any]:
+    return {
+        "email": digest.subscriber.email,
+        "papers": [
+            {
+                "id": item.paper.id,
+                "title": item.paper.title,
+                "score": item.match.score,
+                "matched": list(item.match.terms),
+            }
+            for item in digest.items
+        ],
+    }
+
+
+@app.command()
+@friendly
+def preview(
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The subscriber's address.")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write FILE: the whole message if it ends in .eml, else the HTML."
+        ),
+    ] = None,
+    open_it: Annotated[bool, typer.Option("--open", help="Open the HTML in a browser.")] = False,
+) -> None:
+    """Show a subscriber's next digest exactly as send-now would send it, without sending.
+
+    Prints the subject and the text part. --out FILE.eml writes the whole message, any other
+    --out FILE the HTML part; --open opens the HTML in a browser. Nothing is recorded."""
+    import webbrowser
+    from email import message_from_bytes, policy
+    from tempfile import NamedTemporaryFile
+
+    settings = load_settings()
+    (address,) = normalised_addresses([email])
+    raw = service.preview(open_engine(settings), settings, address, now=now_utc())
+    if raw is None:
+        out.print(f"Nothing new for {address}: send-now would send nothing.", markup=False)
+        return
+    message = message_from_bytes(raw, policy=policy.default)
+    html = _part(message, "html")
+    if out_file is not None:
+        eml = out_file.suffix.lower() == ".eml"
+        _write(out_file, raw if eml else html.encode("utf-8"))
+        err.print(f"Wrote {'the message' if eml else 'the HTML part'} to {out_file}", markup=False)
+    else:
+        out.print(f"Subject: {message['Subject']}\n\n{_part(message, 'plain')}", markup=False)
+    if open_it:
+        target = out_file if out_file and out_file.suffix.lower() in (".html", ".htm") else None
+        if target is None:
+            with NamedTemporaryFile("wb", suffix=".html", prefix="digestbot-", delete=False) as f:
+                f.write(html.encode("utf-8"))
+            target = Path(f.name)
+        webbrowser.open(target.resolve().as_uri())
+
+
+def _part(message: Any, subtype: str) -> str:
+    body = message.get_body((subtype,))
+    return "" if body is None else str(body.get_content()).replace("\r\n", "\n")
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}", "check the path") from None
