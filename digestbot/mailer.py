@@ -47,7 +47,10 @@ class Outbound:
 
     @classmethod
     def of(cls, raw: bytes) -> Outbound:
-        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        # Only the header block is parsed: a digest's body is tens of kilobytes.
+        end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=-1)
+        head = raw if end < 0 else raw[: end + 2]
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(head)
         return cls(
             raw=raw,
             sender=headers["From"].addresses[0].addr_spec,

@@ -1,10 +1,10 @@
 """Outbox stage: delivery rows committed before sending, claimed one at a time, closed once.
 
 States: pending -> sending -> sent | retry (next_attempt_at) | failed | unknown.
-A row is claimed with a conditional UPDATE, so two processes never send the same row; on
-PostgreSQL the same UPDATE … WHERE status IN (…) is just as atomic. A row left in `sending`
-by a dead process becomes `unknown`: the server may or may not have it, so it is resent only
-on request (`send-now --resend-unknown`), with its original Message-ID.
+A row is claimed with a conditional UPDATE (inside BEGIN IMMEDIATE on SQLite; after
+SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL), so two processes never send the same row.
+A row left in `sending` by a dead process becomes `unknown`: the server may or may not have
+it, so it is resent only on request (`send-now --resend-unknown`), with its original Message-ID.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,108 +99,186 @@ def enqueue(
     *,
     now: datetime,
     token: tuple[int, int] | None = None,
-) -> None:
-    """Commit one pending row per email in one write transaction.
+    after: int | None = None,
+) -> list[int]:
+    """Commit one pending row per email in one write transaction; return their ids.
 
     With `token` (from state_token before planning), raise PlanConflict if anything was
     enqueued or sent since, so the caller plans again instead of sending a paper twice.
+    With `after` (the last id this run enqueued, for its next chunk of the same plan), raise
+    it if anyone else enqueued since; rows of that plan being sent meanwhile are no conflict,
+    since their papers were spoken for when the plan was made.
     """
     with write_session(engine) as session:
+        last_row = session.exec(select(func.max(DeliveryRow.id))).one() or 0
         if token is not None:
-            last_row = session.exec(select(func.max(DeliveryRow.id))).one() or 0
             sent = session.exec(select(func.count()).select_from(SentPaperRow)).one()
             if (last_row, sent) != token:
                 raise PlanConflict
-        for item in outgoing:
-            session.add(
-                DeliveryRow(
-                    subscriber_id=item.subscriber_id,
-                    kind=item.kind,
-                    period_key=item.period_key,
-                    message_id=item.message_id,
-                    paper_ids=json.dumps(list(item.paper_ids)),
-                    message=item.raw,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-
-
-def due(
-    engine: Engine, *, now: datetime, subscriber_ids: Sequence[int] | None = None
-) -> list[Queued]:
-    """Rows to send now: pending ones, and retries whose time has come; oldest first."""
-    with Session(engine) as session:
-        query = select(DeliveryRow).where(
-            col(DeliveryRow.status).in_(CLAIMABLE),
-            or_(
-                col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) <= now
-            ),
-        )
-        if subscriber_ids is not None:
-            query = query.where(col(DeliveryRow.subscriber_id).in_(subscriber_ids))
-        rows = session.exec(query.order_by(col(DeliveryRow.id))).all()
-        return [
-            Queued(
-                id=row.id or 0,
-                subscriber_id=row.subscriber_id,
-                outbound=Outbound.of(row.message),
-                paper_count=len(json.loads(row.paper_ids)),
-                attempts=row.attempts,
-            )
-            for row in rows
-        ]
-
-
-def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> bool:
-    """Take a due row for sending; False when another process already took it."""
-    with write_session(engine) as session:
-        result = session.exec(
-            update(DeliveryRow)
-            .where(
-                col(DeliveryRow.id) == row_id,
-                col(DeliveryRow.status).in_(CLAIMABLE),
-                or_(
-                    col(DeliveryRow.next_attempt_at).is_(None),
-                    col(DeliveryRow.next_attempt_at) <= now,
-                ),
-            )
-            .values(
-                status="sending",
+        if after is not None and last_row != after:
+            raise PlanConflict
+        rows = [
+            DeliveryRow(
+                subscriber_id=item.subscriber_id,
+                kind=item.kind,
+                period_key=item.period_key,
+                message_id=item.message_id,
+                paper_ids=json.dumps(list(item.paper_ids)),
+                message=item.raw,
+                created_at=now,
                 updated_at=now,
-                claimed_by=by,
-                claimed_at=now,
-                attempts=DeliveryRow.attempts + 1,
             )
+            for item in outgoing
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows if row.id is not None]
+
+
+def due_ids(
+    engine: Engine, *, now: datetime, subscriber_ids: Sequence[int] | None = None
+) -> list[int]:
+    """Ids of rows to send now (pending, and retries whose time has come), oldest first.
+
+    Only ids: each message is read when its row is claimed, so a big outbox is never held
+    in memory at once.
+    """
+    query = select(DeliveryRow.id).where(
+        col(DeliveryRow.status).in_(CLAIMABLE),
+        or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) <= now),
+    )
+    if subscriber_ids is not None:
+        query = query.where(col(DeliveryRow.subscriber_id).in_(subscriber_ids))
+    with Session(engine) as session:
+        return [row_id for row_id in session.exec(query.order_by(col(DeliveryRow.id))) if row_id]
+
+
+@dataclass(frozen=True)
+class Closing:
+    """How an attempt ended: sent (detail = where) or retry, failed, unknown (detail = why)."""
+
+    row_id: int
+    status: str
+    detail: str
+    next_attempt_at: datetime | None = None
+
+
+def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> Queued | None:
+    """Take a due row for sending; None when another process already took it."""
+    return settle(engine, None, claim_id=row_id, now=now, by=by)
+
+
+def settle(
+    engine: Engine, closing: Closing | None, *, claim_id: int | None, now: datetime, by: str
+) -> Queued | None:
+    """Close the attempt just made and claim the next row, in one write transaction.
+
+    One transaction per email instead of two: a sender closes a row and takes the next one
+    together, so it never holds more than the row it is sending.
+    """
+    with row_session(engine) as session:
+        if closing is not None:
+            _close(session, closing, now=now)
+        return None if claim_id is None else _claim(session, claim_id, now=now, by=by)
+
+
+@contextmanager
+def row_session(engine: Engine) -> Iterator[Session]:
+    """The transaction for claiming and closing rows: BEGIN IMMEDIATE on SQLite; on
+    PostgreSQL a plain one, since claims lock their row (FOR UPDATE SKIP LOCKED) instead of
+    serialising every writer."""
+    if engine.dialect.name == "postgresql":
+        with Session(engine) as session, session.begin():
+            yield session
+    else:
+        with write_session(engine) as session:
+            yield session
+
+
+def _claim(session: Session, row_id: int, *, now: datetime, by: str) -> Queued | None:
+    due = (
+        col(DeliveryRow.id) == row_id,
+        col(DeliveryRow.status).in_(CLAIMABLE),
+        or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) <= now),
+    )
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # Lock the row, or skip it if another transaction is claiming it right now; the
+        # conditional UPDATE below then re-checks the state under the lock.
+        locked = select(DeliveryRow.id).where(*due).with_for_update(skip_locked=True)
+        if connection.execute(locked).first() is None:
+            return None
+    claimed = connection.execute(
+        update(DeliveryRow)
+        .where(*due)
+        .values(
+            status="sending",
+            updated_at=now,
+            claimed_by=by,
+            claimed_at=now,
+            attempts=DeliveryRow.attempts + 1,
         )
-        return bool(result.rowcount)
+        .returning(
+            col(DeliveryRow.subscriber_id),
+            col(DeliveryRow.message),
+            col(DeliveryRow.paper_ids),
+            col(DeliveryRow.attempts),
+        )
+    ).first()
+    if claimed is None:
+        return None
+    subscriber_id, message, paper_ids, attempts = claimed
+    return Queued(
+        id=row_id,
+        subscriber_id=subscriber_id,
+        outbound=Outbound.of(message),
+        paper_count=len(json.loads(paper_ids)),
+        attempts=attempts - 1,  # attempts before this one
+    )
+
+
+def _close(session: Session, closing: Closing, *, now: datetime) -> None:
+    """Write how an attempt ended; a sent row records its papers as sent in the same step."""
+    assert closing.status in ("sent", "retry", "failed", "unknown")
+    sent = closing.status == "sent"
+    values: dict[str, Any] = {
+        "status": closing.status,
+        "updated_at": now,
+        "next_attempt_at": closing.next_attempt_at,
+        "last_error": None if sent else closing.detail,
+    }
+    if sent:
+        values.update(sent_at=now, delivered_to=closing.detail)
+    connection = session.connection()
+    row = connection.execute(
+        update(DeliveryRow)
+        .where(col(DeliveryRow.id) == closing.row_id)
+        .values(**values)
+        .returning(col(DeliveryRow.subscriber_id), col(DeliveryRow.paper_ids))
+    ).first()
+    assert row is not None
+    if sent and (paper_ids := json.loads(row.paper_ids)):
+        papers = [
+            {
+                "subscriber_id": row.subscriber_id,
+                "paper_id": pid,
+                "delivery_id": closing.row_id,
+                "sent_at": now,
+            }
+            for pid in paper_ids
+        ]
+        # executemany with one cached statement; a multi-row VALUES recompiles per size.
+        connection.execute(_insert_ignoring_duplicates(connection.dialect.name), papers)
 
 
 def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None:
     """Close the row as sent and record its papers as sent, in the same transaction."""
-    with write_session(engine) as session:
-        row = session.get(DeliveryRow, row_id)
-        assert row is not None
-        row.status, row.sent_at, row.updated_at = "sent", now, now
-        row.delivered_to, row.last_error, row.next_attempt_at = where, None, None
-        session.add(row)
-        values = [
-            {
-                "subscriber_id": row.subscriber_id,
-                "paper_id": pid,
-                "delivery_id": row_id,
-                "sent_at": now,
-            }
-            for pid in json.loads(row.paper_ids)
-        ]
-        if values:
-            # executemany with one cached statement; a multi-row VALUES recompiles per size.
-            session.connection().execute(_insert_ignoring_duplicates(engine), values)
+    settle(engine, Closing(row_id, "sent", where), claim_id=None, now=now, by="")
 
 
-def _insert_ignoring_duplicates(engine: Engine) -> Any:
+def _insert_ignoring_duplicates(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for sent papers, on SQLite or PostgreSQL."""
-    if engine.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return postgresql_insert(SentPaperRow).on_conflict_do_nothing()
     return sqlite_insert(SentPaperRow).on_conflict_do_nothing()
 
@@ -215,17 +294,12 @@ def close(
 ) -> None:
     """Close a failed attempt as `retry` (with its next time), `failed` or `unknown`."""
     assert status in ("retry", "failed", "unknown")
-    with write_session(engine) as session:
-        row = session.get(DeliveryRow, row_id)
-        assert row is not None
-        row.status, row.last_error, row.updated_at = status, error, now
-        row.next_attempt_at = next_attempt_at
-        session.add(row)
+    settle(engine, Closing(row_id, status, error, next_attempt_at), claim_id=None, now=now, by="")
 
 
 def unclaim(engine: Engine, row_id: int, *, now: datetime) -> None:
     """Give a claimed row back untouched, as if never attempted (the server was unreachable)."""
-    with write_session(engine) as session:
+    with row_session(engine) as session:
         session.exec(
             update(DeliveryRow)
             .where(col(DeliveryRow.id) == row_id, col(DeliveryRow.status) == "sending")

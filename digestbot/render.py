@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import email.policy
 import hashlib
 import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -121,6 +124,33 @@ def render_digest(env: Environment, digest: Digest) -> Rendered:
 
 def build_message(rendered: Rendered, envelope: Envelope) -> EmailMessage:
     """A multipart/alternative message with a text and an HTML part and safe headers."""
+    message = _headers(rendered, envelope)
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+def message_bytes(rendered: Rendered, envelope: Envelope) -> bytes:
+    """The message of build_message as SMTP-ready bytes (CRLF), built several times faster.
+
+    The headers still come from the email package (encoded words, folding, header safety);
+    only the two body parts are assembled here, because the package's body path (heuristic
+    quoted-printable in pure Python, a write call per line) costs milliseconds per digest.
+    Each part is 7bit or 8bit when every line fits SMTP's 998 octets, else base64.
+    """
+    head = _headers(rendered, envelope).as_bytes(policy=email.policy.SMTP).rstrip(b"\r\n")
+    parts = [_part("plain", rendered.text), _part("html", rendered.html)]
+    boundary = _boundary(parts)
+    lines = [head, b"MIME-Version: 1.0", b"Content-Type: multipart/alternative;"]
+    lines.append(b' boundary="' + boundary + b'"')
+    lines.append(b"")
+    for part in parts:
+        lines += [b"--" + boundary, part]
+    lines += [b"--" + boundary + b"--", b""]
+    return b"\r\n".join(lines)
+
+
+def _headers(rendered: Rendered, envelope: Envelope) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = Address(header_safe(envelope.sender_name), addr_spec=envelope.sender)
@@ -133,6 +163,28 @@ def build_message(rendered: Rendered, envelope: Envelope) -> EmailMessage:
         targets.append(f"<{header_safe(envelope.unsubscribe_url)}>")
     message["List-Unsubscribe"] = ", ".join(targets)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
     return message
+
+
+_MAX_LINE = 998  # RFC 5322 2.1.1, octets before CRLF
+
+
+def _part(subtype: str, body: str) -> bytes:
+    """One text part, headers and body, with CRLF line ends (as the stdlib splits lines)."""
+    lines = body.encode("utf-8").splitlines()
+    if any(len(line) > _MAX_LINE for line in lines):
+        encoding = "base64"
+        data = base64.encodebytes(b"\r\n".join(lines) + b"\r\n").replace(b"\n", b"\r\n")
+    else:
+        encoding = "7bit" if body.isascii() else "8bit"
+        data = b"\r\n".join(lines) + b"\r\n"
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {encoding}'
+    return head.encode("ascii") + b"\r\n\r\n" + data
+
+
+def _boundary(parts: list[bytes]) -> bytes:
+    """A boundary that occurs in no part (RFC 2046 5.1.1), like the email package's."""
+    while True:
+        boundary = b"===============" + secrets.token_hex(10).encode("ascii") + b"=="
+        if not any(boundary in part for part in parts):
+            return boundary

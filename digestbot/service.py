@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from jinja2 import Environment
 from sqlalchemy import Engine
 
 from digestbot import outbox, papers
-from digestbot.delivery import Progress, Report, deliver
+from digestbot.delivery import Feed, Progress, Report, deliver
 from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError, DeliveryError
 from digestbot.models import Digest
 from digestbot.render import (
     Envelope,
-    build_message,
     make_environment,
+    message_bytes,
     message_id,
     render_digest,
     unsubscribe_link,
@@ -118,38 +118,39 @@ def enqueue_digests(
     *,
     now: datetime,
     token: tuple[int, int] | None = None,
-) -> None:
+) -> list[int]:
     """Render every non-empty digest and commit them as pending rows in one transaction."""
     env = make_environment(settings.templates_dir)
-    outgoing = []
-    for digest in digests:
-        if not digest.items:
-            continue
-        sub = digest.subscriber
-        rendered = render_digest(env, digest)
-        envelope = Envelope(
-            sender=settings.from_address,
-            sender_name=settings.from_name,
-            recipient=sub.email,
-            recipient_name=sub.name,
-            message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
-            date=now,
-            unsubscribe_url=settings.unsubscribe_url
-            and unsubscribe_link(
-                settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
-            ),
-        )
-        outgoing.append(
-            outbox.Outgoing(
-                subscriber_id=sub.id,
-                kind=digest.kind,
-                period_key=digest.period_key,
-                message_id=envelope.message_id,
-                raw=build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP),
-                paper_ids=tuple(item.paper.id for item in digest.items),
-            )
-        )
-    outbox.enqueue(engine, outgoing, now=now, token=token)
+    outgoing = [render_outgoing(env, settings, d, now=now) for d in digests if d.items]
+    return outbox.enqueue(engine, outgoing, now=now, token=token)
+
+
+def render_outgoing(
+    env: Environment, settings: Settings, digest: Digest, *, now: datetime
+) -> outbox.Outgoing:
+    """The render step, on its own: templates, then the message as SMTP-ready bytes."""
+    sub = digest.subscriber
+    rendered = render_digest(env, digest)
+    envelope = Envelope(
+        sender=settings.from_address,
+        sender_name=settings.from_name,
+        recipient=sub.email,
+        recipient_name=sub.name,
+        message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
+        date=now,
+        unsubscribe_url=settings.unsubscribe_url
+        and unsubscribe_link(
+            settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
+        ),
+    )
+    return outbox.Outgoing(
+        subscriber_id=sub.id,
+        kind=digest.kind,
+        period_key=digest.period_key,
+        message_id=envelope.message_id,
+        raw=message_bytes(rendered, envelope),
+        paper_ids=tuple(item.paper.id for item in digest.items),
+    )
 
 
 async def send_now(
@@ -160,19 +161,20 @@ async def send_now(
     emails: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> tuple[list[Outcome], Report]:
-    """Decide and enqueue digests, then deliver every due row; one Outcome per subscriber."""
-    for _ in range(5):
-        token = outbox.state_token(engine)
-        digests = plan_digests(engine, settings, now=now, emails=emails)
-        try:
-            enqueue_digests(engine, settings, digests, now=now, token=token)
-            break
-        except outbox.PlanConflict:
-            continue  # another run enqueued or sent meanwhile: plan again on fresh state
-    else:
-        raise DeliveryError("other runs kept changing the outbox", "try again in a moment")
-    ids = [d.subscriber.id for d in digests]
-    report = await deliver(engine, settings, now=now, subscriber_ids=ids, progress=progress)
+    """Decide digests, then render and commit them chunk by chunk while the committed ones are
+    being sent (and every older due row of the same subscribers); one Outcome per subscriber."""
+    feed = Feed()
+    sending = asyncio.ensure_future(
+        deliver(engine, settings, now=now, progress=progress, feed=feed)
+    )
+    try:
+        digests = await _plan_and_enqueue(engine, settings, now, emails, feed)
+    except BaseException:
+        feed.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        raise
+    feed.close()
+    report = await sending
     by_subscriber: dict[int, list[tuple[outbox.Queued, str, str]]] = {}
     for entry in report.results:
         by_subscriber.setdefault(entry[0].subscriber_id, []).append(entry)
@@ -180,6 +182,62 @@ async def send_now(
         _outcome(d.subscriber.email, by_subscriber.get(d.subscriber.id, [])) for d in digests
     ]
     return outcomes, report
+
+
+FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
+CHUNK = 200  # digests per commit after that
+
+
+async def _plan_and_enqueue(
+    engine: Engine, settings: Settings, now: datetime, emails: Sequence[str], feed: Feed
+) -> list[Digest]:
+    """Plan against a state token; plan again if another run committed first."""
+    planned: dict[int, Digest] = {}
+    for _ in range(5):
+        token = outbox.state_token(engine)
+        digests = plan_digests(engine, settings, now=now, emails=emails)
+        for digest in digests:
+            planned.setdefault(digest.subscriber.id, digest)
+        ids = [d.subscriber.id for d in digests]
+        feed.put(outbox.due_ids(engine, now=now, subscriber_ids=ids))
+        try:
+            await _enqueue_in_chunks(engine, settings, digests, now, token, feed)
+        except outbox.PlanConflict:
+            continue  # another run enqueued meanwhile: plan again on fresh state
+        return list(planned.values())
+    raise DeliveryError("other runs kept changing the outbox", "try again in a moment")
+
+
+async def _enqueue_in_chunks(
+    engine: Engine,
+    settings: Settings,
+    digests: Sequence[Digest],
+    now: datetime,
+    token: tuple[int, int],
+    feed: Feed,
+) -> None:
+    """Render and commit the digests chunk by chunk, handing each chunk's rows to `feed`.
+
+    Rendering yields to the event loop after each digest, so the senders keep their SMTP
+    connections busy meanwhile. A cancelled feed (the server is unreachable) stops it at the
+    next chunk: what was committed stays pending; the rest was never decided.
+    """
+    env = make_environment(settings.templates_dir)
+    todo = [d for d in digests if d.items]
+    last: int | None = None
+    chunk: list[outbox.Outgoing] = []
+    for n, digest in enumerate(todo, 1):
+        chunk.append(render_outgoing(env, settings, digest, now=now))
+        await asyncio.sleep(0)
+        if len(chunk) < (FIRST_CHUNK if last is None else CHUNK) and n < len(todo):
+            continue
+        if feed.cancelled:
+            return
+        ids = outbox.enqueue(
+            engine, chunk, now=now, token=token if last is None else None, after=last
+        )
+        feed.put(ids)
+        last, chunk = ids[-1], []
 
 
 _SEVERITY = {"sent": 0, "retry": 1, "unknown": 2, "failed": 3}
