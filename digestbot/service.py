@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from jinja2 import Environment
 from sqlalchemy import Engine
 
 from digestbot import outbox, papers
@@ -16,14 +15,8 @@ from digestbot.delivery import Feed, Progress, Report, deliver
 from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError, DeliveryError
 from digestbot.models import Digest
-from digestbot.render import (
-    Envelope,
-    make_environment,
-    message_bytes,
-    message_id,
-    render_digest,
-    unsubscribe_link,
-)
+from digestbot.pipeline import enqueue_in_chunks, render_outgoing
+from digestbot.render import make_environment
 from digestbot.settings import Settings
 from digestbot.sources import read_listing
 from digestbot.sources.fetch import SourceSpec, fetch_source
@@ -125,34 +118,6 @@ def enqueue_digests(
     return outbox.enqueue(engine, outgoing, now=now, token=token)
 
 
-def render_outgoing(
-    env: Environment, settings: Settings, digest: Digest, *, now: datetime
-) -> outbox.Outgoing:
-    """The render step, on its own: templates, then the message as SMTP-ready bytes."""
-    sub = digest.subscriber
-    rendered = render_digest(env, digest)
-    envelope = Envelope(
-        sender=settings.from_address,
-        sender_name=settings.from_name,
-        recipient=sub.email,
-        recipient_name=sub.name,
-        message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
-        date=now,
-        unsubscribe_url=settings.unsubscribe_url
-        and unsubscribe_link(
-            settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
-        ),
-    )
-    return outbox.Outgoing(
-        subscriber_id=sub.id,
-        kind=digest.kind,
-        period_key=digest.period_key,
-        message_id=envelope.message_id,
-        raw=message_bytes(rendered, envelope),
-        paper_ids=tuple(item.paper.id for item in digest.items),
-    )
-
-
 async def send_now(
     engine: Engine,
     settings: Settings,
@@ -184,10 +149,6 @@ async def send_now(
     return outcomes, report
 
 
-FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
-CHUNK = 200  # digests per commit after that
-
-
 async def _plan_and_enqueue(
     engine: Engine, settings: Settings, now: datetime, emails: Sequence[str], feed: Feed
 ) -> list[Digest]:
@@ -201,43 +162,11 @@ async def _plan_and_enqueue(
         ids = [d.subscriber.id for d in digests]
         feed.put(outbox.due_ids(engine, now=now, subscriber_ids=ids))
         try:
-            await _enqueue_in_chunks(engine, settings, digests, now, token, feed)
+            await enqueue_in_chunks(engine, settings, digests, now=now, token=token, feed=feed)
         except outbox.PlanConflict:
             continue  # another run enqueued meanwhile: plan again on fresh state
         return list(planned.values())
     raise DeliveryError("other runs kept changing the outbox", "try again in a moment")
-
-
-async def _enqueue_in_chunks(
-    engine: Engine,
-    settings: Settings,
-    digests: Sequence[Digest],
-    now: datetime,
-    token: tuple[int, int],
-    feed: Feed,
-) -> None:
-    """Render and commit the digests chunk by chunk, handing each chunk's rows to `feed`.
-
-    Rendering yields to the event loop after each digest, so the senders keep their SMTP
-    connections busy meanwhile. A cancelled feed (the server is unreachable) stops it at the
-    next chunk: what was committed stays pending; the rest was never decided.
-    """
-    env = make_environment(settings.templates_dir)
-    todo = [d for d in digests if d.items]
-    last: int | None = None
-    chunk: list[outbox.Outgoing] = []
-    for n, digest in enumerate(todo, 1):
-        chunk.append(render_outgoing(env, settings, digest, now=now))
-        await asyncio.sleep(0)
-        if len(chunk) < (FIRST_CHUNK if last is None else CHUNK) and n < len(todo):
-            continue
-        if feed.cancelled:
-            return
-        ids = outbox.enqueue(
-            engine, chunk, now=now, token=token if last is None else None, after=last
-        )
-        feed.put(ids)
-        last, chunk = ids[-1], []
 
 
 _SEVERITY = {"sent": 0, "retry": 1, "unknown": 2, "failed": 3}
