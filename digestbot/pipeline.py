@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from contextlib import ExitStack
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import aclosing
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -94,49 +95,49 @@ async def enqueue_in_chunks(
     committed stays pending; the rest was never decided.
     """
     todo = [d for d in digests if d.items]
-    chunks = [todo[:FIRST_CHUNK]] + [
-        todo[i : i + CHUNK] for i in range(FIRST_CHUNK, len(todo), CHUNK)
-    ]
+    if not todo:
+        return
+    chunks = [todo[:FIRST_CHUNK]]
+    chunks += [todo[i : i + CHUNK] for i in range(FIRST_CHUNK, len(todo), CHUNK)]
     last: int | None = None
-    with ExitStack() as stack:
-        pool = _render_pool(settings, len(todo), stack)
-        loop = asyncio.get_running_loop()
-        rendering = (
-            [
-                loop.run_in_executor(pool, render_chunk, settings, chunk, now)
-                for chunk in chunks[:AHEAD]
-            ]
-            if pool
-            else []
-        )
-        for n, chunk in enumerate(chunks):
-            if not chunk or feed.cancelled:
-                break
-            if pool:
-                outgoing = await rendering[n]
-                if n + AHEAD < len(chunks):
-                    rendering.append(
-                        loop.run_in_executor(pool, render_chunk, settings, chunks[n + AHEAD], now)
-                    )
-            else:
-                outgoing = await _render_here(settings, chunk, now)
+    async with aclosing(_rendered(settings, chunks, now)) as rendered:
+        async for outgoing in rendered:
+            if feed.cancelled:
+                return
             ids = outbox.enqueue(
                 engine, outgoing, now=now, token=token if last is None else None, after=last
             )
             feed.put(ids)
             last = ids[-1]
-        for pending in rendering:
-            pending.cancel()
 
 
-def _render_pool(settings: Settings, count: int, stack: ExitStack) -> Executor | None:
-    """A render process for a batch big enough to repay starting one (about half a second)."""
-    if settings.render_processes == 0 or count <= FIRST_CHUNK + CHUNK:
-        return None
+async def _rendered(
+    settings: Settings, chunks: Sequence[Sequence[Digest]], now: datetime
+) -> AsyncGenerator[list[outbox.Outgoing], None]:
+    """Each chunk rendered, in order: for a batch big enough to repay starting a process
+    (about half a second), in render processes a few chunks ahead; otherwise here."""
+    if settings.render_processes == 0 or sum(map(len, chunks)) <= FIRST_CHUNK + CHUNK:
+        for chunk in chunks:
+            yield await _render_here(settings, chunk, now)
+        return
+    loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads
     pool = ProcessPoolExecutor(settings.render_processes, mp_context=context)
-    stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-    return pool
+
+    def start(chunk: Sequence[Digest]) -> asyncio.Future[list[outbox.Outgoing]]:
+        return loop.run_in_executor(pool, render_chunk, settings, chunk, now)
+
+    pending = deque(start(chunk) for chunk in chunks[:AHEAD])
+    try:
+        for n in range(len(chunks)):
+            outgoing = await pending.popleft()
+            if n + AHEAD < len(chunks):
+                pending.append(start(chunks[n + AHEAD]))
+            yield outgoing
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 async def _render_here(
