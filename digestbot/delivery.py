@@ -10,7 +10,7 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -162,7 +162,9 @@ class _Sender:
     async def _attempt(self, transport: Transport, row: outbox.Queued) -> outbox.Closing:
         """Send one claimed row; return how to close it (the caller writes it)."""
         closing = await _attempt(self.engine, self.settings, transport, row, self.now)
-        self.report.results.append((row, closing.status, closing.detail))
+        # The report outlives the batch: it keeps the envelope, not the message bytes.
+        slim = replace(row, outbound=replace(row.outbound, raw=b""))
+        self.report.results.append((slim, closing.status, closing.detail))
         if self.progress:
             self.progress(closing.status)
         return closing
