@@ -108,7 +108,7 @@ async def enqueue_in_chunks(
                 engine, outgoing, now=now, token=token if last is None else None, after=last
             )
             feed.put(ids)
-            last = ids[-1]
+            last = max(ids)
 
 
 async def _rendered(
