@@ -124,3 +124,19 @@ def test_it_sends_each_digest_once_when_two_processes_send_at_once(
     recipients = sorted(m["To"] for m in smtp_server.inbox.messages)
     assert recipients == sorted(f"reader{n}@example.org" for n in range(8))
     assert {r.status for r in rows(pg_engine)} == {"sent"}
+
+
+def test_it_marks_a_claimed_row_sent_together_with_its_papers(
+    pg_engine: Engine, pg_settings: Settings, clock: datetime
+) -> None:
+    """mark_sent closes the row and records each of its papers as sent to that subscriber."""
+    (row_id,) = queued(pg_engine, pg_settings, clock, count=1)
+    claimed = outbox.claim(pg_engine, row_id, now=clock, by="me")
+    assert claimed is not None and claimed.paper_count > 0
+    outbox.mark_sent(pg_engine, row_id, where="smtp://test", now=clock)
+    (row,) = rows(pg_engine)
+    with Session(pg_engine) as session:
+        papers = session.exec(select(SentPaperRow)).all()
+    assert (row.status, row.delivered_to, row.sent_at) == ("sent", "smtp://test", clock)
+    assert len(papers) == claimed.paper_count
+    assert {(p.subscriber_id, p.delivery_id) for p in papers} == {(claimed.subscriber_id, row_id)}
