@@ -1,4 +1,5 @@
-"""Storage: SQLModel tables and the engine (SQLite in WAL mode with a busy timeout)."""
+"""Storage: SQLModel tables and the engine (SQLite in WAL mode with a busy timeout, or
+PostgreSQL through psycopg)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlmodel import Field, Session, SQLModel, create_engine
 from digestbot.errors import ConfigError
 
 BUSY_TIMEOUT_MS = 30_000
+WRITE_LOCK = 0x64696765  # PostgreSQL advisory lock key of write_session ("dige")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -186,17 +188,23 @@ def write_session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as session, session.begin():
         if engine.dialect.name == "sqlite":
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        elif engine.dialect.name == "postgresql":
+            # The same one-writer-at-a-time rule, held until commit (outbox claims do not
+            # take it: they lock their row instead).
+            session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
         yield session
 
 
 def make_engine(url: str) -> Engine:
     """Create the engine for `url` and the tables; SQLite gets WAL and a busy timeout."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not psycopg2
     try:
         engine = create_engine(url)
     except (SQLAlchemyError, ValueError) as exc:
         raise ConfigError(
             f"DIGESTBOT_DATABASE_URL {url!r} is not usable: {exc}",
-            "use a URL such as sqlite:///digestbot.db",
+            "use a URL such as sqlite:///digestbot.db or postgresql://user@host/dbname",
         ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -1,11 +1,16 @@
-"""Delivery: send due outbox rows over a few reused SMTP connections, and close each row."""
+"""Delivery: send due outbox rows over a few reused SMTP connections, and close each row.
+
+Each connection claims a row just before sending it and closes it in the same write
+transaction as its next claim, so a crash leaves at most one row per connection `sending`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -42,6 +47,42 @@ def next_attempt(settings: Settings, attempts: int, now: datetime) -> datetime:
     return now + timedelta(seconds=delay)
 
 
+class Feed:
+    """Ids of committed rows for the senders, in order, as they become available; closed
+    when no more will come. A sender that hits an unusable transport cancels it."""
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        self._ids: deque[int] = deque(ids)
+        self._more = asyncio.Event()
+        self.closed = False
+        self.cancelled = False
+
+    def put(self, ids: Iterable[int]) -> None:
+        if not self.cancelled:
+            self._ids.extend(ids)
+            self._more.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._more.set()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._ids.clear()
+        self.close()
+
+    def take(self) -> int | None:
+        """The next id if one is ready now, else None."""
+        return self._ids.popleft() if self._ids else None
+
+    async def next(self) -> int | None:
+        """The next id, waiting for one; None once the feed is closed and drained."""
+        while not self._ids and not self.closed:
+            self._more.clear()
+            await self._more.wait()
+        return self.take()
+
+
 async def deliver(
     engine: Engine,
     settings: Settings,
@@ -49,9 +90,11 @@ async def deliver(
     now: datetime,
     subscriber_ids: Sequence[int] | None = None,
     progress: Progress | None = None,
+    feed: Feed | None = None,
     halt: asyncio.Event | None = None,
 ) -> Report:
-    """Send every due row; an unreachable server stops the batch and leaves the rest as they were.
+    """Send every due row (or, with `feed`, the rows it yields until it is closed); an
+    unreachable server stops the batch and leaves the rest as they were.
 
     Rows a crashed run left `sending` become `unknown` first, so they are never resent blindly.
     Setting `halt` (a clean stop) lets each connection finish the message in flight, no more.
@@ -59,38 +102,13 @@ async def deliver(
     report = Report(
         recovered=outbox.recover(engine, now=now, lease=timedelta(seconds=settings.sending_lease))
     )
-    queue: asyncio.Queue[outbox.Queued] = asyncio.Queue()
-    for row in outbox.due(engine, now=now, subscriber_ids=subscriber_ids):
-        queue.put_nowait(row)
-    workers = (
-        min(settings.smtp_connections, queue.qsize())
-        if settings.effective_transport == "smtp"
-        else 1
-    )
-    limit = RateLimit(settings.smtp_rate)
-    stop = asyncio.Event()
-    by = outbox.owner()
-
-    async def worker() -> None:
-        transport = open_transport(settings)
-        try:
-            while not (stop.is_set() or (halt and halt.is_set()) or queue.empty()):
-                row = queue.get_nowait()
-                await limit.wait()  # before the claim, so a row is `sending` only while sent
-                if not outbox.claim(engine, row.id, now=now, by=by):
-                    continue
-                status, detail = await _attempt(engine, settings, transport, row, now)
-                report.results.append((row, status, detail))
-                if progress:
-                    progress(status)
-        except TransportUnavailable:
-            stop.set()
-            raise
-        finally:
-            await transport.close()
-
+    if feed is None:
+        feed = Feed(outbox.due_ids(engine, now=now, subscriber_ids=subscriber_ids))
+        feed.close()
+    workers = settings.smtp_connections if settings.effective_transport == "smtp" else 1
+    sender = _Sender(engine, settings, now, report, progress, feed, halt)
     results = await asyncio.gather(
-        *(worker() for _ in range(max(1, workers))), return_exceptions=True
+        *(sender.run() for _ in range(max(1, workers))), return_exceptions=True
     )
     failure = next((r for r in results if isinstance(r, BaseException)), None)
     if failure is not None:
@@ -98,25 +116,80 @@ async def deliver(
     return report
 
 
+@dataclass
+class _Sender:
+    """What each connection's loop shares: one rate limit, one report, one feed."""
+
+    engine: Engine
+    settings: Settings
+    now: datetime
+    report: Report
+    progress: Progress | None
+    feed: Feed
+    halt: asyncio.Event | None = None
+    limit: RateLimit = field(init=False)
+    by: str = field(default_factory=outbox.owner)
+
+    def __post_init__(self) -> None:
+        self.limit = RateLimit(self.settings.smtp_rate)
+
+    async def run(self) -> None:
+        """One connection: claim a row just before sending it, close it with the next claim."""
+        transport = open_transport(self.settings)
+        closing: outbox.Closing | None = None
+        try:
+            while True:
+                row_id = self.feed.take()
+                if closing is not None and (row_id is None or self.limit.interval):
+                    # Nothing to claim at once: close now rather than hold a finished row.
+                    self._settle(closing, None)
+                    closing = None
+                if self.halt is not None and self.halt.is_set():
+                    break  # a clean stop: the row just sent is closed below, no new claim
+                if row_id is None and (row_id := await self.feed.next()) is None:
+                    break
+                await self.limit.wait()  # before the claim: a row is `sending` only while sent
+                row = self._settle(closing, row_id)
+                closing = None
+                if row is not None:
+                    closing = await self._attempt(transport, row)
+        except TransportUnavailable:
+            self.feed.cancel()
+            raise
+        finally:
+            if closing is not None:
+                self._settle(closing, None)
+            await transport.close()
+
+    def _settle(self, closing: outbox.Closing | None, claim_id: int | None) -> outbox.Queued | None:
+        return outbox.settle(self.engine, closing, claim_id=claim_id, now=self.now, by=self.by)
+
+    async def _attempt(self, transport: Transport, row: outbox.Queued) -> outbox.Closing:
+        """Send one claimed row; return how to close it (the caller writes it)."""
+        closing = await _attempt(self.engine, self.settings, transport, row, self.now)
+        # The report outlives the batch: it keeps the envelope, not the message bytes.
+        slim = replace(row, outbound=replace(row.outbound, raw=b""))
+        self.report.results.append((slim, closing.status, closing.detail))
+        if self.progress:
+            self.progress(closing.status)
+        return closing
+
+
 async def _attempt(
     engine: Engine, settings: Settings, transport: Transport, row: outbox.Queued, now: datetime
-) -> tuple[str, str]:
-    """Send one claimed row and close it; return its new status and where or why."""
+) -> outbox.Closing:
+    """Send one claimed row; return its new status and where or why."""
     try:
         where = await send(row.outbound, transport)
     except TransportUnavailable:
         outbox.unclaim(engine, row.id, now=now)
         raise
     except DeliveryUnknown as exc:
-        outbox.close(engine, row.id, status="unknown", error=str(exc), now=now)
-        return "unknown", str(exc)
+        return outbox.Closing(row.id, "unknown", str(exc))
     except DeliveryError as exc:
         attempts = row.attempts + 1
         if exc.permanent or attempts >= settings.max_attempts:
-            outbox.close(engine, row.id, status="failed", error=str(exc), now=now)
-            return "failed", str(exc)
+            return outbox.Closing(row.id, "failed", str(exc))
         when = next_attempt(settings, attempts, now)
-        outbox.close(engine, row.id, status="retry", error=str(exc), now=now, next_attempt_at=when)
-        return "retry", str(exc)
-    outbox.mark_sent(engine, row.id, where=where, now=now)
-    return "sent", where
+        return outbox.Closing(row.id, "retry", str(exc), next_attempt_at=when)
+    return outbox.Closing(row.id, "sent", where)

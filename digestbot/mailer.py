@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
+from email.utils import getaddresses
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -47,11 +48,18 @@ class Outbound:
 
     @classmethod
     def of(cls, raw: bytes) -> Outbound:
-        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        # Only the header block is parsed: a digest's body is tens of kilobytes.
+        end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=-1)
+        head = raw if end < 0 else raw[: end + 2]
+        # compat32 leaves header values unparsed; getaddresses reads just the addresses.
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        senders = getaddresses([str(v) for v in headers.get_all("From", [])])
         return cls(
             raw=raw,
-            sender=headers["From"].addresses[0].addr_spec,
-            recipients=tuple(a.addr_spec for a in headers["To"].addresses),
+            sender=senders[0][1],
+            recipients=tuple(
+                a for _, a in getaddresses([str(v) for v in headers.get_all("To", [])])
+            ),
         )
 
     def message(self) -> EmailMessage:

@@ -1,10 +1,10 @@
 """Outbox stage: delivery rows committed before sending, claimed one at a time, closed once.
 
 States: pending -> sending -> sent | retry (next_attempt_at) | failed | unknown.
-A row is claimed with a conditional UPDATE, so two processes never send the same row; on
-PostgreSQL the same UPDATE … WHERE status IN (…) is just as atomic. A row left in `sending`
-by a dead process becomes `unknown`: the server may or may not have it, so it is resent only
-on request (`send-now --resend-unknown`), with its original Message-ID.
+A row is claimed with a conditional UPDATE (inside BEGIN IMMEDIATE on SQLite; after
+SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL), so two processes never send the same row.
+A row left in `sending` by a dead process becomes `unknown`: the server may or may not have
+it, so it is resent only on request (`send-now --resend-unknown`), with its original Message-ID.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Engine, func, or_, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from digestbot.db import DeliveryRow, SentPaperRow, write_session
+from digestbot.db import DeliveryRow, SentPaperRow, UtcDateTime, write_session
 from digestbot.mailer import Outbound
 
 STATES = ("pending", "sending", "sent", "retry", "failed", "unknown")
@@ -98,114 +98,205 @@ def enqueue(
     *,
     now: datetime,
     token: tuple[int, int] | None = None,
+    after: int | None = None,
     also: Callable[[Session], None] | None = None,
-) -> None:
-    """Commit one pending row per email in one write transaction.
+) -> list[int]:
+    """Commit one pending row per email in one write transaction; return their ids.
 
     With `token` (from state_token before planning), raise PlanConflict if anything was
     enqueued or sent since, so the caller plans again instead of sending a paper twice.
+    With `after` (the last id this run enqueued, for its next chunk of the same plan), raise
+    it if anyone else enqueued since; rows of that plan being sent meanwhile are no conflict,
+    since their papers were spoken for when the plan was made.
     `also` adds writes that must commit or fail with these rows (the period ledger).
     """
     with write_session(engine) as session:
+        last_row = session.exec(select(func.max(DeliveryRow.id))).one() or 0
         if token is not None:
-            last_row = session.exec(select(func.max(DeliveryRow.id))).one() or 0
             sent = session.exec(select(func.count()).select_from(SentPaperRow)).one()
             if (last_row, sent) != token:
                 raise PlanConflict
-        for item in outgoing:
-            session.add(
-                DeliveryRow(
-                    subscriber_id=item.subscriber_id,
-                    kind=item.kind,
-                    period_key=item.period_key,
-                    message_id=item.message_id,
-                    paper_ids=json.dumps(list(item.paper_ids)),
-                    message=item.raw,
-                    created_at=now,
-                    updated_at=now,
-                )
+        if after is not None and last_row != after:
+            raise PlanConflict
+        rows = [
+            DeliveryRow(
+                subscriber_id=item.subscriber_id,
+                kind=item.kind,
+                period_key=item.period_key,
+                message_id=item.message_id,
+                paper_ids=json.dumps(list(item.paper_ids)),
+                message=item.raw,
+                created_at=now,
+                updated_at=now,
             )
+            for item in outgoing
+        ]
+        session.add_all(rows)
         if also is not None:
             also(session)
+        session.flush()
+        return [row.id for row in rows if row.id is not None]
 
 
-def due(
+def due_ids(
     engine: Engine, *, now: datetime, subscriber_ids: Sequence[int] | None = None
-) -> list[Queued]:
-    """Rows to send now: pending ones, and retries whose time has come; oldest first."""
+) -> list[int]:
+    """Ids of rows to send now (pending, and retries whose time has come), oldest first.
+
+    Only ids: each message is read when its row is claimed, so a big outbox is never held
+    in memory at once.
+    """
+    query = select(DeliveryRow.id).where(
+        col(DeliveryRow.status).in_(CLAIMABLE),
+        or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) <= now),
+    )
+    if subscriber_ids is not None:
+        query = query.where(col(DeliveryRow.subscriber_id).in_(subscriber_ids))
     with Session(engine) as session:
-        query = select(DeliveryRow).where(
-            col(DeliveryRow.status).in_(CLAIMABLE),
-            or_(
-                col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) <= now
-            ),
-        )
-        if subscriber_ids is not None:
-            query = query.where(col(DeliveryRow.subscriber_id).in_(subscriber_ids))
-        rows = session.exec(query.order_by(col(DeliveryRow.id))).all()
-        return [
-            Queued(
-                id=row.id or 0,
-                subscriber_id=row.subscriber_id,
-                outbound=Outbound.of(row.message),
-                paper_count=len(json.loads(row.paper_ids)),
-                attempts=row.attempts,
-            )
-            for row in rows
+        return [row_id for row_id in session.exec(query.order_by(col(DeliveryRow.id))) if row_id]
+
+
+@dataclass(frozen=True)
+class Closing:
+    """How an attempt ended: sent (detail = where) or retry, failed, unknown (detail = why)."""
+
+    row_id: int
+    status: str
+    detail: str
+    next_attempt_at: datetime | None = None
+
+
+def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> Queued | None:
+    """Take a due row for sending; None when another process already took it."""
+    return settle(engine, None, claim_id=row_id, now=now, by=by)
+
+
+def settle(
+    engine: Engine, closing: Closing | None, *, claim_id: int | None, now: datetime, by: str
+) -> Queued | None:
+    """Close the attempt just made and claim the next row, in one write transaction.
+
+    One transaction per email instead of two: a sender closes a row and takes the next one
+    together, so it never holds more than the row it is sending.
+    """
+    with row_transaction(engine) as connection:
+        if closing is not None:
+            _close(connection, closing, now=now)
+        return None if claim_id is None else _claim(connection, claim_id, now=now, by=by)
+
+
+@contextmanager
+def row_transaction(engine: Engine) -> Iterator[Connection]:
+    """The transaction for claiming and closing rows: BEGIN IMMEDIATE on SQLite; on
+    PostgreSQL a plain one, since claims lock their row (FOR UPDATE SKIP LOCKED) instead of
+    serialising every writer. A Core connection: this runs once per email."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection
+
+
+# Built once: these run once per email, and building a statement costs more than running it.
+_DUE_ROW = (
+    col(DeliveryRow.id) == bindparam("row_id"),
+    col(DeliveryRow.status).in_(CLAIMABLE),
+    or_(
+        col(DeliveryRow.next_attempt_at).is_(None),
+        col(DeliveryRow.next_attempt_at) <= bindparam("now", type_=UtcDateTime),
+    ),
+)
+_LOCK_DUE_ROW = select(DeliveryRow.id).where(*_DUE_ROW).with_for_update(skip_locked=True)
+_CLAIM = (
+    update(DeliveryRow)
+    .where(*_DUE_ROW)
+    .values(
+        status="sending",
+        updated_at=bindparam("now", type_=UtcDateTime),
+        claimed_by=bindparam("by"),
+        claimed_at=bindparam("now", type_=UtcDateTime),
+        attempts=DeliveryRow.attempts + 1,
+    )
+    .returning(
+        col(DeliveryRow.subscriber_id),
+        col(DeliveryRow.message),
+        col(DeliveryRow.paper_ids),
+        col(DeliveryRow.attempts),
+    )
+)
+_CLOSE = (
+    update(DeliveryRow)
+    .where(col(DeliveryRow.id) == bindparam("row_id"))
+    .values(
+        status=bindparam("status"),
+        updated_at=bindparam("now", type_=UtcDateTime),
+        next_attempt_at=bindparam("next_attempt_at", type_=UtcDateTime),
+        last_error=bindparam("last_error"),
+        sent_at=bindparam("sent_at", type_=UtcDateTime),
+        delivered_to=bindparam("delivered_to"),
+    )
+    .returning(col(DeliveryRow.subscriber_id), col(DeliveryRow.paper_ids))
+)
+_RECORD_SENT = {
+    "sqlite": sqlite_insert(SentPaperRow).on_conflict_do_nothing(),
+    "postgresql": postgresql_insert(SentPaperRow).on_conflict_do_nothing(),
+}
+
+
+def _claim(connection: Connection, row_id: int, *, now: datetime, by: str) -> Queued | None:
+    params = {"row_id": row_id, "now": now, "by": by}
+    # On PostgreSQL, lock the row or skip it if another transaction is claiming it right
+    # now; the conditional UPDATE then re-checks its state under the lock.
+    if connection.dialect.name == "postgresql" and (
+        connection.execute(_LOCK_DUE_ROW, params).first() is None
+    ):
+        return None
+    claimed = connection.execute(_CLAIM, params).first()
+    if claimed is None:
+        return None
+    subscriber_id, message, paper_ids, attempts = claimed
+    return Queued(
+        id=row_id,
+        subscriber_id=subscriber_id,
+        outbound=Outbound.of(message),
+        paper_count=len(json.loads(paper_ids)),
+        attempts=attempts - 1,  # attempts before this one
+    )
+
+
+def _close(connection: Connection, closing: Closing, *, now: datetime) -> None:
+    """Write how an attempt ended; a sent row records its papers as sent in the same step."""
+    assert closing.status in ("sent", "retry", "failed", "unknown")
+    sent = closing.status == "sent"
+    row = connection.execute(
+        _CLOSE,
+        {
+            "row_id": closing.row_id,
+            "status": closing.status,
+            "now": now,
+            "next_attempt_at": closing.next_attempt_at,
+            "last_error": None if sent else closing.detail,
+            "sent_at": now if sent else None,
+            "delivered_to": closing.detail if sent else None,
+        },
+    ).first()
+    assert row is not None
+    if sent and (paper_ids := json.loads(row.paper_ids)):
+        papers = [
+            {
+                "subscriber_id": row.subscriber_id,
+                "paper_id": pid,
+                "delivery_id": closing.row_id,
+                "sent_at": now,
+            }
+            for pid in paper_ids
         ]
-
-
-def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> bool:
-    """Take a due row for sending; False when another process already took it."""
-    with write_session(engine) as session:
-        result = session.exec(
-            update(DeliveryRow)
-            .where(
-                col(DeliveryRow.id) == row_id,
-                col(DeliveryRow.status).in_(CLAIMABLE),
-                or_(
-                    col(DeliveryRow.next_attempt_at).is_(None),
-                    col(DeliveryRow.next_attempt_at) <= now,
-                ),
-            )
-            .values(
-                status="sending",
-                updated_at=now,
-                claimed_by=by,
-                claimed_at=now,
-                attempts=DeliveryRow.attempts + 1,
-            )
-        )
-        return bool(result.rowcount)
+        # executemany with one cached statement; a multi-row VALUES recompiles per size.
+        connection.execute(_RECORD_SENT[connection.dialect.name], papers)
 
 
 def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None:
     """Close the row as sent and record its papers as sent, in the same transaction."""
-    with write_session(engine) as session:
-        row = session.get(DeliveryRow, row_id)
-        assert row is not None
-        row.status, row.sent_at, row.updated_at = "sent", now, now
-        row.delivered_to, row.last_error, row.next_attempt_at = where, None, None
-        session.add(row)
-        values = [
-            {
-                "subscriber_id": row.subscriber_id,
-                "paper_id": pid,
-                "delivery_id": row_id,
-                "sent_at": now,
-            }
-            for pid in json.loads(row.paper_ids)
-        ]
-        if values:
-            # executemany with one cached statement; a multi-row VALUES recompiles per size.
-            session.connection().execute(_insert_ignoring_duplicates(engine), values)
-
-
-def _insert_ignoring_duplicates(engine: Engine) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING for sent papers, on SQLite or PostgreSQL."""
-    if engine.dialect.name == "postgresql":
-        return postgresql_insert(SentPaperRow).on_conflict_do_nothing()
-    return sqlite_insert(SentPaperRow).on_conflict_do_nothing()
+    settle(engine, Closing(row_id, "sent", where), claim_id=None, now=now, by="")
 
 
 def close(
@@ -219,18 +310,13 @@ def close(
 ) -> None:
     """Close a failed attempt as `retry` (with its next time), `failed` or `unknown`."""
     assert status in ("retry", "failed", "unknown")
-    with write_session(engine) as session:
-        row = session.get(DeliveryRow, row_id)
-        assert row is not None
-        row.status, row.last_error, row.updated_at = status, error, now
-        row.next_attempt_at = next_attempt_at
-        session.add(row)
+    settle(engine, Closing(row_id, status, error, next_attempt_at), claim_id=None, now=now, by="")
 
 
 def unclaim(engine: Engine, row_id: int, *, now: datetime) -> None:
     """Give a claimed row back untouched, as if never attempted (the server was unreachable)."""
-    with write_session(engine) as session:
-        session.exec(
+    with row_transaction(engine) as connection:
+        connection.execute(
             update(DeliveryRow)
             .where(col(DeliveryRow.id) == row_id, col(DeliveryRow.status) == "sending")
             .values(

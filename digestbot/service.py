@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import email.policy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
-from jinja2 import Environment
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from digestbot import ledger, outbox, papers
-from digestbot.delivery import Progress, Report, deliver
+from digestbot.delivery import Feed, Progress, Report, deliver
 from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError, DeliveryError
 from digestbot.models import Digest, Subscriber
-from digestbot.render import (
-    Envelope,
-    build_message,
-    make_environment,
-    message_id,
-    render_digest,
-    unsubscribe_link,
-    unsubscribe_target,
-)
+from digestbot.pipeline import enqueue_in_chunks, render_outgoing
+from digestbot.render import make_environment
 from digestbot.settings import Settings
 from digestbot.sources import read_listing
 from digestbot.sources.fetch import SourceSpec, fetch_source
@@ -99,13 +90,8 @@ def plan_digests(
             f"not an active subscriber: {', '.join(missing)}",
             "check the address, or add it to the subscriptions file and run `subscriptions sync`",
         )
-    return digests_for(
-        engine,
-        settings,
-        subscribers,
-        now=now,
-        period_keys=dict.fromkeys((s.id for s in subscribers), f"manual:{now.isoformat()}"),
-    )
+    keys = dict.fromkeys((s.id for s in subscribers), f"manual:{now.isoformat()}")
+    return digests_for(engine, settings, subscribers, now=now, period_keys=keys)
 
 
 def digests_for(
@@ -116,7 +102,8 @@ def digests_for(
     now: datetime,
     period_keys: Mapping[int, str],
 ) -> list[Digest]:
-    """The digests of `subscribers` over papers new to each since their last digest."""
+    """The digests of `subscribers` over papers new to each since their last digest (or
+    their last scheduled period, even an empty one)."""
     last, taken = outbox.decided_state(engine)
     for sub_id, decided_at in ledger.last_decided(engine).items():
         last[sub_id] = max(decided_at, last.get(sub_id, decided_at))
@@ -129,38 +116,6 @@ def digests_for(
     return [replace(d, period_key=period_keys[d.subscriber.id]) for d in digests]
 
 
-def compose(
-    env: Environment, settings: Settings, digest: Digest, *, now: datetime
-) -> outbox.Outgoing:
-    """The delivery row for one digest: rendered, headers fixed, the message as it is sent."""
-    sub = digest.subscriber
-    signed = settings.unsubscribe_url and unsubscribe_link(
-        settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
-    )
-    rendered = render_digest(
-        env,
-        digest,
-        unsubscribe=unsubscribe_target(settings.from_address, sub.email, signed or None),
-    )
-    envelope = Envelope(
-        sender=settings.from_address,
-        sender_name=settings.from_name,
-        recipient=sub.email,
-        recipient_name=sub.name,
-        message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
-        date=now,
-        unsubscribe_url=signed or None,
-    )
-    return outbox.Outgoing(
-        subscriber_id=sub.id,
-        kind=digest.kind,
-        period_key=digest.period_key,
-        message_id=envelope.message_id,
-        raw=build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP),
-        paper_ids=tuple(item.paper.id for item in digest.items),
-    )
-
-
 def enqueue_digests(
     engine: Engine,
     settings: Settings,
@@ -170,18 +125,18 @@ def enqueue_digests(
     token: tuple[int, int] | None = None,
     send_empty: bool = False,
     also: Callable[[Session], None] | None = None,
-) -> None:
+) -> list[int]:
     """Render the digests and commit them as pending rows in one transaction.
 
     Empty digests are skipped, unless `send_empty` and the subscriber asked for them.
     """
     env = make_environment(settings.templates_dir)
     outgoing = [
-        compose(env, settings, d, now=now)
+        render_outgoing(env, settings, d, now=now)
         for d in digests
         if d.items or (send_empty and d.subscriber.send_empty)
     ]
-    outbox.enqueue(engine, outgoing, now=now, token=token, also=also)
+    return outbox.enqueue(engine, outgoing, now=now, token=token, also=also)
 
 
 def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) -> bytes | None:
@@ -190,7 +145,7 @@ def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) 
     (digest,) = plan_digests(engine, settings, now=now, emails=[address])
     if not digest.items:
         return None
-    return compose(make_environment(settings.templates_dir), settings, digest, now=now).raw
+    return render_outgoing(make_environment(settings.templates_dir), settings, digest, now=now).raw
 
 
 async def send_now(
@@ -201,19 +156,20 @@ async def send_now(
     emails: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> tuple[list[Outcome], Report]:
-    """Decide and enqueue digests, then deliver every due row; one Outcome per subscriber."""
-    for _ in range(5):
-        token = outbox.state_token(engine)
-        digests = plan_digests(engine, settings, now=now, emails=emails)
-        try:
-            enqueue_digests(engine, settings, digests, now=now, token=token)
-            break
-        except outbox.PlanConflict:
-            continue  # another run enqueued or sent meanwhile: plan again on fresh state
-    else:
-        raise DeliveryError("other runs kept changing the outbox", "try again in a moment")
-    ids = [d.subscriber.id for d in digests]
-    report = await deliver(engine, settings, now=now, subscriber_ids=ids, progress=progress)
+    """Decide digests, then render and commit them chunk by chunk while the committed ones are
+    being sent (and every older due row of the same subscribers); one Outcome per subscriber."""
+    feed = Feed()
+    sending = asyncio.ensure_future(
+        deliver(engine, settings, now=now, progress=progress, feed=feed)
+    )
+    try:
+        digests = await _plan_and_enqueue(engine, settings, now, emails, feed)
+    except BaseException:
+        feed.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        raise
+    feed.close()
+    report = await sending
     by_subscriber: dict[int, list[tuple[outbox.Queued, str, str]]] = {}
     for entry in report.results:
         by_subscriber.setdefault(entry[0].subscriber_id, []).append(entry)
@@ -221,6 +177,26 @@ async def send_now(
         _outcome(d.subscriber.email, by_subscriber.get(d.subscriber.id, [])) for d in digests
     ]
     return outcomes, report
+
+
+async def _plan_and_enqueue(
+    engine: Engine, settings: Settings, now: datetime, emails: Sequence[str], feed: Feed
+) -> list[Digest]:
+    """Plan against a state token; plan again if another run committed first."""
+    planned: dict[int, Digest] = {}
+    for _ in range(5):
+        token = outbox.state_token(engine)
+        digests = plan_digests(engine, settings, now=now, emails=emails)
+        for digest in digests:
+            planned.setdefault(digest.subscriber.id, digest)
+        ids = [d.subscriber.id for d in digests]
+        feed.put(outbox.due_ids(engine, now=now, subscriber_ids=ids))
+        try:
+            await enqueue_in_chunks(engine, settings, digests, now=now, token=token, feed=feed)
+        except outbox.PlanConflict:
+            continue  # another run enqueued meanwhile: plan again on fresh state
+        return list(planned.values())
+    raise DeliveryError("other runs kept changing the outbox", "try again in a moment")
 
 
 _SEVERITY = {"sent": 0, "retry": 1, "unknown": 2, "failed": 3}

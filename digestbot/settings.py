@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     sending_lease: float = Field(
         900.0, gt=0, description="Seconds after which a row still `sending` is taken as crashed."
     )
+    render_processes: int = Field(
+        1,
+        ge=0,
+        description="Processes rendering a big batch beside the senders; 0 renders in-process.",
+    )
     first_digest_hours: float = Field(
         24.0, gt=0, description="A first digest covers papers first seen this many hours back."
     )

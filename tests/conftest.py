@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -253,3 +259,95 @@ def smtp_factory() -> Iterator[Any]:
     yield start
     for controller in controllers:
         controller.stop()
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL cluster on loopback, trusting local connections."""
+
+    host: str
+    port: int
+    user: str = "digestbot"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+
+def _postgres_bindir() -> Path | None:
+    """Where initdb and pg_ctl are: Debian's versioned folder, else the PATH."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _cluster_owner() -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run its tools as `postgres` (or nobody)."""
+    if os.geteuid() != 0:
+        return []
+    for user in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return ["runuser", "-u", user, "--"]
+    pytest.fail("running as root and neither a postgres nor a nobody user exists")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Postgres]:
+    """Start a PostgreSQL cluster with Debian's initdb/pg_ctl in a temporary folder.
+
+    Skipped when the binaries are missing, unless CI is set: CI must not skip silently.
+    """
+    bindir = _postgres_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but PostgreSQL (initdb, pg_ctl) is not installed")
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
+    as_owner = _cluster_owner()
+    folder = Path(tempfile.mkdtemp(prefix="digestbot-pg-"))
+    if as_owner:
+        shutil.chown(folder, as_owner[2])
+    data, port = folder / "data", free_port()
+    subprocess.run(
+        [*as_owner, str(bindir / "initdb"), "-D", str(data), "-U", "digestbot",
+         "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-h 127.0.0.1 -p {port} -k {folder} -F"  # no fsync: a throwaway cluster
+    subprocess.run(
+        [*as_owner, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"),
+         "-w", "-o", options, "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield Postgres("127.0.0.1", port)
+    finally:
+        subprocess.run(
+            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            check=False, capture_output=True,
+        )  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_settings(settings: Settings, postgres_cluster: Postgres) -> Iterator[Settings]:
+    """`settings` on a fresh, empty PostgreSQL database of the throwaway cluster."""
+    import psycopg
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_cluster.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield settings.model_copy(update={"database_url": postgres_cluster.url(name)})
+    with psycopg.connect(postgres_cluster.url(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_engine(pg_settings: Settings) -> Iterator[Engine]:
+    """The PostgreSQL database of `pg_settings`, tables created by our own db module."""
+    engine = make_engine(pg_settings.database_url)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,159 @@
+"""Render and enqueue digests chunk by chunk while the committed chunks are being sent.
+
+Rendering (three templates and the MIME message) costs milliseconds a digest, so for a big
+batch it runs in a separate process (DIGESTBOT_RENDER_PROCESSES) on another core; each chunk
+is committed as pending rows before its ids reach the senders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import multiprocessing
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import aclosing
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment
+from sqlalchemy import Engine
+
+from digestbot import outbox
+from digestbot.delivery import Feed
+from digestbot.models import Digest
+from digestbot.render import (
+    Envelope,
+    build_message,
+    make_environment,
+    message_id,
+    render_digest,
+    unsubscribe_link,
+    unsubscribe_target,
+)
+from digestbot.settings import Settings
+
+FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
+CHUNK = 100  # digests per commit after that
+AHEAD = 3  # chunks being rendered at once in the render process
+
+
+def render_outgoing(
+    env: Environment, settings: Settings, digest: Digest, *, now: datetime
+) -> outbox.Outgoing:
+    """The render step, on its own: the delivery row for one digest, rendered with its
+    headers fixed, the message as the bytes that are sent (and that `preview` shows)."""
+    sub = digest.subscriber
+    signed = settings.unsubscribe_url and unsubscribe_link(
+        settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
+    )
+    rendered = render_digest(
+        env,
+        digest,
+        unsubscribe=unsubscribe_target(settings.from_address, sub.email, signed or None),
+    )
+    envelope = Envelope(
+        sender=settings.from_address,
+        sender_name=settings.from_name,
+        recipient=sub.email,
+        recipient_name=sub.name,
+        message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
+        date=now,
+        unsubscribe_url=signed or None,
+    )
+    return outbox.Outgoing(
+        subscriber_id=sub.id,
+        kind=digest.kind,
+        period_key=digest.period_key,
+        message_id=envelope.message_id,
+        raw=build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP),
+        paper_ids=tuple(item.paper.id for item in digest.items),
+    )
+
+
+@cache
+def _environment(templates_dir: Path | None) -> Environment:
+    return make_environment(templates_dir)
+
+
+def render_chunk(
+    settings: Settings, digests: Sequence[Digest], now: datetime
+) -> list[outbox.Outgoing]:
+    """Render a chunk of digests (in the render process: everything here is picklable)."""
+    env = _environment(settings.templates_dir)
+    return [render_outgoing(env, settings, digest, now=now) for digest in digests]
+
+
+async def enqueue_in_chunks(
+    engine: Engine,
+    settings: Settings,
+    digests: Sequence[Digest],
+    *,
+    now: datetime,
+    token: tuple[int, int],
+    feed: Feed,
+) -> None:
+    """Render and commit the non-empty digests chunk by chunk, handing each chunk's rows to
+    `feed`; the first commit checks `token`, later ones that nobody else enqueued meanwhile.
+
+    A cancelled feed (the server is unreachable) stops it at the next chunk: what was
+    committed stays pending; the rest was never decided.
+    """
+    todo = [d for d in digests if d.items]
+    if not todo:
+        return
+    chunks = [todo[:FIRST_CHUNK]]
+    chunks += [todo[i : i + CHUNK] for i in range(FIRST_CHUNK, len(todo), CHUNK)]
+    last: int | None = None
+    async with aclosing(_rendered(settings, chunks, now)) as rendered:
+        async for outgoing in rendered:
+            if feed.cancelled:
+                return
+            ids = outbox.enqueue(
+                engine, outgoing, now=now, token=token if last is None else None, after=last
+            )
+            feed.put(ids)
+            last = max(ids)
+
+
+async def _rendered(
+    settings: Settings, chunks: Sequence[Sequence[Digest]], now: datetime
+) -> AsyncGenerator[list[outbox.Outgoing], None]:
+    """Each chunk rendered, in order: for a batch big enough to repay starting a process
+    (about half a second), in render processes a few chunks ahead; otherwise here."""
+    if settings.render_processes == 0 or sum(map(len, chunks)) <= FIRST_CHUNK + CHUNK:
+        for chunk in chunks:
+            yield await _render_here(settings, chunk, now)
+        return
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads
+    pool = ProcessPoolExecutor(settings.render_processes, mp_context=context)
+
+    def start(chunk: Sequence[Digest]) -> asyncio.Future[list[outbox.Outgoing]]:
+        return loop.run_in_executor(pool, render_chunk, settings, chunk, now)
+
+    pending = deque(start(chunk) for chunk in chunks[:AHEAD])
+    try:
+        for n in range(len(chunks)):
+            outgoing = await pending.popleft()
+            if n + AHEAD < len(chunks):
+                pending.append(start(chunks[n + AHEAD]))
+            yield outgoing
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _render_here(
+    settings: Settings, digests: Sequence[Digest], now: datetime
+) -> list[outbox.Outgoing]:
+    """Render in this process, yielding to the senders after each digest."""
+    env = _environment(settings.templates_dir)
+    outgoing = []
+    for digest in digests:
+        outgoing.append(render_outgoing(env, settings, digest, now=now))
+        await asyncio.sleep(0)
+    return outgoing

@@ -1,0 +1,87 @@
+"""The message as sent: SMTP-ready bytes from the email package, explicit transfer encodings."""
+
+from __future__ import annotations
+
+import email.policy
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from test_render import HOSTILE, NOW, a_digest
+
+from digestbot.mailer import Outbound
+from digestbot.models import Digest
+from digestbot.render import (
+    Envelope,
+    build_message,
+    make_environment,
+    message_id,
+    render_digest,
+)
+
+
+def raw(digest: Digest, templates: Path | None = None) -> bytes:
+    """The digest's message as the bytes that are queued and sent."""
+    rendered = render_digest(make_environment(templates), digest)
+    sub = digest.subscriber
+    envelope = Envelope(
+        "digestbot@example.org",
+        "digestbot",
+        sub.email,
+        sub.name,
+        message_id("digest", sub.email, "manual:x", "example.org"),
+        NOW,
+        "https://example.org/unsubscribe?email=alice%40example.org&token=abc",
+    )
+    return build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP)
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_a_hostile_title_and_name_give_a_message_without_defects() -> None:
+    """The parser finds no defect and no injected header in a hostile digest."""
+    message = parsed(raw(a_digest(title=HOSTILE, name="Eve\r\nBcc: x@evil.example")))
+    assert message.get_content_type() == "multipart/alternative"
+    assert not message.defects and not any(p.defects for p in message.iter_parts())
+    assert message["Bcc"] is None
+
+
+def test_it_ends_every_line_with_crlf_and_keeps_lines_within_998_octets() -> None:
+    """The bytes are ready for SMTP DATA: CRLF only, no line longer than RFC 5322 allows."""
+    fast = raw(a_digest())
+    assert b"\n" not in fast.replace(b"\r\n", b"")
+    assert max(len(line) for line in fast.split(b"\r\n")) <= 998
+
+
+def test_it_labels_ascii_parts_7bit_and_utf8_parts_8bit(tmp_path: Path) -> None:
+    """Parts within the line limit go unencoded, labelled by what they hold."""
+    (tmp_path / "digest.txt").write_text("Hello {{ subscriber.email }}\n", encoding="utf-8")
+    (tmp_path / "digest.html").write_text("<p>{{ items[0].paper.title }}</p>\n", encoding="utf-8")
+    text, html = parsed(raw(a_digest(title="Attention für alle ≥ 2"), tmp_path)).iter_parts()
+    assert text["Content-Transfer-Encoding"] == "7bit"
+    assert html["Content-Transfer-Encoding"] == "8bit"
+    assert "Attention für alle ≥ 2" in html.get_content()
+
+
+def test_it_encodes_a_part_with_a_line_over_998_octets_as_quoted_printable(tmp_path: Path) -> None:
+    """A template that renders a 3,000-character line still gives a valid message."""
+    (tmp_path / "digest.html").write_text("<p>" + "é" * 3000 + "</p>\n", encoding="utf-8")
+    fast = raw(a_digest(), tmp_path)
+    assert max(len(line) for line in fast.split(b"\r\n")) <= 998
+    html = parsed(fast).get_body(("html",))
+    assert html is not None and html["Content-Transfer-Encoding"] == "quoted-printable"
+    assert "<p>" + "é" * 3000 + "</p>" in html.get_content()
+
+
+def test_it_reads_the_envelope_back_from_the_stored_bytes() -> None:
+    """Outbound takes the sender and recipient from the headers, display names aside."""
+    fast = raw(a_digest(name='Ève, "the" <Tester>'))
+    outbound = Outbound.of(fast)
+    assert (outbound.sender, outbound.recipients) == (
+        "digestbot@example.org",
+        ("alice@example.org",),
+    )

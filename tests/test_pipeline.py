@@ -1,0 +1,89 @@
+"""send-now renders and commits digests chunk by chunk while earlier chunks are being sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email import message_from_bytes, policy
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+from test_delivery import Inbox, pointed, prepare, rows
+
+from digestbot import outbox, service
+from digestbot.db import DeliveryRow, SentPaperRow, make_engine
+from digestbot.pipeline import CHUNK, FIRST_CHUNK
+from digestbot.settings import Settings
+
+BIG = FIRST_CHUNK + CHUNK + 12  # more than one full chunk: a render process is worth it
+# Two full chunks after the first: rendering them takes long enough (~0.5 s) that the first
+# emails are on the wire before the last chunk is committed, even on a loaded machine.
+LONG = FIRST_CHUNK + 2 * CHUNK
+
+
+class Watching(Inbox):
+    """Notes, as each message arrives, how many rows are committed and that row's state."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__()
+        self.engine = make_engine(database_url)
+        self.seen: list[tuple[int, str | None]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        with Session(self.engine) as db:
+            total = db.exec(select(func.count()).select_from(DeliveryRow)).one()
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            mine = db.exec(
+                select(DeliveryRow.status).where(DeliveryRow.message_id == message["Message-ID"])
+            ).first()
+        self.seen.append((total, mine))
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_it_starts_sending_once_the_first_chunk_is_committed(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """The first email arrives while later chunks are still being rendered, and every email
+    arrives with its row already committed and claimed."""
+    inbox = Watching(settings.database_url)
+    target = pointed(settings, smtp_factory(inbox), render_processes=0, smtp_connections=2)
+    prepare(engine, clock, count=LONG)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("sent") == LONG == len(inbox.messages)
+    assert inbox.seen[0][0] < LONG
+    assert {status for _, status in inbox.seen} == {"sending"}
+    inbox.engine.dispose()
+
+
+async def test_it_renders_a_big_batch_in_a_render_process_and_sends_each_digest_once(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """With a render process the outcome is the same: each subscriber gets one digest and
+    its papers are recorded as sent."""
+    inbox = Inbox()
+    target = pointed(settings, smtp_factory(inbox), render_processes=1, smtp_connections=2)
+    prepare(engine, clock, count=BIG)
+    outcomes, report = await service.send_now(engine, target, now=clock)
+    recipients = sorted(str(m["To"]) for m in inbox.messages)
+    assert recipients == sorted(f"reader{n}@example.org" for n in range(BIG))
+    assert {o.status for o in outcomes} == {"sent"} and report.count("sent") == BIG
+    with Session(engine) as session:
+        recorded = len(session.exec(select(SentPaperRow)).all())
+    assert recorded == sum(o.papers for o in outcomes) > 0
+    assert {r.status for r in rows(engine)} == {"sent"}
+
+
+def test_it_refuses_a_later_chunk_when_another_run_enqueued_in_between(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A chunk after the first checks that the last row is still this run's own."""
+    prepare(engine, clock, count=2)
+    (first, second) = [
+        outbox.Outgoing(n + 1, "digest", f"p{n}", f"<m{n}@example.org>", b"x", ()) for n in range(2)
+    ]
+    (mine,) = outbox.enqueue(engine, [first], now=clock)
+    outbox.enqueue(engine, [second], now=clock)  # another run
+    again = outbox.Outgoing(1, "digest", "p9", "<m9@example.org>", b"x", ())
+    with pytest.raises(outbox.PlanConflict):
+        outbox.enqueue(engine, [again], now=clock, after=mine)
