@@ -299,20 +299,6 @@ def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None
     settle(engine, Closing(row_id, "sent", where), claim_id=None, now=now, by="")
 
 
-def close(
-    engine: Engine,
-    row_id: int,
-    *,
-    status: str,
-    error: str,
-    now: datetime,
-    next_attempt_at: datetime | None = None,
-) -> None:
-    """Close a failed attempt as `retry` (with its next time), `failed` or `unknown`."""
-    assert status in ("retry", "failed", "unknown")
-    settle(engine, Closing(row_id, status, error, next_attempt_at), claim_id=None, now=now, by="")
-
-
 def unclaim(engine: Engine, row_id: int, *, now: datetime) -> None:
     """Give a claimed row back untouched, as if never attempted (the server was unreachable)."""
     with row_transaction(engine) as connection:

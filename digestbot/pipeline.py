@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import functools
 import multiprocessing
 from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from datetime import datetime
@@ -20,8 +21,9 @@ from pathlib import Path
 
 from jinja2 import Environment
 from sqlalchemy import Engine
+from sqlmodel import Session
 
-from digestbot import outbox
+from digestbot import ledger, outbox
 from digestbot.delivery import Feed
 from digestbot.models import Digest
 from digestbot.render import (
@@ -35,6 +37,7 @@ from digestbot.render import (
 )
 from digestbot.settings import Settings
 
+Also = Callable[[Session], None]
 FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
 CHUNK = 100  # digests per commit after that
 AHEAD = 3  # chunks being rendered at once in the render process
@@ -94,15 +97,32 @@ async def enqueue_in_chunks(
     now: datetime,
     token: tuple[int, int],
     feed: Feed,
+    send_empty: bool = False,
+    periods: Mapping[int, ledger.Decided] | None = None,
 ) -> None:
     """Render and commit the non-empty digests chunk by chunk, handing each chunk's rows to
     `feed`; the first commit checks `token`, later ones that nobody else enqueued meanwhile.
 
+    With `periods` (the scheduler's, by subscriber) each chunk's periods commit with its rows,
+    and periods with nothing to send (empty, no `send_empty`) with the first commit.
     A cancelled feed (the server is unreachable) stops it at the next chunk: what was
     committed stays pending; the rest was never decided.
     """
-    todo = [d for d in digests if d.items]
+    todo = [d for d in digests if d.items or (send_empty and d.subscriber.send_empty)]
+    periods = dict(periods or {})
+    sending = {d.subscriber.id for d in todo}
+    quiet = [entry for sub_id, entry in periods.items() if sub_id not in sending]
+
+    def ledger_of(outgoing: Sequence[outbox.Outgoing], first: bool) -> Also | None:
+        entries = [periods[o.subscriber_id] for o in outgoing if o.subscriber_id in periods]
+        entries += quiet if first else []
+        return (
+            functools.partial(ledger.record_periods, decided=entries, now=now) if entries else None
+        )
+
     if not todo:
+        if quiet:
+            outbox.enqueue(engine, [], now=now, token=token, also=ledger_of([], True))
         return
     chunks = [todo[:FIRST_CHUNK]]
     chunks += [todo[i : i + CHUNK] for i in range(FIRST_CHUNK, len(todo), CHUNK)]
@@ -111,8 +131,14 @@ async def enqueue_in_chunks(
         async for outgoing in rendered:
             if feed.cancelled:
                 return
+            first = last is None
             ids = outbox.enqueue(
-                engine, outgoing, now=now, token=token if last is None else None, after=last
+                engine,
+                outgoing,
+                now=now,
+                token=token if first else None,
+                after=last,
+                also=ledger_of(outgoing, first),
             )
             feed.put(ids)
             last = max(ids)

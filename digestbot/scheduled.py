@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,11 +16,13 @@ from sqlmodel import Session, col, select
 
 from digestbot import ledger, outbox, papers, service
 from digestbot.db import DeliveryRow
+from digestbot.delivery import Feed, Report, deliver
 from digestbot.digests import build_digests
 from digestbot.errors import DeliveryError
 from digestbot.mailer import Outbound, open_transport, send
 from digestbot.models import Digest, Subscriber
 from digestbot.periods import Period, latest_period, local_day_start
+from digestbot.pipeline import enqueue_in_chunks
 from digestbot.render import header_safe
 from digestbot.settings import Settings
 from digestbot.subscribers import active_subscribers
@@ -55,8 +57,25 @@ def due_periods(
     return due
 
 
-def enqueue_due(engine: Engine, settings: Settings, *, now: datetime) -> Decision:
-    """Decide every due period and queue its digest; periods and emails commit together."""
+async def send_due(
+    engine: Engine, settings: Settings, *, now: datetime, halt: asyncio.Event | None = None
+) -> tuple[Decision, Report]:
+    """Decide every due period and send the digests as they are rendered and committed
+    (each chunk's periods with its emails), together with every other row that is due."""
+    feed = Feed()
+    feed.put(outbox.due_ids(engine, now=now))
+    sending = asyncio.ensure_future(deliver(engine, settings, now=now, feed=feed, halt=halt))
+    try:
+        decision = await _decide(engine, settings, now=now, feed=feed)
+    except BaseException:
+        feed.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        raise
+    feed.close()
+    return decision, await sending
+
+
+async def _decide(engine: Engine, settings: Settings, *, now: datetime, feed: Feed) -> Decision:
     for _ in range(5):
         token = outbox.state_token(engine)
         subscribers = active_subscribers(engine)
@@ -69,19 +88,20 @@ def enqueue_due(engine: Engine, settings: Settings, *, now: datetime) -> Decisio
         digests = service.digests_for(
             engine, settings, [sub for sub, _ in due], now=now, period_keys=keys
         )
-        entries = [
-            ledger.Decided(sub.id, period.key, period.due_at, len(digest.items))
+        periods = {
+            sub.id: ledger.Decided(sub.id, period.key, period.due_at, len(digest.items))
             for (sub, period), digest in zip(due, digests, strict=True)
-        ]
+        }
         try:
-            service.enqueue_digests(
+            await enqueue_in_chunks(
                 engine,
                 settings,
                 digests,
                 now=now,
                 token=token,
+                feed=feed,
                 send_empty=True,
-                also=functools.partial(ledger.record_periods, decided=entries, now=now),
+                periods=periods,
             )
         except (outbox.PlanConflict, IntegrityError):
             continue  # another process decided something meanwhile: decide again

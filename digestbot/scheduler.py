@@ -217,18 +217,21 @@ class Daemon:
                 await self.deliver(now, decide=False)
 
     async def deliver(self, now: datetime, *, decide: bool = True) -> None:
-        """Decide due periods (unless only alerts are waiting), then send every due row."""
+        """Decide due periods (unless only alerts are waiting) and send every due row."""
         async with self.delivery_lock:
-            if decide:
-                decision = scheduled.enqueue_due(self.engine, self.settings, now=now)
-                if decision.emails or decision.empty:
-                    log.info(
-                        "digests: %d queued, %d periods with nothing to send",
-                        decision.emails,
-                        decision.empty,
-                    )
             try:
-                report = await deliver(self.engine, self.settings, now=now, halt=self.halt)
+                if decide:
+                    decision, report = await scheduled.send_due(
+                        self.engine, self.settings, now=now, halt=self.halt
+                    )
+                    if decision.emails or decision.empty:
+                        log.info(
+                            "digests: %d queued, %d periods with nothing to send",
+                            decision.emails,
+                            decision.empty,
+                        )
+                else:
+                    report = await deliver(self.engine, self.settings, now=now, halt=self.halt)
             except TransportUnavailable as exc:
                 self.delivery_failures += 1
                 log.error("delivery failed (%d in a row): %s", self.delivery_failures, exc)

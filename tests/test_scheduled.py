@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import LISTING_000, LISTINGS
+import pytest
+from conftest import LISTING_000, LISTINGS, SmtpServer, free_port
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from digestbot import scheduled, service
 from digestbot.db import DeliveryRow, PeriodRow, SentPaperRow
 from digestbot.delivery import deliver
+from digestbot.mailer import TransportUnavailable
 from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
 from digestbot.subscriptions import parse_subscriptions
@@ -57,22 +59,28 @@ def digests(engine: Engine, kind: str = "digest") -> list[DeliveryRow]:
         return list(session.exec(query))
 
 
+async def decide(engine: Engine, settings: Settings, *, now: datetime) -> scheduled.Decision:
+    """Run the scheduler's due-period step (decide, queue, send) and return what it decided."""
+    decision, _ = await scheduled.send_due(engine, settings, now=now)
+    return decision
+
+
 def papers_of(row: DeliveryRow) -> set[str]:
     return set(json.loads(row.paper_ids))
 
 
-def test_a_period_is_decided_once_at_the_subscribers_local_time(
+async def test_a_period_is_decided_once_at_the_subscribers_local_time(
     engine: Engine, settings: Settings
 ) -> None:
     """Bob (Berlin, 07:00 UTC) is due before Alice (New York, 13:00 UTC); repeats add nothing."""
     subscribe(engine, DAY1)
     service.ingest_path(engine, LISTING_000, now=DAY1)
     at_0705 = DAY1.replace(hour=7, minute=5)
-    assert scheduled.enqueue_due(engine, settings, now=at_0705) == scheduled.Decision(1, 0)
-    assert scheduled.enqueue_due(engine, settings, now=at_0705 + timedelta(minutes=30)) == (
+    assert await decide(engine, settings, now=at_0705) == scheduled.Decision(1, 0)
+    assert await decide(engine, settings, now=at_0705 + timedelta(minutes=30)) == (
         scheduled.Decision()
     )
-    assert scheduled.enqueue_due(engine, settings, now=DAY1.replace(hour=13, minute=1)) == (
+    assert await decide(engine, settings, now=DAY1.replace(hour=13, minute=1)) == (
         scheduled.Decision(1, 0)
     )
     assert [(r.subscriber_id, r.period_key) for r in digests(engine)] == [
@@ -81,14 +89,16 @@ def test_a_period_is_decided_once_at_the_subscribers_local_time(
     ]
 
 
-def test_a_day_of_downtime_gives_one_catch_up_digest(engine: Engine, settings: Settings) -> None:
+async def test_a_day_of_downtime_gives_one_catch_up_digest(
+    engine: Engine, settings: Settings
+) -> None:
     """Two missed days later, one digest per subscriber carries everything new, once."""
     subscribe(engine, DAY1)
     service.ingest_path(engine, LISTING_000, now=DAY1)
     service.ingest_path(engine, LISTING_001, now=DAY1 + timedelta(days=1))
     later = DAY1 + timedelta(days=2, hours=10)
-    assert scheduled.enqueue_due(engine, settings, now=later) == scheduled.Decision(2, 0)
-    assert scheduled.enqueue_due(engine, settings, now=later + timedelta(minutes=1)) == (
+    assert await decide(engine, settings, now=later) == scheduled.Decision(2, 0)
+    assert await decide(engine, settings, now=later + timedelta(minutes=1)) == (
         scheduled.Decision()
     )
     rows = digests(engine)
@@ -96,20 +106,18 @@ def test_a_day_of_downtime_gives_one_catch_up_digest(engine: Engine, settings: S
     assert all(len(papers_of(r)) > 0 for r in rows)
 
 
-def test_a_period_due_before_the_subscriber_joined_is_not_theirs(
+async def test_a_period_due_before_the_subscriber_joined_is_not_theirs(
     engine: Engine, settings: Settings
 ) -> None:
     """Subscribed at 10:00 UTC, Bob's first digest is tomorrow's 08:00 Berlin, not today's."""
     subscribe(engine, DAY1.replace(hour=10))
     service.ingest_path(engine, LISTING_000, now=DAY1.replace(hour=10))
-    assert scheduled.enqueue_due(engine, settings, now=DAY1.replace(hour=11)) == (
-        scheduled.Decision()
-    )
-    assert scheduled.enqueue_due(engine, settings, now=DAY1.replace(hour=13, minute=1)) == (
+    assert await decide(engine, settings, now=DAY1.replace(hour=11)) == (scheduled.Decision())
+    assert await decide(engine, settings, now=DAY1.replace(hour=13, minute=1)) == (
         scheduled.Decision(1, 0)  # Alice: 08:00 in New York came after she joined
     )
     tomorrow = DAY1 + timedelta(days=1, hours=1, minutes=1)
-    assert scheduled.enqueue_due(engine, settings, now=tomorrow) == scheduled.Decision(1, 0)
+    assert await decide(engine, settings, now=tomorrow) == scheduled.Decision(1, 0)
     assert [r.period_key for r in digests(engine)] == ["2026-11-23", "2026-11-24"]
 
 
@@ -121,16 +129,15 @@ async def test_an_empty_digest_is_sent_only_with_send_empty(
     text += "  - email: carol@example.org\n    send_empty: true\n    rules:\n      - any: [zzz]\n"
     subscribe(engine, DAY1, text)
     service.ingest_path(engine, LISTING_000, now=DAY1)
-    decision = scheduled.enqueue_due(engine, settings, now=DAY1.replace(hour=14))
+    decision, report = await scheduled.send_due(engine, settings, now=DAY1.replace(hour=14))
     assert decision == scheduled.Decision(emails=2, empty=1)  # Bob's diffusion + Carol's empty
-    report = await deliver(engine, settings, now=DAY1.replace(hour=14))
     assert report.count("sent") == 2
     with Session(engine) as session:
         periods = session.exec(select(PeriodRow.subscriber_id, PeriodRow.papers)).all()
     assert sorted(periods) == [(1, 0), (2, len(papers_of(digests(engine)[0]))), (3, 0)]
 
 
-def test_papers_arriving_after_an_empty_period_wait_for_the_next_one(
+async def test_papers_arriving_after_an_empty_period_wait_for_the_next_one(
     engine: Engine, settings: Settings
 ) -> None:
     """Bob's 08:00 period found nothing; papers at 09:00 go out tomorrow, not at the next tick."""
@@ -142,12 +149,12 @@ def test_papers_arriving_after_an_empty_period_wait_for_the_next_one(
         .replace("America/New_York", "Europe/Berlin")
         .replace("transformer", "diffusion"),
     )
-    assert scheduled.enqueue_due(engine, settings, now=DAY1.replace(hour=7, minute=1)).empty == 1
+    assert (await decide(engine, settings, now=DAY1.replace(hour=7, minute=1))).empty == 1
     service.ingest_path(engine, LISTING_000, now=DAY1.replace(hour=8))
-    assert scheduled.enqueue_due(engine, settings, now=DAY1.replace(hour=8, minute=30)) == (
+    assert await decide(engine, settings, now=DAY1.replace(hour=8, minute=30)) == (
         scheduled.Decision()
     )
-    decision = scheduled.enqueue_due(engine, settings, now=DAY1 + timedelta(days=1, hours=1))
+    decision = await decide(engine, settings, now=DAY1 + timedelta(days=1, hours=1))
     assert decision.emails == 1 and digests(engine)[0].period_key == "2026-11-24"
     assert len(papers_of(digests(engine)[0])) > 1
 
@@ -180,15 +187,16 @@ async def test_an_alerted_paper_is_not_repeated_in_the_digest(
     scheduled.enqueue_alerts(engine, settings, since=DAY1 - scheduled.ALERT_WINDOW, now=DAY1)
     await deliver(engine, settings, now=DAY1)
     evening = DAY1.replace(hour=20, minute=1)
-    assert scheduled.enqueue_due(engine, settings, now=evening).emails == 1
+    assert (await decide(engine, settings, now=evening)).emails == 1
     (alert,) = digests(engine, "alert")
     (digest,) = digests(engine, "digest")
     assert papers_of(digest) and not papers_of(digest) & papers_of(alert)
     with Session(engine) as session:
-        assert len(session.exec(select(SentPaperRow)).all()) == len(papers_of(alert))
+        sent = [row.paper_id for row in session.exec(select(SentPaperRow))]
+    assert sorted(sent) == sorted(papers_of(alert) | papers_of(digest))
 
 
-def test_papers_seen_in_an_earlier_ingest_do_not_alert_again(
+async def test_papers_seen_in_an_earlier_ingest_do_not_alert_again(
     engine: Engine, settings: Settings
 ) -> None:
     """Re-ingesting the same listing finds nothing new, so no alert."""
@@ -203,7 +211,7 @@ def test_papers_seen_in_an_earlier_ingest_do_not_alert_again(
     )
 
 
-def test_alerts_stop_at_the_daily_cap_and_the_rest_wait_for_the_digest(
+async def test_alerts_stop_at_the_daily_cap_and_the_rest_wait_for_the_digest(
     engine: Engine, settings: Settings
 ) -> None:
     """With a cap of 1, the second ingest's diffusion papers go into the evening digest."""
@@ -219,7 +227,7 @@ def test_alerts_stop_at_the_daily_cap_and_the_rest_wait_for_the_digest(
         scheduled.enqueue_alerts(engine, capped, since=second - scheduled.ALERT_WINDOW, now=second)
         == 0
     )
-    scheduled.enqueue_due(engine, capped, now=DAY1.replace(hour=20, minute=1))
+    await decide(engine, capped, now=DAY1.replace(hour=20, minute=1))
     (digest,) = digests(engine, "digest")
     (alert,) = digests(engine, "alert")
     diffusion_in_second = {
@@ -237,3 +245,28 @@ def test_alerts_stop_at_the_daily_cap_and_the_rest_wait_for_the_digest(
         == 1
     )
     assert alert.period_key.startswith("alert:")
+
+
+async def test_an_outage_mid_decision_loses_no_period_and_doubles_none(
+    engine: Engine, settings: Settings, smtp_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    """With the server down, only committed chunks are decided (their rows stay pending); the
+    next run decides the rest, and every reader gets exactly one digest."""
+    people = "".join(
+        f"  - email: r{n}@example.org\n    rules:\n      - any: [transformer]\n" for n in range(20)
+    )
+    subscribe(engine, DAY1, "subscribers:\n" + people)
+    service.ingest_path(engine, LISTING_000, now=DAY1)
+    down = smtp_settings.model_copy(update={"smtp_port": free_port()})
+    at_nine = DAY1.replace(hour=9)
+    with pytest.raises(TransportUnavailable):
+        await scheduled.send_due(engine, down, now=at_nine)
+    with Session(engine) as session:
+        decided = {p.subscriber_id for p in session.exec(select(PeriodRow))}
+    queued = {row.subscriber_id for row in digests(engine)}
+    assert decided == queued and len(queued) >= 1  # the chunks committed before the failure
+    assert {row.status for row in digests(engine)} == {"pending"}
+    decision, report = await scheduled.send_due(engine, smtp_settings, now=at_nine)
+    assert decision.emails == 20 - len(queued) and report.count("sent") == 20
+    recipients = sorted(str(m["To"].addresses[0].addr_spec) for m in smtp_server.inbox.messages)
+    assert recipients == sorted(f"r{n}@example.org" for n in range(20))
