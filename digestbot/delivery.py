@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from digestbot import outbox
+from digestbot import claims, outbox
 from digestbot.errors import DeliveryError
 from digestbot.mailer import (
     DeliveryUnknown,
@@ -136,7 +136,7 @@ class _Sender:
     async def run(self) -> None:
         """One connection: claim a row just before sending it, close it with the next claim."""
         transport = open_transport(self.settings)
-        closing: outbox.Closing | None = None
+        closing: claims.Closing | None = None
         try:
             while True:
                 row_id = self.feed.take()
@@ -161,10 +161,10 @@ class _Sender:
                 self._settle(closing, None)
             await transport.close()
 
-    def _settle(self, closing: outbox.Closing | None, claim_id: int | None) -> outbox.Queued | None:
-        return outbox.settle(self.engine, closing, claim_id=claim_id, now=self.now, by=self.by)
+    def _settle(self, closing: claims.Closing | None, claim_id: int | None) -> outbox.Queued | None:
+        return claims.settle(self.engine, closing, claim_id=claim_id, now=self.now, by=self.by)
 
-    async def _attempt(self, transport: Transport, row: outbox.Queued) -> outbox.Closing:
+    async def _attempt(self, transport: Transport, row: outbox.Queued) -> claims.Closing:
         """Send one claimed row; return how to close it (the caller writes it)."""
         closing = await _attempt(self.engine, self.settings, transport, row, self.now)
         # The report outlives the batch: it keeps the envelope, not the message bytes.
@@ -177,19 +177,19 @@ class _Sender:
 
 async def _attempt(
     engine: Engine, settings: Settings, transport: Transport, row: outbox.Queued, now: datetime
-) -> outbox.Closing:
+) -> claims.Closing:
     """Send one claimed row; return its new status and where or why."""
     try:
         where = await send(row.outbound, transport)
     except TransportUnavailable:
-        outbox.unclaim(engine, row.id, now=now)
+        claims.unclaim(engine, row.id, now=now)
         raise
     except DeliveryUnknown as exc:
-        return outbox.Closing(row.id, "unknown", str(exc))
+        return claims.Closing(row.id, "unknown", str(exc))
     except DeliveryError as exc:
         attempts = row.attempts + 1
         if exc.permanent or attempts >= settings.max_attempts:
-            return outbox.Closing(row.id, "failed", str(exc))
+            return claims.Closing(row.id, "failed", str(exc))
         when = next_attempt(settings, attempts, now)
-        return outbox.Closing(row.id, "retry", str(exc), next_attempt_at=when)
-    return outbox.Closing(row.id, "sent", where)
+        return claims.Closing(row.id, "retry", str(exc), next_attempt_at=when)
+    return claims.Closing(row.id, "sent", where)

@@ -1,4 +1,5 @@
-"""Outbox stage: delivery rows committed before sending, claimed one at a time, closed once.
+"""Outbox stage: delivery rows committed before sending, claimed one at a time, closed once
+(the claims themselves are in `claims`).
 
 States: pending -> sending -> sent | retry (next_attempt_at) | failed | unknown.
 A row is claimed with a conditional UPDATE (inside BEGIN IMMEDIATE on SQLite; after
@@ -12,17 +13,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Engine, func, or_, update
 from sqlmodel import Session, col, select
 
-from digestbot.db import DeliveryRow, SentPaperRow, UtcDateTime, write_session
+from digestbot.db import DeliveryRow, SentPaperRow, write_session
 from digestbot.mailer import Outbound
 
 STATES = ("pending", "sending", "sent", "retry", "failed", "unknown")
@@ -154,165 +152,6 @@ def due_ids(
         query = query.where(col(DeliveryRow.subscriber_id).in_(subscriber_ids))
     with Session(engine) as session:
         return [row_id for row_id in session.exec(query.order_by(col(DeliveryRow.id))) if row_id]
-
-
-@dataclass(frozen=True)
-class Closing:
-    """How an attempt ended: sent (detail = where) or retry, failed, unknown (detail = why)."""
-
-    row_id: int
-    status: str
-    detail: str
-    next_attempt_at: datetime | None = None
-
-
-def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> Queued | None:
-    """Take a due row for sending; None when another process already took it."""
-    return settle(engine, None, claim_id=row_id, now=now, by=by)
-
-
-def settle(
-    engine: Engine, closing: Closing | None, *, claim_id: int | None, now: datetime, by: str
-) -> Queued | None:
-    """Close the attempt just made and claim the next row, in one write transaction.
-
-    One transaction per email instead of two: a sender closes a row and takes the next one
-    together, so it never holds more than the row it is sending.
-    """
-    with row_transaction(engine) as connection:
-        if closing is not None:
-            _close(connection, closing, now=now)
-        return None if claim_id is None else _claim(connection, claim_id, now=now, by=by)
-
-
-@contextmanager
-def row_transaction(engine: Engine) -> Iterator[Connection]:
-    """The transaction for claiming and closing rows: BEGIN IMMEDIATE on SQLite; on
-    PostgreSQL a plain one, since claims lock their row (FOR UPDATE SKIP LOCKED) instead of
-    serialising every writer. A Core connection: this runs once per email."""
-    with engine.begin() as connection:
-        if engine.dialect.name == "sqlite":
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        yield connection
-
-
-# Built once: these run once per email, and building a statement costs more than running it.
-_DUE_ROW = (
-    col(DeliveryRow.id) == bindparam("row_id"),
-    col(DeliveryRow.status).in_(CLAIMABLE),
-    or_(
-        col(DeliveryRow.next_attempt_at).is_(None),
-        col(DeliveryRow.next_attempt_at) <= bindparam("now", type_=UtcDateTime),
-    ),
-)
-_LOCK_DUE_ROW = select(DeliveryRow.id).where(*_DUE_ROW).with_for_update(skip_locked=True)
-_CLAIM = (
-    update(DeliveryRow)
-    .where(*_DUE_ROW)
-    .values(
-        status="sending",
-        updated_at=bindparam("now", type_=UtcDateTime),
-        claimed_by=bindparam("by"),
-        claimed_at=bindparam("now", type_=UtcDateTime),
-        attempts=DeliveryRow.attempts + 1,
-    )
-    .returning(
-        col(DeliveryRow.subscriber_id),
-        col(DeliveryRow.message),
-        col(DeliveryRow.paper_ids),
-        col(DeliveryRow.attempts),
-    )
-)
-_CLOSE = (
-    update(DeliveryRow)
-    .where(col(DeliveryRow.id) == bindparam("row_id"))
-    .values(
-        status=bindparam("status"),
-        updated_at=bindparam("now", type_=UtcDateTime),
-        next_attempt_at=bindparam("next_attempt_at", type_=UtcDateTime),
-        last_error=bindparam("last_error"),
-        sent_at=bindparam("sent_at", type_=UtcDateTime),
-        delivered_to=bindparam("delivered_to"),
-    )
-    .returning(col(DeliveryRow.subscriber_id), col(DeliveryRow.paper_ids))
-)
-_RECORD_SENT = {
-    "sqlite": sqlite_insert(SentPaperRow).on_conflict_do_nothing(),
-    "postgresql": postgresql_insert(SentPaperRow).on_conflict_do_nothing(),
-}
-
-
-def _claim(connection: Connection, row_id: int, *, now: datetime, by: str) -> Queued | None:
-    params = {"row_id": row_id, "now": now, "by": by}
-    # On PostgreSQL, lock the row or skip it if another transaction is claiming it right
-    # now; the conditional UPDATE then re-checks its state under the lock.
-    if connection.dialect.name == "postgresql" and (
-        connection.execute(_LOCK_DUE_ROW, params).first() is None
-    ):
-        return None
-    claimed = connection.execute(_CLAIM, params).first()
-    if claimed is None:
-        return None
-    subscriber_id, message, paper_ids, attempts = claimed
-    return Queued(
-        id=row_id,
-        subscriber_id=subscriber_id,
-        outbound=Outbound.of(message),
-        paper_count=len(json.loads(paper_ids)),
-        attempts=attempts - 1,  # attempts before this one
-    )
-
-
-def _close(connection: Connection, closing: Closing, *, now: datetime) -> None:
-    """Write how an attempt ended; a sent row records its papers as sent in the same step."""
-    assert closing.status in ("sent", "retry", "failed", "unknown")
-    sent = closing.status == "sent"
-    row = connection.execute(
-        _CLOSE,
-        {
-            "row_id": closing.row_id,
-            "status": closing.status,
-            "now": now,
-            "next_attempt_at": closing.next_attempt_at,
-            "last_error": None if sent else closing.detail,
-            "sent_at": now if sent else None,
-            "delivered_to": closing.detail if sent else None,
-        },
-    ).first()
-    assert row is not None
-    if sent and (paper_ids := json.loads(row.paper_ids)):
-        papers = [
-            {
-                "subscriber_id": row.subscriber_id,
-                "paper_id": pid,
-                "delivery_id": closing.row_id,
-                "sent_at": now,
-            }
-            for pid in paper_ids
-        ]
-        # executemany with one cached statement; a multi-row VALUES recompiles per size.
-        connection.execute(_RECORD_SENT[connection.dialect.name], papers)
-
-
-def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None:
-    """Close the row as sent and record its papers as sent, in the same transaction."""
-    settle(engine, Closing(row_id, "sent", where), claim_id=None, now=now, by="")
-
-
-def unclaim(engine: Engine, row_id: int, *, now: datetime) -> None:
-    """Give a claimed row back untouched, as if never attempted (the server was unreachable)."""
-    with row_transaction(engine) as connection:
-        connection.execute(
-            update(DeliveryRow)
-            .where(col(DeliveryRow.id) == row_id, col(DeliveryRow.status) == "sending")
-            .values(
-                status="pending",
-                updated_at=now,
-                attempts=DeliveryRow.attempts - 1,
-                claimed_by=None,
-                claimed_at=None,
-            )
-        )
 
 
 def recover(engine: Engine, *, now: datetime, lease: timedelta) -> int:

@@ -17,7 +17,7 @@ from conftest import LISTING_000, free_port
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from digestbot import outbox, service
+from digestbot import claims, outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow
 from digestbot.delivery import deliver
 from digestbot.mailer import TransportUnavailable
@@ -289,7 +289,7 @@ async def test_a_row_left_sending_by_a_dead_process_becomes_unknown(
     (row,) = rows(engine)
     import socket
 
-    assert outbox.claim(engine, row.id or 0, now=clock, by=f"{socket.gethostname()}:999999")
+    assert claims.claim(engine, row.id or 0, now=clock, by=f"{socket.gethostname()}:999999")
     report = await deliver(engine, settings, now=clock)
     assert report.recovered == 1 and report.results == []
     assert rows(engine)[0].status == "unknown"

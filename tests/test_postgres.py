@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from test_delivery import cli, prepare, rows
 
-from digestbot import outbox, service
+from digestbot import claims, outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow, make_engine
 from digestbot.delivery import deliver
 from digestbot.settings import Settings
@@ -43,7 +43,7 @@ def test_it_lets_each_row_be_claimed_by_only_one_of_two_concurrent_claimers(
     def claimer(n: int) -> None:
         start.wait()
         for row_id in ids:
-            if outbox.claim(engines[n], row_id, now=clock, by=f"claimer{n}"):
+            if claims.claim(engines[n], row_id, now=clock, by=f"claimer{n}"):
                 won[n].append(row_id)
 
     threads = [threading.Thread(target=claimer, args=(n,)) for n in range(2)]
@@ -66,11 +66,11 @@ def test_it_skips_a_row_another_transaction_has_locked_instead_of_waiting(
     url = pg_settings.database_url
     with psycopg.connect(url, autocommit=False) as other:
         other.execute("SELECT id FROM deliveries WHERE id = %s FOR UPDATE", (row_id,))
-        assert outbox.claim(pg_engine, row_id, now=clock, by="me") is None
+        assert claims.claim(pg_engine, row_id, now=clock, by="me") is None
         other.rollback()
-    claimed = outbox.claim(pg_engine, row_id, now=clock, by="me")
+    claimed = claims.claim(pg_engine, row_id, now=clock, by="me")
     assert claimed is not None and claimed.attempts == 0
-    assert outbox.claim(pg_engine, row_id, now=clock, by="again") is None
+    assert claims.claim(pg_engine, row_id, now=clock, by="again") is None
 
 
 async def test_it_records_the_papers_of_a_sent_digest_in_the_same_step(
@@ -104,7 +104,7 @@ async def test_it_turns_a_row_left_sending_by_a_dead_process_into_unknown(
 ) -> None:
     """A claim by a process that no longer exists is recovered as unknown, never resent."""
     (row_id,) = queued(pg_engine, pg_settings, clock, count=1)
-    assert outbox.claim(pg_engine, row_id, now=clock, by=f"{socket.gethostname()}:999999")
+    assert claims.claim(pg_engine, row_id, now=clock, by=f"{socket.gethostname()}:999999")
     report = await deliver(pg_engine, pg_settings, now=clock)
     assert report.recovered == 1 and report.results == []
     (row,) = rows(pg_engine)
@@ -131,9 +131,9 @@ def test_it_marks_a_claimed_row_sent_together_with_its_papers(
 ) -> None:
     """mark_sent closes the row and records each of its papers as sent to that subscriber."""
     (row_id,) = queued(pg_engine, pg_settings, clock, count=1)
-    claimed = outbox.claim(pg_engine, row_id, now=clock, by="me")
+    claimed = claims.claim(pg_engine, row_id, now=clock, by="me")
     assert claimed is not None and claimed.paper_count > 0
-    outbox.mark_sent(pg_engine, row_id, where="smtp://test", now=clock)
+    claims.mark_sent(pg_engine, row_id, where="smtp://test", now=clock)
     (row,) = rows(pg_engine)
     with Session(pg_engine) as session:
         papers = session.exec(select(SentPaperRow)).all()
