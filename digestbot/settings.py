@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         900.0, gt=0, description="Seconds after which a row still `sending` is taken as crashed."
     )
     render_processes: int = Field(
-        1,
+        2,
         ge=0,
         description="Processes rendering a big batch beside the senders; 0 renders in-process.",
     )
