@@ -201,6 +201,11 @@ def make_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not psycopg2
     try:
         engine = create_engine(url)
+    except ImportError:
+        raise ConfigError(
+            f"DIGESTBOT_DATABASE_URL {url!r} needs a database driver that is not installed",
+            "for PostgreSQL run `pip install 'digestbot[postgres]'`",
+        ) from None
     except (SQLAlchemyError, ValueError) as exc:
         raise ConfigError(
             f"DIGESTBOT_DATABASE_URL {url!r} is not usable: {exc}",

@@ -31,3 +31,9 @@ def test_an_unusable_database_url_is_a_config_error(tmp_path) -> None:  # type: 
     """A folder that does not exist gives a clear error, not a traceback."""
     with pytest.raises(ConfigError, match="cannot open the database"):
         make_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}")
+
+
+def test_a_url_whose_driver_is_missing_is_a_clear_error() -> None:
+    """A database URL needing an uninstalled driver says which and how to get one."""
+    with pytest.raises(ConfigError, match="needs a database driver that is not installed"):
+        make_engine("mysql://reader@127.0.0.1/digestbot")
