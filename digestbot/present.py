@@ -14,8 +14,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
+from rapidfuzz import fuzz, process
 
-from digestbot.matching import parse_term, rank_key, word_matches
+from digestbot.matching import FUZZY_MIN_LENGTH, parse_term, rank_key
 from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
 from digestbot.sources.links import web_url
 from digestbot.textnorm import words
@@ -177,14 +178,29 @@ def _token_spans(tokens: Sequence[tuple[int, int, str]], raw: str, level: int | 
     """The term's occurrences found word by word (fuzzy terms, non-ASCII text)."""
     term = parse_term(raw)
     n, last = len(term.words), len(term.words) - 1
+    distinct = {word for _, _, word in tokens}
+    hits = [
+        _word_hits(w, distinct, prefix=term.prefix and k == last, fuzzy=level)
+        for k, w in enumerate(term.words)
+    ]
     return [
         (tokens[i][0], tokens[i + last][1])
         for i in range(len(tokens) - n + 1 if n else 0)
-        if all(
-            word_matches(w, tokens[i + k][2], prefix=term.prefix and k == last, fuzzy=level)
-            for k, w in enumerate(term.words)
-        )
+        if all(tokens[i + k][2] in hits[k] for k in range(n))
     ]
+
+
+def _word_hits(pattern: str, vocabulary: set[str], *, prefix: bool, fuzzy: int | None) -> set[str]:
+    """The words of a text that satisfy one term word, as matching.word_matches decides, but
+    scored in one rapidfuzz call over the distinct words (a digest does this for every paper)."""
+    if prefix:
+        return {w for w in vocabulary if w.startswith(pattern)}
+    hits = {w for w in (pattern, pattern + "s", pattern + "es") if w in vocabulary}
+    if fuzzy is not None and len(pattern) >= FUZZY_MIN_LENGTH:
+        long = [w for w in vocabulary if len(w) >= FUZZY_MIN_LENGTH]
+        found = process.extract(pattern, long, scorer=fuzz.ratio, score_cutoff=fuzzy, limit=None)
+        hits.update(word for word, _, _ in found)
+    return hits
 
 
 def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None]) -> list[Span]:

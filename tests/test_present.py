@@ -178,3 +178,35 @@ def test_the_fast_search_finds_what_the_word_by_word_search_finds(text: str, ter
     """The regular-expression search for ASCII text agrees with the word-by-word matching
     (forced here by an exact-only fuzzy level of 100)."""
     assert find_terms(text, (term,), {}) == find_terms(text, (term,), {term: 100})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(["transformer", "transfromers", "Tranformer", "attention", "atention"])
+        | st.sampled_from(["models", "modles", "mode", "é", " ", "-", ", "]),
+        max_size=30,
+    ).map("".join),
+    term=st.sampled_from(["transformer", "attention models", "transf*", "model", "é"]),
+    level=st.sampled_from([None, 70, 85, 100]),
+)
+def test_word_by_word_search_agrees_with_the_matching_rule_per_token(
+    text: str, term: str, level: int | None
+) -> None:
+    """Scoring distinct words at once finds exactly the ranges `word_matches` accepts token by
+    token (the straightforward definition)."""
+    from digestbot.matching import parse_term, word_matches
+    from digestbot.present import _token_spans, _tokens
+
+    tokens = _tokens(text)
+    parsed = parse_term(term)
+    n, last = len(parsed.words), len(parsed.words) - 1
+    expected = [
+        (tokens[i][0], tokens[i + last][1])
+        for i in range(len(tokens) - n + 1 if n else 0)
+        if all(
+            word_matches(w, tokens[i + k][2], prefix=parsed.prefix and k == last, fuzzy=level)
+            for k, w in enumerate(parsed.words)
+        )
+    ]
+    assert _token_spans(tokens, term, level) == expected
