@@ -151,14 +151,19 @@ def authors_line(paper: Paper) -> str:
     return " · ".join([*known, *([paper.organisation] if paper.organisation else [])])
 
 
-def _tokens(text: str) -> list[tuple[int, int, str]]:
-    """The normalised words of `text` with their character ranges in `text` itself."""
+Tokens = tuple[tuple[tuple[int, int, str], ...], frozenset[str]]
+
+
+@lru_cache(maxsize=2048)
+def _tokens(text: str) -> Tokens:
+    """The normalised words of `text` with their character ranges in `text` itself, and the
+    distinct words; cached, since one paper's abstract is presented in many digests."""
     found = []
     for m in _TOKEN.finditer(text):
         token = m.group()
         for word in [token.lower()] if token.isascii() else words(token):
             found.append((m.start(), m.end(), word))
-    return found
+    return tuple(found), frozenset(word for _, _, word in found)
 
 
 @lru_cache(maxsize=4096)
@@ -174,15 +179,17 @@ def _term_pattern(raw: str) -> re.Pattern[str]:
     return re.compile(rf"{body}(?![^\W_])")  # starts with a literal: fast to scan for
 
 
-def _token_spans(tokens: Sequence[tuple[int, int, str]], raw: str, level: int | None) -> list[Span]:
+def _token_spans(text: Tokens, raw: str, level: int | None) -> list[Span]:
     """The term's occurrences found word by word (fuzzy terms, non-ASCII text)."""
+    tokens, distinct = text
     term = parse_term(raw)
     n, last = len(term.words), len(term.words) - 1
-    distinct = {word for _, _, word in tokens}
     hits = [
         _word_hits(w, distinct, prefix=term.prefix and k == last, fuzzy=level)
         for k, w in enumerate(term.words)
     ]
+    if n == 1:
+        return [(start, end) for start, end, word in tokens if word in hits[0]]
     return [
         (tokens[i][0], tokens[i + last][1])
         for i in range(len(tokens) - n + 1 if n else 0)
@@ -190,7 +197,9 @@ def _token_spans(tokens: Sequence[tuple[int, int, str]], raw: str, level: int | 
     ]
 
 
-def _word_hits(pattern: str, vocabulary: set[str], *, prefix: bool, fuzzy: int | None) -> set[str]:
+def _word_hits(
+    pattern: str, vocabulary: frozenset[str], *, prefix: bool, fuzzy: int | None
+) -> set[str]:
     """The words of a text that satisfy one term word, as matching.word_matches decides, but
     scored in one rapidfuzz call over the distinct words (a digest does this for every paper)."""
     if prefix:
@@ -207,7 +216,7 @@ def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None])
     """Where the terms occur in `text`, by the matching rules (plurals, `prefix*`, phrases,
     fuzzy), as sorted, merged character ranges."""
     folded = text.lower() if text.isascii() else None
-    tokens: list[tuple[int, int, str]] | None = None
+    tokens: Tokens | None = None
     spans: list[Span] = []
     for raw in terms:
         level = fuzzy.get(raw)

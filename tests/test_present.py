@@ -198,7 +198,8 @@ def test_word_by_word_search_agrees_with_the_matching_rule_per_token(
     from digestbot.matching import parse_term, word_matches
     from digestbot.present import _token_spans, _tokens
 
-    tokens = _tokens(text)
+    tokenised = _tokens(text)
+    tokens = tokenised[0]
     parsed = parse_term(term)
     n, last = len(parsed.words), len(parsed.words) - 1
     expected = [
@@ -209,4 +210,4 @@ def test_word_by_word_search_agrees_with_the_matching_rule_per_token(
             for k, w in enumerate(parsed.words)
         )
     ]
-    assert _token_spans(tokens, term, level) == expected
+    assert _token_spans(tokenised, term, level) == expected
