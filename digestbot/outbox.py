@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -88,6 +88,25 @@ def decided_state(engine: Engine) -> tuple[dict[int, datetime], dict[int, set[st
         for row in session.exec(select(DeliveryRow).where(col(DeliveryRow.status).in_(OPEN))):
             taken.setdefault(row.subscriber_id, set()).update(json.loads(row.paper_ids))
     return {sub_id: when for sub_id, when in last}, taken
+
+
+def alerts_since(engine: Engine, starts: Mapping[int, datetime]) -> dict[int, int]:
+    """Alert emails queued per subscriber since their start time (failed ones don't count)."""
+    if not starts:
+        return {}
+    with Session(engine) as session:
+        rows = session.exec(
+            select(DeliveryRow.subscriber_id, DeliveryRow.created_at).where(
+                DeliveryRow.kind == "alert",
+                DeliveryRow.status != "failed",
+                col(DeliveryRow.created_at) >= min(starts.values()),
+            )
+        ).all()
+    counts: dict[int, int] = {}
+    for sub_id, created in rows:
+        if sub_id in starts and created >= starts[sub_id]:
+            counts[sub_id] = counts.get(sub_id, 0) + 1
+    return counts
 
 
 def enqueue(

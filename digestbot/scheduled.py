@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -12,10 +12,8 @@ from email.utils import format_datetime, make_msgid
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
 
 from digestbot import ledger, outbox, papers, service
-from digestbot.db import DeliveryRow
 from digestbot.delivery import Feed, Report, deliver
 from digestbot.digests import build_digests
 from digestbot.errors import DeliveryError
@@ -121,7 +119,7 @@ def plan_alerts(
         if sub.alert_rules()
     ]
     starts = {sub.id: local_day_start(sub.timezone, now) for sub in subscribers}
-    counts = alerts_since(engine, starts)
+    counts = outbox.alerts_since(engine, starts)
     subscribers = [s for s in subscribers if counts.get(s.id, 0) < settings.alert_daily_cap]
     candidates = papers.papers_seen_since(engine, since)
     if not subscribers or not candidates:
@@ -136,25 +134,6 @@ def plan_alerts(
         period_key=f"alert:{now.isoformat()}",
     )
     return [replace(d, kind="alert") for d in digests if d.items]
-
-
-def alerts_since(engine: Engine, starts: Mapping[int, datetime]) -> dict[int, int]:
-    """Alert emails queued per subscriber since their start time (failed ones don't count)."""
-    if not starts:
-        return {}
-    with Session(engine) as session:
-        rows = session.exec(
-            select(DeliveryRow.subscriber_id, DeliveryRow.created_at).where(
-                DeliveryRow.kind == "alert",
-                DeliveryRow.status != "failed",
-                col(DeliveryRow.created_at) >= min(starts.values()),
-            )
-        ).all()
-    counts: dict[int, int] = {}
-    for sub_id, created in rows:
-        if sub_id in starts and created >= starts[sub_id]:
-            counts[sub_id] = counts.get(sub_id, 0) + 1
-    return counts
 
 
 def enqueue_alerts(engine: Engine, settings: Settings, *, since: datetime, now: datetime) -> int:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from digestbot import ledger, outbox, papers
 from digestbot.delivery import Feed, Progress, Report, deliver
@@ -123,20 +122,11 @@ def enqueue_digests(
     *,
     now: datetime,
     token: tuple[int, int] | None = None,
-    send_empty: bool = False,
-    also: Callable[[Session], None] | None = None,
 ) -> list[int]:
-    """Render the digests and commit them as pending rows in one transaction.
-
-    Empty digests are skipped, unless `send_empty` and the subscriber asked for them.
-    """
+    """Render the non-empty digests and commit them as pending rows in one transaction."""
     env = make_environment(settings.templates_dir)
-    outgoing = [
-        render_outgoing(env, settings, d, now=now)
-        for d in digests
-        if d.items or (send_empty and d.subscriber.send_empty)
-    ]
-    return outbox.enqueue(engine, outgoing, now=now, token=token, also=also)
+    outgoing = [render_outgoing(env, settings, d, now=now) for d in digests if d.items]
+    return outbox.enqueue(engine, outgoing, now=now, token=token)
 
 
 def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) -> bytes | None:
