@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, or_, update
 from sqlmodel import Session, col, select
 
 from digestbot.db import DeliveryRow, SentPaperRow, write_session
+from digestbot.errors import DeliveryError
 from digestbot.mailer import Outbound
 
 STATES = ("pending", "sending", "sent", "retry", "failed", "unknown")
@@ -28,8 +29,16 @@ OPEN = ("pending", "sending", "retry", "unknown")  # papers in these rows are sp
 CLAIMABLE = ("pending", "retry")
 
 
+PLAN_ATTEMPTS = 5  # plan-and-enqueue rounds before giving up to a busier process
+
+
 class PlanConflict(Exception):
     """Another process committed deliveries between our plan and our enqueue."""
+
+
+def too_busy(hint: str) -> DeliveryError:
+    """The error once PLAN_ATTEMPTS rounds all lost to other runs."""
+    return DeliveryError("other runs kept changing the outbox", hint)
 
 
 @dataclass(frozen=True)

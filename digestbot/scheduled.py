@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from digestbot import ledger, outbox, papers, service
 from digestbot.delivery import Feed, Report, deliver
 from digestbot.digests import build_digests
-from digestbot.errors import DeliveryError
 from digestbot.mailer import Outbound, open_transport, send
 from digestbot.models import Digest, Subscriber
 from digestbot.periods import Period, latest_period, local_day_start
@@ -74,7 +73,7 @@ async def send_due(
 
 
 async def _decide(engine: Engine, settings: Settings, *, now: datetime, feed: Feed) -> Decision:
-    for _ in range(5):
+    for _ in range(outbox.PLAN_ATTEMPTS):
         token = outbox.state_token(engine)
         subscribers = active_subscribers(engine)
         # Only the latest period counts and it is at most a week old (weekly:<day>).
@@ -105,7 +104,7 @@ async def _decide(engine: Engine, settings: Settings, *, now: datetime, feed: Fe
             continue  # another process decided something meanwhile: decide again
         emails = sum(1 for d in digests if d.items or d.subscriber.send_empty)
         return Decision(emails, len(digests) - emails)
-    raise DeliveryError("other runs kept changing the outbox", "this resolves itself next tick")
+    raise outbox.too_busy("this resolves itself next tick")
 
 
 def plan_alerts(
@@ -138,7 +137,7 @@ def plan_alerts(
 
 def enqueue_alerts(engine: Engine, settings: Settings, *, since: datetime, now: datetime) -> int:
     """Queue the alerts for papers first seen after `since`; return how many."""
-    for _ in range(5):
+    for _ in range(outbox.PLAN_ATTEMPTS):
         token = outbox.state_token(engine)
         alerts = plan_alerts(engine, settings, since=since, now=now)
         try:
@@ -146,7 +145,7 @@ def enqueue_alerts(engine: Engine, settings: Settings, *, since: datetime, now: 
         except outbox.PlanConflict:
             continue
         return len(alerts)
-    raise DeliveryError("other runs kept changing the outbox", "this resolves itself next tick")
+    raise outbox.too_busy("this resolves itself next tick")
 
 
 async def notify_admin(settings: Settings, subject: str, body: str, *, now: datetime) -> str | None:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from digestbot import ledger, outbox, papers
 from digestbot.delivery import Feed, Progress, Report, deliver
 from digestbot.digests import build_digests, window_start
-from digestbot.errors import ConfigError, DeliveryError
+from digestbot.errors import ConfigError
 from digestbot.models import Digest, Subscriber
 from digestbot.pipeline import enqueue_in_chunks, render_outgoing
 from digestbot.render import make_environment
@@ -174,7 +174,7 @@ async def _plan_and_enqueue(
 ) -> list[Digest]:
     """Plan against a state token; plan again if another run committed first."""
     planned: dict[int, Digest] = {}
-    for _ in range(5):
+    for _ in range(outbox.PLAN_ATTEMPTS):
         token = outbox.state_token(engine)
         digests = plan_digests(engine, settings, now=now, emails=emails)
         for digest in digests:
@@ -186,7 +186,7 @@ async def _plan_and_enqueue(
         except outbox.PlanConflict:
             continue  # another run enqueued meanwhile: plan again on fresh state
         return list(planned.values())
-    raise DeliveryError("other runs kept changing the outbox", "try again in a moment")
+    raise outbox.too_busy("try again in a moment")
 
 
 _SEVERITY = {"sent": 0, "retry": 1, "unknown": 2, "failed": 3}
