@@ -30,7 +30,7 @@ from generate import make_papers, make_subscribers
 
 from digestbot import papers as paper_store
 from digestbot import service
-from digestbot.db import DeliveryRow, make_engine
+from digestbot.db import MessageRow, make_engine
 from digestbot.models import ListedPaper, Listing
 from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
@@ -177,7 +177,7 @@ def main() -> None:
             )
 
             with Session(engine) as session:
-                messages = [row.message for row in session.exec(select(DeliveryRow))]
+                messages = list(session.exec(select(MessageRow.raw)))
             bare = asyncio.run(ceiling(messages, port, args.connections))
             print(
                 f"transport ceiling (bare aiosmtplib, same {len(messages)} messages, "

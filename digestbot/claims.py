@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
-from digestbot.db import DeliveryRow, SentPaperRow, UtcDateTime
+from digestbot.db import DeliveryRow, MessageRow, SentPaperRow, UtcDateTime
 from digestbot.mailer import Outbound
 from digestbot.outbox import CLAIMABLE, Queued
 
@@ -80,12 +80,10 @@ _CLAIM = (
         attempts=DeliveryRow.attempts + 1,
     )
     .returning(
-        col(DeliveryRow.subscriber_id),
-        col(DeliveryRow.message),
-        col(DeliveryRow.paper_ids),
-        col(DeliveryRow.attempts),
+        col(DeliveryRow.subscriber_id), col(DeliveryRow.paper_ids), col(DeliveryRow.attempts)
     )
 )
+_MESSAGE = select(MessageRow.raw).where(col(MessageRow.delivery_id) == bindparam("row_id"))
 _CLOSE = (
     update(DeliveryRow)
     .where(col(DeliveryRow.id) == bindparam("row_id"))
@@ -116,7 +114,8 @@ def _claim(connection: Connection, row_id: int, *, now: datetime, by: str) -> Qu
     claimed = connection.execute(_CLAIM, params).first()
     if claimed is None:
         return None
-    subscriber_id, message, paper_ids, attempts = claimed
+    subscriber_id, paper_ids, attempts = claimed
+    message = connection.execute(_MESSAGE, params).scalar_one()
     return Queued(
         id=row_id,
         subscriber_id=subscriber_id,

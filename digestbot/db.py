@@ -111,12 +111,23 @@ class DeliveryRow(SQLModel, table=True):
     claimed_by: str | None = None  # "host:pid" of the process sending it
     claimed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     paper_ids: str = "[]"  # JSON list, recorded as sent when the server accepts
-    message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     last_error: str | None = None
     delivered_to: str | None = None
+
+
+class MessageRow(SQLModel, table=True):
+    """The rendered message of one delivery, written once when the delivery is enqueued.
+
+    Kept out of `deliveries` because SQLite rewrites a whole row on every UPDATE: with the
+    message inline, each state change (claimed, sent) rewrote tens of kilobytes.
+    """
+
+    __tablename__ = "delivery_messages"
+    delivery_id: int = Field(foreign_key="deliveries.id", primary_key=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class SentPaperRow(SQLModel, table=True):

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, or_, update
+from sqlalchemy import Engine, func, insert, or_, update
 from sqlmodel import Session, col, select
 
-from digestbot.db import DeliveryRow, SentPaperRow, write_session
+from digestbot.db import DeliveryRow, MessageRow, SentPaperRow, write_session
 from digestbot.errors import DeliveryError
 from digestbot.mailer import Outbound
 
@@ -151,7 +151,6 @@ def enqueue(
                 period_key=item.period_key,
                 message_id=item.message_id,
                 paper_ids=json.dumps(list(item.paper_ids)),
-                message=item.raw,
                 created_at=now,
                 updated_at=now,
             )
@@ -161,7 +160,16 @@ def enqueue(
         if also is not None:
             also(session)
         session.flush()
-        return [row.id for row in rows if row.id is not None]
+        ids = [row.id for row in rows if row.id is not None]
+        if outgoing:
+            session.execute(
+                insert(MessageRow),
+                [
+                    {"delivery_id": i, "raw": item.raw}
+                    for i, item in zip(ids, outgoing, strict=True)
+                ],
+            )
+        return ids
 
 
 def due_ids(

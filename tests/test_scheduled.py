@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from digestbot import scheduled, service
-from digestbot.db import DeliveryRow, PeriodRow, SentPaperRow
+from digestbot.db import DeliveryRow, MessageRow, PeriodRow, SentPaperRow
 from digestbot.delivery import deliver
 from digestbot.mailer import TransportUnavailable
 from digestbot.settings import Settings
@@ -171,7 +171,11 @@ async def test_alert_rules_send_one_email_per_ingest_with_the_new_papers(
     )
     (alert,) = digests(engine, "alert")
     assert len(papers_of(alert)) > 1
-    assert b"diffusion" in alert.message.lower() and b"Alert" in alert.message
+    with Session(engine) as session:
+        message = session.exec(
+            select(MessageRow.raw).where(MessageRow.delivery_id == alert.id)
+        ).one()
+    assert b"diffusion" in message.lower() and b"Alert" in message
     assert (
         scheduled.enqueue_alerts(engine, settings, since=DAY1 - scheduled.ALERT_WINDOW, now=DAY1)
         == 0
