@@ -8,7 +8,6 @@ is committed as pending rows before its ids reach the senders.
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import functools
 import multiprocessing
 from collections import deque
@@ -71,7 +70,7 @@ def render_outgoing(
         kind=digest.kind,
         period_key=digest.period_key,
         message_id=envelope.message_id,
-        raw=build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP),
+        raw=build_message(rendered, envelope),
         paper_ids=tuple(item.paper.id for item in digest.items),
     )
 

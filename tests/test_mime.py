@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.policy
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -33,7 +32,7 @@ def raw(digest: Digest, templates: Path | None = None) -> bytes:
         NOW,
         "https://example.org/unsubscribe?email=alice%40example.org&token=abc",
     )
-    return build_message(rendered, envelope).as_bytes(policy=email.policy.SMTP)
+    return build_message(rendered, envelope)
 
 
 def parsed(raw: bytes) -> EmailMessage:

@@ -46,7 +46,7 @@ def message_for(digest: Digest, templates: Path | None = None):  # type: ignore[
         message_id("digest", digest.subscriber.email, "manual:x", "example.org"),
         NOW,
     )
-    raw = bytes(build_message(rendered, envelope))
+    raw = build_message(rendered, envelope)
     return raw, message_from_bytes(raw, policy=policy.default)
 
 
@@ -80,7 +80,7 @@ def test_hostile_titles_are_escaped_in_html_and_cannot_forge_headers() -> None:
     assert "<script" not in html
     assert '&lt;script&gt;alert("x")&lt;/script&gt;' in html
     assert msg["Bcc"] is None
-    headers = raw.split(b"\n\n", 1)[0]
+    headers = raw.split(b"\r\n\r\n", 1)[0]
     assert b"\nBcc:" not in headers
     assert "Bcc: x@evil.example" in str(msg["To"])  # folded into the display name, harmless
 
@@ -155,7 +155,7 @@ def test_one_click_unsubscribe_headers_carry_a_signed_https_link() -> None:
         NOW,
         unsubscribe_url=link,
     )
-    msg = message_from_bytes(bytes(build_message(rendered, envelope)), policy=policy.default)
+    msg = message_from_bytes(build_message(rendered, envelope), policy=policy.default)
     value = " ".join(str(msg["List-Unsubscribe"]).split())
     assert (
         value
@@ -181,8 +181,10 @@ def test_no_input_can_add_or_break_a_header(name: str, rule: str, title: str, ki
     paper = Paper("p1", title or "t", "abstract", NOW)
     match = Match((rule or "r",), ("t",), (), 1.0)
     raw, msg = message_for(Digest(sub, (DigestItem(paper, match),), NOW, "k", kind=kind))
-    head = raw.split(b"\n\n", 1)[0].decode("ascii")
-    names = [line.split(":", 1)[0] for line in head.split("\n") if line and not line[0].isspace()]
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    lines = head.split("\r\n")
+    assert all("\r" not in line and "\n" not in line for line in lines)
+    names = [line.split(":", 1)[0] for line in lines if line and not line[0].isspace()]
     assert sorted(names) == sorted(
         [
             "Subject",
