@@ -118,6 +118,9 @@ def alerts_since(engine: Engine, starts: Mapping[int, datetime]) -> dict[int, in
     return counts
 
 
+_INSERT_ROWS = insert(DeliveryRow).returning(col(DeliveryRow.id), sort_by_parameter_order=True)
+
+
 def enqueue(
     engine: Engine,
     outgoing: Sequence[Outgoing],
@@ -145,23 +148,22 @@ def enqueue(
         if after is not None and last_row != after:
             raise PlanConflict
         rows = [
-            DeliveryRow(
-                subscriber_id=item.subscriber_id,
-                kind=item.kind,
-                period_key=item.period_key,
-                message_id=item.message_id,
-                paper_ids=json.dumps(list(item.paper_ids)),
-                created_at=now,
-                updated_at=now,
-            )
+            {
+                "subscriber_id": item.subscriber_id,
+                "kind": item.kind,
+                "period_key": item.period_key,
+                "message_id": item.message_id,
+                "status": "pending",
+                "attempts": 0,
+                "paper_ids": json.dumps(list(item.paper_ids)),
+                "created_at": now,
+                "updated_at": now,
+            }
             for item in outgoing
         ]
-        session.add_all(rows)
-        if also is not None:
-            also(session)
-        session.flush()
-        ids = [row.id for row in rows if row.id is not None]
-        if outgoing:
+        # Core, not ORM objects: a chunk is a hundred rows and this runs for every chunk.
+        ids: list[int] = list(session.execute(_INSERT_ROWS, rows).scalars()) if rows else []
+        if rows:
             session.execute(
                 insert(MessageRow),
                 [
@@ -169,6 +171,8 @@ def enqueue(
                     for i, item in zip(ids, outgoing, strict=True)
                 ],
             )
+        if also is not None:
+            also(session)
         return ids
 
 

@@ -188,12 +188,13 @@ def _token_spans(text: Tokens, raw: str, level: int | None) -> list[Span]:
         _word_hits(w, distinct, prefix=term.prefix and k == last, fuzzy=level)
         for k, w in enumerate(term.words)
     ]
-    if n == 1:
-        return [(start, end) for start, end, word in tokens if word in hits[0]]
+    if not n or not hits[0]:
+        return []
+    starts = [i for i, (_, _, word) in enumerate(tokens[: len(tokens) - last]) if word in hits[0]]
     return [
         (tokens[i][0], tokens[i + last][1])
-        for i in range(len(tokens) - n + 1 if n else 0)
-        if all(tokens[i + k][2] in hits[k] for k in range(n))
+        for i in starts
+        if all(tokens[i + k][2] in hits[k] for k in range(1, n))
     ]
 
 

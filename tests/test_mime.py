@@ -76,6 +76,15 @@ def test_it_encodes_a_part_with_a_line_over_998_octets_as_quoted_printable(tmp_p
     assert "<p>" + "é" * 3000 + "</p>" in html.get_content()
 
 
+def test_a_line_starting_with_from_reaches_the_reader_unchanged(tmp_path: Path) -> None:
+    """Body lines that begin with "From " are not mangled to ">From " (an mbox habit)."""
+    (tmp_path / "digest.txt").write_text("From the lab:\n{{ subscriber.email }}\n")
+    (tmp_path / "digest.html").write_text("<p>\nFrom the lab:\n</p>\n", encoding="utf-8")
+    text, html = parsed(raw(a_digest(), tmp_path)).iter_parts()
+    assert text.get_content().startswith("From the lab:")
+    assert "\nFrom the lab:" in html.get_content() and ">From" not in html.get_content()
+
+
 def test_it_reads_the_envelope_back_from_the_stored_bytes() -> None:
     """Outbound takes the sender and recipient from the headers, display names aside."""
     fast = raw(a_digest(name='Ève, "the" <Tester>'))
