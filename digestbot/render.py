@@ -9,8 +9,9 @@ import quopri
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.charset import QP, Charset
+from email.charset import BASE64, Charset
 from email.generator import BytesGenerator
+from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
@@ -140,7 +141,7 @@ def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") ->
 def transfer_encoding(body: str) -> str:
     """7bit or 8bit while every line fits SMTP's 998 octets (RFC 5322 2.1.1), else
     quoted-printable, whose soft line breaks keep long lines (inlined CSS) readable."""
-    if any(len(line.encode()) > 998 for line in body.splitlines()):
+    if max(map(len, body.encode().splitlines()), default=0) > 998:
         return "quoted-printable"
     return "7bit" if body.isascii() else "8bit"
 
@@ -158,7 +159,6 @@ def _part(body: str, subtype: str) -> MIMENonMultipart:
         part.set_payload(quopri.encodestring(body.encode()).decode("ascii"))
         return part
     charset = Charset("utf-8")
-    charset.header_encoding = QP
     charset.body_encoding = None  # type: ignore[assignment]  # documented: no encoding
     part.set_payload(body, charset)  # labels the part 7bit or 8bit by what it holds
     return part
@@ -179,7 +179,8 @@ def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
     parts = f"{envelope.message_id}\0{rendered.text}\0{rendered.html}".encode()
     boundary = f"==digestbot-{hashlib.sha256(parts).hexdigest()[:32]}=="
     message = MIMEMultipart("alternative", boundary=boundary)
-    message["Subject"] = header_safe(rendered.subject)
+    # A Header instance is a documented header value; typeshed only lists str.
+    message["Subject"] = _header(header_safe(rendered.subject))  # type: ignore[assignment]
     message["From"] = _address(envelope.sender_name, envelope.sender)
     message["To"] = _address(envelope.recipient_name, envelope.recipient)
     message["Date"] = format_datetime(envelope.date)
@@ -195,6 +196,16 @@ def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
     out = BytesIO()
     BytesGenerator(out, policy=_WIRE).flatten(message)
     return out.getvalue()
+
+
+def _header(value: str) -> str | Header:
+    """ASCII as it is; anything else as RFC 2047 base64 words, whose length the package
+    computes at once (quoted-printable ones it measures character by character)."""
+    if value.isascii():
+        return value
+    charset = Charset("utf-8")
+    charset.header_encoding = BASE64
+    return Header(value, charset, header_name="Subject")
 
 
 def _address(name: str, address: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -175,7 +177,8 @@ async def test_alert_rules_send_one_email_per_ingest_with_the_new_papers(
         message = session.exec(
             select(MessageRow.raw).where(MessageRow.delivery_id == alert.id)
         ).one()
-    assert b"diffusion" in message.lower() and b"Alert" in message
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    assert b"diffusion" in message.lower() and "alert" in str(parsed["Subject"]).lower()
     assert (
         scheduled.enqueue_alerts(engine, settings, since=DAY1 - scheduled.ALERT_WINDOW, now=DAY1)
         == 0
