@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from digestbot.matchindex import Matcher, PaperIndex
@@ -95,14 +95,35 @@ def build_digests(
     period_key: str,
 ) -> list[Digest]:
     """Every subscriber's digest, sharing one index and every term result."""
+    return list(
+        iter_digests(
+            subscribers,
+            papers,
+            since=since,
+            already_sent=already_sent,
+            now=now,
+            period_key=period_key,
+        )
+    )
+
+
+def iter_digests(
+    subscribers: Sequence[Subscriber],
+    papers: Sequence[Paper],
+    *,
+    since: Mapping[int, datetime],
+    already_sent: Mapping[int, Collection[str]],
+    now: datetime,
+    period_key: str,
+) -> Iterator[Digest]:
+    """`build_digests` one subscriber at a time, so a big batch can start rendering and
+    sending its first digests while the rest are still being decided."""
     builder = DigestBuilder(papers)
-    return [
-        builder.build(
+    for s in subscribers:
+        yield builder.build(
             s,
             since=since[s.id],
             already_sent=already_sent.get(s.id, ()),
             now=now,
             period_key=period_key,
         )
-        for s in subscribers
-    ]

@@ -49,7 +49,9 @@ class Outbound:
     @classmethod
     def of(cls, raw: bytes) -> Outbound:
         # Only the header block is parsed: a digest's body is tens of kilobytes.
-        end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=-1)
+        # The CRLF blank line first: looking for a bare "\n\n" too would scan the whole body.
+        end = raw.find(b"\r\n\r\n")
+        end = raw.find(b"\n\n") if end < 0 else end
         head = raw if end < 0 else raw[: end + 2]
         # compat32 leaves header values unparsed; getaddresses reads just the addresses.
         headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)

@@ -11,11 +11,12 @@ import asyncio
 import functools
 import multiprocessing
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from datetime import datetime
 from functools import cache
+from itertools import chain, islice
 from pathlib import Path
 
 from jinja2 import Environment
@@ -91,7 +92,7 @@ def render_chunk(
 async def enqueue_in_chunks(
     engine: Engine,
     settings: Settings,
-    digests: Sequence[Digest],
+    digests: Iterable[Digest],
     *,
     now: datetime,
     token: tuple[int, int],
@@ -102,15 +103,20 @@ async def enqueue_in_chunks(
     """Render and commit the non-empty digests chunk by chunk, handing each chunk's rows to
     `feed`; the first commit checks `token`, later ones that nobody else enqueued meanwhile.
 
-    With `periods` (the scheduler's, by subscriber) each chunk's periods commit with its rows,
-    and periods with nothing to send (empty, no `send_empty`) with the first commit.
+    `digests` is taken lazily, a chunk at a time, unless `periods` (the scheduler's, by
+    subscriber) are given: then each chunk's periods commit with its rows, and periods with
+    nothing to send (empty, no `send_empty`) with the first commit.
     A cancelled feed (the server is unreachable) stops it at the next chunk: what was
     committed stays pending; the rest was never decided.
     """
-    todo = [d for d in digests if d.items or (send_empty and d.subscriber.send_empty)]
+    wanted = (d for d in digests if d.items or (send_empty and d.subscriber.send_empty))
+    todo: Iterable[Digest] = wanted
     periods = dict(periods or {})
-    sending = {d.subscriber.id for d in todo}
-    quiet = [entry for sub_id, entry in periods.items() if sub_id not in sending]
+    quiet: list[ledger.Decided] = []
+    if periods:
+        todo = list(wanted)
+        sending = {d.subscriber.id for d in todo}
+        quiet = [entry for sub_id, entry in periods.items() if sub_id not in sending]
 
     def ledger_of(outgoing: Sequence[outbox.Outgoing], first: bool) -> Also | None:
         entries = [periods[o.subscriber_id] for o in outgoing if o.subscriber_id in periods]
@@ -119,14 +125,16 @@ async def enqueue_in_chunks(
             functools.partial(ledger.record_periods, decided=entries, now=now) if entries else None
         )
 
-    if not todo:
+    chunks = _chunks(iter(todo))
+    head = list(islice(chunks, 2))
+    if not head:
         if quiet:
             outbox.enqueue(engine, [], now=now, token=token, also=ledger_of([], True))
         return
-    chunks = [todo[:FIRST_CHUNK]]
-    chunks += [todo[i : i + CHUNK] for i in range(FIRST_CHUNK, len(todo), CHUNK)]
+    # Render processes repay their start (about half a second) only beyond two chunks.
+    spread = len(head) == 2 and len(head[1]) == CHUNK
     last: int | None = None
-    async with aclosing(_rendered(settings, chunks, now)) as rendered:
+    async with aclosing(_rendered(settings, chain(head, chunks), now, spread)) as rendered:
         async for outgoing in rendered:
             if feed.cancelled:
                 return
@@ -143,12 +151,20 @@ async def enqueue_in_chunks(
             last = max(ids)
 
 
+def _chunks(digests: Iterator[Digest]) -> Iterator[list[Digest]]:
+    """FIRST_CHUNK digests, so sending starts at once, then CHUNK at a time."""
+    size = FIRST_CHUNK
+    while chunk := list(islice(digests, size)):
+        yield chunk
+        size = CHUNK
+
+
 async def _rendered(
-    settings: Settings, chunks: Sequence[Sequence[Digest]], now: datetime
+    settings: Settings, chunks: Iterator[list[Digest]], now: datetime, spread: bool
 ) -> AsyncGenerator[list[outbox.Outgoing], None]:
-    """Each chunk rendered, in order: for a batch big enough to repay starting a process
-    (about half a second), in render processes a few chunks ahead; otherwise here."""
-    if settings.render_processes == 0 or sum(map(len, chunks)) <= FIRST_CHUNK + CHUNK:
+    """Each chunk rendered, in order: with `spread` (a big batch), in render processes a few
+    chunks ahead; otherwise here."""
+    if settings.render_processes == 0 or not spread:
         for chunk in chunks:
             yield await _render_here(settings, chunk, now)
         return
@@ -159,12 +175,13 @@ async def _rendered(
     def start(chunk: Sequence[Digest]) -> asyncio.Future[list[outbox.Outgoing]]:
         return loop.run_in_executor(pool, render_chunk, settings, chunk, now)
 
-    pending = deque(start(chunk) for chunk in chunks[:AHEAD])
+    # Taking a chunk decides its digests (planning, here in this process) just in time.
+    pending = deque(start(chunk) for chunk in islice(chunks, AHEAD))
     try:
-        for n in range(len(chunks)):
+        while pending:
             outgoing = await pending.popleft()
-            if n + AHEAD < len(chunks):
-                pending.append(start(chunks[n + AHEAD]))
+            if (following := next(chunks, None)) is not None:
+                pending.append(start(following))
             yield outgoing
     finally:
         for future in pending:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from digestbot import ledger, outbox, papers
 from digestbot.delivery import Feed, Progress, Report, deliver
-from digestbot.digests import build_digests, window_start
+from digestbot.digests import iter_digests, window_start
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, Subscriber
 from digestbot.pipeline import enqueue_in_chunks, render_outgoing
@@ -82,6 +82,14 @@ def plan_digests(
     engine: Engine, settings: Settings, *, now: datetime, emails: Sequence[str] = ()
 ) -> list[Digest]:
     """Each active subscriber's digest as it would go out now (nothing is written)."""
+    return list(_planned(engine, settings, now=now, emails=emails)[1])
+
+
+def _planned(
+    engine: Engine, settings: Settings, *, now: datetime, emails: Sequence[str] = ()
+) -> tuple[list[Subscriber], Iterator[Digest]]:
+    """The active subscribers (all, or those of `emails`) and their digests, decided one at
+    a time as they are taken; everything is read from the database before this returns."""
     subscribers = active_subscribers(engine, emails)
     missing = sorted(set(emails) - {s.email for s in subscribers})
     if missing:
@@ -90,7 +98,7 @@ def plan_digests(
             "check the address, or add it to the subscriptions file and run `subscriptions sync`",
         )
     keys = dict.fromkeys((s.id for s in subscribers), f"manual:{now.isoformat()}")
-    return digests_for(engine, settings, subscribers, now=now, period_keys=keys)
+    return subscribers, _digests(engine, settings, subscribers, now=now, period_keys=keys)
 
 
 def digests_for(
@@ -103,16 +111,28 @@ def digests_for(
 ) -> list[Digest]:
     """The digests of `subscribers` over papers new to each since their last digest (or
     their last scheduled period, even an empty one)."""
+    return list(_digests(engine, settings, subscribers, now=now, period_keys=period_keys))
+
+
+def _digests(
+    engine: Engine,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    *,
+    now: datetime,
+    period_keys: Mapping[int, str],
+) -> Iterator[Digest]:
+    """`digests_for`, the database read now and each digest decided when it is taken."""
     last, taken = outbox.decided_state(engine)
     for sub_id, decided_at in ledger.last_decided(engine).items():
         last[sub_id] = max(decided_at, last.get(sub_id, decided_at))
     hours = settings.first_digest_hours
     starts = {s.id: window_start(last.get(s.id), now, hours, s.created_at) for s in subscribers}
     candidates = papers.papers_seen_since(engine, min(starts.values(), default=now))
-    digests = build_digests(
+    digests = iter_digests(
         subscribers, candidates, since=starts, already_sent=taken, now=now, period_key=""
     )
-    return [replace(d, period_key=period_keys[d.subscriber.id]) for d in digests]
+    return (replace(d, period_key=period_keys[d.subscriber.id]) for d in digests)
 
 
 def enqueue_digests(
@@ -172,19 +192,26 @@ async def send_now(
 async def _plan_and_enqueue(
     engine: Engine, settings: Settings, now: datetime, emails: Sequence[str], feed: Feed
 ) -> list[Digest]:
-    """Plan against a state token; plan again if another run committed first."""
+    """Plan against a state token; plan again if another run committed first. Digests are
+    decided as the pipeline takes them, so the first go out while the rest are decided."""
     planned: dict[int, Digest] = {}
-    for _ in range(outbox.PLAN_ATTEMPTS):
-        token = outbox.state_token(engine)
-        digests = plan_digests(engine, settings, now=now, emails=emails)
+
+    def noted(digests: Iterator[Digest]) -> Iterator[Digest]:
         for digest in digests:
             planned.setdefault(digest.subscriber.id, digest)
-        ids = [d.subscriber.id for d in digests]
-        feed.put(outbox.due_ids(engine, now=now, subscriber_ids=ids))
+            yield digest
+
+    for _ in range(outbox.PLAN_ATTEMPTS):
+        token = outbox.state_token(engine)
+        subscribers, digests = _planned(engine, settings, now=now, emails=emails)
+        feed.put(outbox.due_ids(engine, now=now, subscriber_ids=[s.id for s in subscribers]))
+        taken = noted(digests)
         try:
-            await enqueue_in_chunks(engine, settings, digests, now=now, token=token, feed=feed)
+            await enqueue_in_chunks(engine, settings, taken, now=now, token=token, feed=feed)
         except outbox.PlanConflict:
             continue  # another run enqueued meanwhile: plan again on fresh state
+        for _ in taken:  # a cancelled feed stops the pipeline early; the outcomes list all
+            pass
         return list(planned.values())
     raise outbox.too_busy("try again in a moment")
 
