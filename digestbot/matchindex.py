@@ -138,8 +138,13 @@ class PaperIndex:
 
 def _contiguous(text: Sequence[str], accepted: Sequence[frozenset[str]]) -> bool:
     n = len(accepted)
+    if not n:
+        return True
+    first = accepted[0]
+    # Most words are not the phrase's first: test that before walking the rest.
     return any(
-        all(text[start + k] in accepted[k] for k in range(n)) for start in range(len(text) - n + 1)
+        word in first and all(text[start + k] in accepted[k] for k in range(1, n))
+        for start, word in enumerate(text[: len(text) - n + 1])
     )
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
@@ -69,12 +69,14 @@ class PaperView:
     terms: tuple[str, ...]
     rules: tuple[str, ...]
 
-    @property
+    # Cached: the HTML and text templates each read these (a frozen dataclass keeps its
+    # fields; cached_property writes beside them).
+    @cached_property
     def facts(self) -> list[str]:
         """Authors, publication date, upvotes and comments, those that are known."""
         return [self.authors, *self.stats] if self.authors else self.stats
 
-    @property
+    @cached_property
     def stats(self) -> list[str]:
         """Publication date, upvotes and comments, those that are known."""
         facts = []
@@ -86,7 +88,7 @@ class PaperView:
             facts.append(plural(self.comments, "comment"))
         return facts
 
-    @property
+    @cached_property
     def matched(self) -> str:
         """Why the paper is here: `matched: term, term (rule; rule)`."""
         return f"matched: {', '.join(self.terms)} ({'; '.join(self.rules)})"
@@ -149,6 +151,13 @@ def authors_line(paper: Paper) -> str:
         return f"{shown} et al." if len(paper.authors) > SHOWN_AUTHORS else shown
     known = [plural(paper.author_count, "author")] if paper.author_count else []
     return " · ".join([*known, *([paper.organisation] if paper.organisation else [])])
+
+
+@lru_cache(maxsize=4096)
+def single_spaced(text: str) -> str:
+    """`text` with every run of white space made one space; cached, since one paper's
+    abstract is shown in many digests."""
+    return " ".join(text.split())
 
 
 Tokens = tuple[tuple[tuple[int, int, str], ...], frozenset[str]]
@@ -291,10 +300,10 @@ def fuzziness(subscriber: Subscriber) -> dict[str, int | None]:
 def present_item(item: DigestItem, fuzzy: Mapping[str, int | None]) -> PaperView:
     """What one paper shows: links checked, authors shortened, abstract trimmed, terms marked."""
     paper = item.paper
-    text = " ".join(paper.abstract.split())
+    text = single_spaced(paper.abstract)
     return PaperView(
         paper=paper,
-        title=" ".join(paper.title.split()),
+        title=single_spaced(paper.title),
         url=web_url(paper.link("hf") or paper.link("abs") or paper.page()),
         authors=authors_line(paper),
         published=paper.published,
