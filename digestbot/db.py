@@ -8,7 +8,16 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, LargeBinary, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    LargeBinary,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+    inspect,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
@@ -226,12 +235,26 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         SQLModel.metadata.create_all(engine)
+        _move_messages_out_of_deliveries(engine)
     except SQLAlchemyError as exc:
         raise ConfigError(
             f"cannot open the database {url!r}: {exc.__class__.__name__}: {exc.args[0]}",
             "check that its folder exists and is writable",
         ) from None
     return engine
+
+
+def _move_messages_out_of_deliveries(engine: Engine) -> None:
+    """Databases made before `delivery_messages` kept each message in `deliveries.message`:
+    copy them over and drop the column, so queued emails survive the upgrade."""
+    if "message" not in {c["name"] for c in inspect(engine).get_columns("deliveries")}:
+        return
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO delivery_messages (delivery_id, raw) SELECT id, message FROM deliveries"
+            " WHERE id NOT IN (SELECT delivery_id FROM delivery_messages)"
+        )
+        connection.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN message")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

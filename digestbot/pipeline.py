@@ -126,13 +126,13 @@ async def enqueue_in_chunks(
         )
 
     chunks = _chunks(iter(todo))
-    head = list(islice(chunks, 2))
+    head = list(islice(chunks, 3))
     if not head:
         if quiet:
             outbox.enqueue(engine, [], now=now, token=token, also=ledger_of([], True))
         return
     # Render processes repay their start (about half a second) only beyond two chunks.
-    spread = len(head) == 2 and len(head[1]) == CHUNK
+    spread = len(head) == 3
     last: int | None = None
     async with aclosing(_rendered(settings, chain(head, chunks), now, spread)) as rendered:
         async for outgoing in rendered:

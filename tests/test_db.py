@@ -37,3 +37,30 @@ def test_a_url_whose_driver_is_missing_is_a_clear_error() -> None:
     """A database URL needing an uninstalled driver says which and how to get one."""
     with pytest.raises(ConfigError, match="needs a database driver that is not installed"):
         make_engine("mysql://reader@127.0.0.1/digestbot")
+
+
+def test_a_database_with_messages_inside_deliveries_keeps_its_queued_email(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The earlier layout (deliveries.message) is moved to delivery_messages on open."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with make_engine(url).begin() as conn:
+        conn.execute(text("ALTER TABLE deliveries ADD COLUMN message BLOB"))
+        conn.execute(
+            text(
+                "INSERT INTO subscribers (email, name, active, max_papers, timezone, send_at,"
+                " frequency, send_empty, created_at, updated_at) VALUES ('a@example.org', '',"
+                " 1, 25, 'UTC', '08:00', 'daily', 0, '2026-11-24', '2026-11-24')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status,"
+                " attempts, paper_ids, message, created_at, updated_at) VALUES (1, 'digest',"
+                " 'k', '<m@example.org>', 'pending', 0, '[]', :raw, '2026-11-24', '2026-11-24')"
+            ),
+            {"raw": b"To: a@example.org\r\n\r\nhello\r\n"},
+        )
+    with make_engine(url).connect() as conn:
+        columns = {row[1] for row in conn.execute(text("PRAGMA table_info(deliveries)"))}
+        raw = conn.execute(text("SELECT raw FROM delivery_messages WHERE delivery_id = 1"))
+        assert "message" not in columns
+        assert raw.scalar_one() == b"To: a@example.org\r\n\r\nhello\r\n"
