@@ -361,10 +361,12 @@ def wrap(text: str, width: int = 80, indent: str = "", first: str | None = None)
     """`text` folded to `width` columns, every line after the first starting with `indent`
     (the first with `first`, default `indent`). URLs and long words are never broken, so a
     line is only wider than `width` when a single word is."""
+    text, line = str(text), indent if first is None else first
+    if len(line) + len(text) <= width and text == " ".join(text.split()):
+        return line + text  # one line already (most titles and "matched:" lines)
     lines: list[str] = []
-    line = indent if first is None else first
     bare = True  # nothing but the indent on the current line yet
-    for word in str(text).split():
+    for word in text.split():
         if not bare and len(line) + 1 + len(word) > width:
             lines.append(line)
             line, bare = indent, True
