@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import email
 import email.policy
+import os
 import resource
 import socket
 import subprocess
@@ -167,6 +168,7 @@ def main() -> None:
                 f"{args.connections} SMTP connections; RSS {rss():.0f} MB before the run"
             )
 
+            cpu_before = cpu_seconds(sink.pid)
             start = time.perf_counter()
             _, report = asyncio.run(service.send_now(engine, settings, now=now))
             e2e = time.perf_counter() - start
@@ -174,6 +176,14 @@ def main() -> None:
             print(
                 f"end to end (match, render, enqueue, deliver): {sent} digests in {e2e:.2f} s "
                 f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB"
+            )
+            used = [
+                (b - a) / sent * 1000
+                for a, b in zip(cpu_before, cpu_seconds(sink.pid), strict=True)
+            ]
+            print(
+                f"CPU per digest: this process {used[0]:.2f} ms (plan, enqueue, SMTP client, "
+                f"outbox), render processes {used[1]:.2f} ms, SMTP sink {used[2]:.2f} ms"
             )
 
             with Session(engine) as session:
@@ -193,6 +203,23 @@ def main() -> None:
     finally:
         sink.terminate()
         sink.wait()
+
+
+def cpu_seconds(sink_pid: int) -> tuple[float, float, float]:
+    """CPU seconds used so far by this process, its finished children (the render
+    processes, once their pool has shut down) and the sink (from /proc, so Linux only)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        fields = Path(f"/proc/{sink_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        sink = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        sink = float("nan")
+    return (
+        me.ru_utime + me.ru_stime,
+        children.ru_utime + children.ru_stime,
+        sink,
+    )
 
 
 def rss() -> float:

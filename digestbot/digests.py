@@ -93,31 +93,10 @@ def build_digests(
     already_sent: Mapping[int, Collection[str]],
     now: datetime,
     period_key: str,
-) -> list[Digest]:
-    """Every subscriber's digest, sharing one index and every term result."""
-    return list(
-        iter_digests(
-            subscribers,
-            papers,
-            since=since,
-            already_sent=already_sent,
-            now=now,
-            period_key=period_key,
-        )
-    )
-
-
-def iter_digests(
-    subscribers: Sequence[Subscriber],
-    papers: Sequence[Paper],
-    *,
-    since: Mapping[int, datetime],
-    already_sent: Mapping[int, Collection[str]],
-    now: datetime,
-    period_key: str,
 ) -> Iterator[Digest]:
-    """`build_digests` one subscriber at a time, so a big batch can start rendering and
-    sending its first digests while the rest are still being decided."""
+    """Every subscriber's digest, sharing one index and every term result; one at a time,
+    so a big batch can start rendering and sending its first digests while the rest are
+    still being decided."""
     builder = DigestBuilder(papers)
     for s in subscribers:
         yield builder.build(

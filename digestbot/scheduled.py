@@ -82,8 +82,10 @@ async def _decide(engine: Engine, settings: Settings, *, now: datetime, feed: Fe
         if not due:
             return Decision()
         keys = {sub.id: period.key for sub, period in due}
-        digests = service.digests_for(
-            engine, settings, [sub for sub, _ in due], now=now, period_keys=keys
+        digests = list(
+            service.digests_for(
+                engine, settings, [sub for sub, _ in due], now=now, period_keys=keys
+            )
         )
         periods = {
             sub.id: ledger.Decided(sub.id, period.key, period.due_at, len(digest.items))

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from digestbot import ledger, outbox, papers
 from digestbot.delivery import Feed, Progress, Report, deliver
-from digestbot.digests import iter_digests, window_start
+from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, Subscriber
 from digestbot.pipeline import enqueue_in_chunks, render_outgoing
@@ -98,7 +98,7 @@ def _planned(
             "check the address, or add it to the subscriptions file and run `subscriptions sync`",
         )
     keys = dict.fromkeys((s.id for s in subscribers), f"manual:{now.isoformat()}")
-    return subscribers, _digests(engine, settings, subscribers, now=now, period_keys=keys)
+    return subscribers, digests_for(engine, settings, subscribers, now=now, period_keys=keys)
 
 
 def digests_for(
@@ -108,28 +108,17 @@ def digests_for(
     *,
     now: datetime,
     period_keys: Mapping[int, str],
-) -> list[Digest]:
-    """The digests of `subscribers` over papers new to each since their last digest (or
-    their last scheduled period, even an empty one)."""
-    return list(_digests(engine, settings, subscribers, now=now, period_keys=period_keys))
-
-
-def _digests(
-    engine: Engine,
-    settings: Settings,
-    subscribers: Sequence[Subscriber],
-    *,
-    now: datetime,
-    period_keys: Mapping[int, str],
 ) -> Iterator[Digest]:
-    """`digests_for`, the database read now and each digest decided when it is taken."""
+    """The digests of `subscribers` over papers new to each since their last digest (or
+    their last scheduled period, even an empty one): the database is read now, each digest
+    decided when it is taken."""
     last, taken = outbox.decided_state(engine)
     for sub_id, decided_at in ledger.last_decided(engine).items():
         last[sub_id] = max(decided_at, last.get(sub_id, decided_at))
     hours = settings.first_digest_hours
     starts = {s.id: window_start(last.get(s.id), now, hours, s.created_at) for s in subscribers}
     candidates = papers.papers_seen_since(engine, min(starts.values(), default=now))
-    digests = iter_digests(
+    digests = build_digests(
         subscribers, candidates, since=starts, already_sent=taken, now=now, period_key=""
     )
     return (replace(d, period_key=period_keys[d.subscriber.id]) for d in digests)
