@@ -149,18 +149,17 @@ def transfer_encoding(body: str) -> str:
 def _part(body: str, subtype: str) -> MIMENonMultipart:
     """A text part in UTF-8, its body as it is (7bit/8bit) or quoted-printable."""
     part = MIMENonMultipart("text", subtype)
-    del part["MIME-Version"]  # only the top level carries it (RFC 2045 4)
-    encoding = transfer_encoding(body)
-    if encoding == "quoted-printable":
+    if transfer_encoding(body) == "quoted-printable":
         # quopri is the standard library's C encoder; the charset's own is pure Python and
         # costs milliseconds on a 50 kB part.
         part.set_param("charset", "utf-8")
-        part["Content-Transfer-Encoding"] = encoding
+        part["Content-Transfer-Encoding"] = "quoted-printable"
         part.set_payload(quopri.encodestring(body.encode()).decode("ascii"))
-        return part
-    charset = Charset("utf-8")
-    charset.body_encoding = None  # type: ignore[assignment]  # documented: no encoding
-    part.set_payload(body, charset)  # labels the part 7bit or 8bit by what it holds
+    else:
+        charset = Charset("utf-8")
+        charset.body_encoding = None  # type: ignore[assignment]  # documented: no encoding
+        part.set_payload(body, charset)  # labels the part 7bit or 8bit by what it holds
+    del part["MIME-Version"]  # only the top level carries it (RFC 2045 section 4)
     return part
 
 

@@ -63,6 +63,7 @@ def test_it_labels_ascii_parts_7bit_and_utf8_parts_8bit(tmp_path: Path) -> None:
     text, html = parsed(raw(a_digest(title="Attention für alle ≥ 2"), tmp_path)).iter_parts()
     assert text["Content-Transfer-Encoding"] == "7bit"
     assert html["Content-Transfer-Encoding"] == "8bit"
+    assert text["MIME-Version"] is None and html["MIME-Version"] is None  # top level only
     assert "Attention für alle ≥ 2" in html.get_content()
 
 
