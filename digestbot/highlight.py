@@ -1,0 +1,104 @@
+"""Highlighting (pure): where a subscriber's terms occur in an abstract, by the matching
+stage's rules (plurals, `prefix*`, phrases, fuzzy), as character ranges to mark."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from rapidfuzz import fuzz, process
+
+from digestbot.matching import FUZZY_MIN_LENGTH, parse_term
+from digestbot.textnorm import words
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+Span = tuple[int, int]
+
+Tokens = tuple[tuple[tuple[int, int, str], ...], frozenset[str]]
+
+
+@lru_cache(maxsize=2048)
+def _tokens(text: str) -> Tokens:
+    """The normalised words of `text` with their character ranges in `text` itself, and the
+    distinct words; cached, since one paper's abstract is presented in many digests."""
+    found = []
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        for word in [token.lower()] if token.isascii() else words(token):
+            found.append((m.start(), m.end(), word))
+    return tuple(found), frozenset(word for _, _, word in found)
+
+
+@lru_cache(maxsize=4096)
+def _term_pattern(raw: str) -> re.Pattern[str]:
+    """A regular expression for an exact (not fuzzy) term in lower-cased ASCII text: the same
+    words, plurals and prefix as the matching stage. The caller checks that a match starts
+    a word."""
+    term = parse_term(raw)
+    parts = [re.escape(w) + "(?:e?s)?" for w in term.words]
+    if term.prefix and parts:
+        parts[-1] = re.escape(term.words[-1]) + r"[^\W_]*"
+    body = r"[\W_]+".join(parts) if parts else "(?!)"
+    return re.compile(rf"{body}(?![^\W_])")  # starts with a literal: fast to scan for
+
+
+def _token_spans(text: Tokens, raw: str, level: int | None) -> list[Span]:
+    """The term's occurrences found word by word (fuzzy terms, non-ASCII text)."""
+    tokens, distinct = text
+    term = parse_term(raw)
+    n, last = len(term.words), len(term.words) - 1
+    hits = [
+        _word_hits(w, distinct, prefix=term.prefix and k == last, fuzzy=level)
+        for k, w in enumerate(term.words)
+    ]
+    if not n or not hits[0]:
+        return []
+    starts = [i for i, (_, _, word) in enumerate(tokens[: len(tokens) - last]) if word in hits[0]]
+    return [
+        (tokens[i][0], tokens[i + last][1])
+        for i in starts
+        if all(tokens[i + k][2] in hits[k] for k in range(1, n))
+    ]
+
+
+def _word_hits(
+    pattern: str, vocabulary: frozenset[str], *, prefix: bool, fuzzy: int | None
+) -> set[str]:
+    """The words of a text that satisfy one term word, as matching.word_matches decides, but
+    scored in one rapidfuzz call over the distinct words (a digest does this for every paper)."""
+    if prefix:
+        return {w for w in vocabulary if w.startswith(pattern)}
+    hits = {w for w in (pattern, pattern + "s", pattern + "es") if w in vocabulary}
+    if fuzzy is not None and len(pattern) >= FUZZY_MIN_LENGTH:
+        long = [w for w in vocabulary if len(w) >= FUZZY_MIN_LENGTH]
+        found = process.extract(pattern, long, scorer=fuzz.ratio, score_cutoff=fuzzy, limit=None)
+        hits.update(word for word, _, _ in found)
+    return hits
+
+
+def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None]) -> list[Span]:
+    """Where the terms occur in `text`, by the matching rules (plurals, `prefix*`, phrases,
+    fuzzy), as sorted, merged character ranges."""
+    folded = text.lower() if text.isascii() else None
+    tokens: Tokens | None = None
+    spans: list[Span] = []
+    for raw in terms:
+        level = fuzzy.get(raw)
+        if folded is not None and level is None:
+            spans += [
+                m.span()
+                for m in _term_pattern(raw).finditer(folded)
+                if not (m.start() and folded[m.start() - 1].isalnum())  # starts a word
+            ]
+            continue
+        tokens = _tokens(text) if tokens is None else tokens
+        spans += _token_spans(tokens, raw, level)
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
