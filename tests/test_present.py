@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import UTC, date, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digestbot.highlight import find_terms
 from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
@@ -124,6 +128,28 @@ def test_it_wraps_text_without_breaking_urls() -> None:
     assert lines[1] == f"    {url}"
     assert all(len(line) <= 80 for line in lines[2:])
     assert all(line.startswith("    ") for line in lines[1:])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.text("ab:/.", min_size=1, max_size=15), min_size=1, max_size=25),
+    width=st.integers(10, 60),
+    indent=st.sampled_from(["", "  ", "    "]),
+    first=st.sampled_from([None, "", " 1. ", "12. "]),
+)
+def test_wrap_folds_as_the_standard_library_does(
+    words: list[str], width: int, indent: str, first: str | None
+) -> None:
+    """`wrap` is a faster `textwrap.fill` that never breaks a word (one-line text included)."""
+    expected = textwrap.TextWrapper(
+        width=width,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ).fill(" ".join(words))
+    assert wrap(" ".join(words), width, indent, first) == expected
+    assert wrap("  ".join(words) + "\n", width, indent, first) == expected
 
 
 def test_trim_words_cuts_at_a_word_boundary_with_an_ellipsis() -> None:
