@@ -194,13 +194,12 @@ async def _plan_and_enqueue(
         token = outbox.state_token(engine)
         subscribers, digests = _planned(engine, settings, now=now, emails=emails)
         feed.put(outbox.due_ids(engine, now=now, subscriber_ids=[s.id for s in subscribers]))
-        taken = noted(digests)
         try:
-            await enqueue_in_chunks(engine, settings, taken, now=now, token=token, feed=feed)
+            await enqueue_in_chunks(
+                engine, settings, noted(digests), now=now, token=token, feed=feed
+            )
         except outbox.PlanConflict:
             continue  # another run enqueued meanwhile: plan again on fresh state
-        for _ in taken:  # a cancelled feed stops the pipeline early; the outcomes list all
-            pass
         return list(planned.values())
     raise outbox.too_busy("try again in a moment")
 
