@@ -127,18 +127,16 @@ def smtp_server() -> Iterator[SmtpServer]:
         controller.stop()
 
 
+def smtp_at(settings: Settings, port: int, **extra: Any) -> Settings:
+    """`settings` sending over SMTP without TLS to 127.0.0.1:`port`; `extra` sets more."""
+    update = {"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none"}
+    return settings.model_copy(update={**update, **extra})
+
+
 @pytest.fixture
 def smtp_settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
     """`settings` pointed at the loopback SMTP server, without TLS."""
-    return settings.model_copy(
-        update={
-            "transport": "smtp",
-            "smtp_host": smtp_server.host,
-            "smtp_port": smtp_server.port,
-            "smtp_tls": "none",
-            "smtp_timeout": 5.0,
-        }
-    )
+    return smtp_at(settings, smtp_server.port, smtp_timeout=5.0)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
-from conftest import LISTING_000, free_port
+from conftest import LISTING_000, free_port, smtp_at
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -41,17 +41,9 @@ def prepare(engine: Engine, now: datetime, count: int = 3) -> None:
 
 
 def pointed(settings: Settings, port: int, **extra: Any) -> Settings:
-    update = {
-        "transport": "smtp",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": port,
-        "smtp_tls": "none",
-        "smtp_timeout": 1.0,
-        "retry_backoff": 60.0,
-        "max_attempts": 3,
-        "smtp_connections": 1,
-    }
-    return settings.model_copy(update={**update, **extra})
+    """`smtp_at` with short timeouts, few attempts and one connection unless `extra` says."""
+    quick = {"smtp_timeout": 1.0, "retry_backoff": 60.0, "max_attempts": 3, "smtp_connections": 1}
+    return smtp_at(settings, port, **{**quick, **extra})
 
 
 def rows(engine: Engine) -> list[DeliveryRow]:
@@ -105,12 +97,16 @@ class SlowAtRcpt(Inbox):
         return "250 OK"
 
 
-class StoresThenHangs(Inbox):
-    """Keeps the message, then never answers the final '.' in time."""
+class AcceptsLate(Inbox):
+    """Keeps each message, then waits `delay` seconds before answering the final '.'."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         await super().handle_DATA(server, session, envelope)
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(self.delay)
         return "250 OK"
 
 
@@ -187,7 +183,7 @@ async def test_a_server_that_stores_then_times_out_leaves_the_row_unknown(
 ) -> None:
     """No reply after the body: unknown, not resent by a plain rerun, resent on request with
     the same Message-ID, and its papers count as sent only then."""
-    inbox = StoresThenHangs()
+    inbox = AcceptsLate(2.0)  # stores, then never answers in time
     target = pointed(settings, smtp_factory(inbox), smtp_timeout=0.5)
     prepare(engine, clock, count=1)
     _, report = await service.send_now(engine, target, now=clock)
@@ -377,20 +373,11 @@ def test_two_send_now_at_once_send_each_digest_once(
     assert len(rows(engine)) == 8
 
 
-class SlowToAccept(Inbox):
-    """Keeps each message, then takes a moment to say 250."""
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        await super().handle_DATA(server, session, envelope)
-        await asyncio.sleep(0.5)
-        return "250 OK"
-
-
 async def test_a_halt_finishes_the_message_in_flight_and_takes_no_more(
     engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
 ) -> None:
     """Halting mid-batch (a clean stop) lets the message being sent finish; the rest wait."""
-    inbox = SlowToAccept()
+    inbox = AcceptsLate(0.5)  # a moment to say 250
     target = pointed(settings, smtp_factory(inbox), smtp_timeout=5.0)
     prepare(engine, clock, count=4)
     service.enqueue_digests(

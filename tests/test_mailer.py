@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SmtpServer, free_port
+from conftest import SmtpServer, free_port, smtp_at
 
 from digestbot.errors import DeliveryError
 from digestbot.mailer import Outbound, TransportUnavailable, open_transport
@@ -60,14 +60,7 @@ async def test_smtp_delivers_to_the_server(
 async def test_a_refused_connection_is_smtp_unavailable(settings: Settings) -> None:
     """Nobody listening is an TransportUnavailable naming host and port."""
     port = free_port()
-    closed = settings.model_copy(
-        update={
-            "transport": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": port,
-            "smtp_tls": "none",
-        }
-    )
+    closed = smtp_at(settings, port)
     with pytest.raises(
         TransportUnavailable, match=f"cannot connect to the SMTP server 127.0.0.1:{port}"
     ):
@@ -84,16 +77,11 @@ class _RejectNobody:
         return "250 OK"
 
 
-def pointed(settings: Settings, port: int, **extra: Any) -> Settings:
-    update = {"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none"}
-    return settings.model_copy(update={**update, **extra})
-
-
 async def test_a_recipient_refused_with_5xx_is_permanent(
     settings: Settings, smtp_factory: Any
 ) -> None:
     """A 550 for the recipient is a permanent DeliveryError carrying the server's reply."""
-    target = pointed(settings, smtp_factory(_RejectNobody()))
+    target = smtp_at(settings, smtp_factory(_RejectNobody()))
     with pytest.raises(DeliveryError, match=r"550 5\.1\.1 No such user") as caught:
         await send(a_message(to="nobody@example.org"), target)
     assert caught.value.permanent
@@ -119,7 +107,7 @@ async def test_the_password_never_shows_in_logs_reprs_or_errors(
     secret = "hunter2-very-secret"
     port = smtp_factory(_Recorder(), authenticator=_RejectEveryone(), auth_require_tls=False)
     caplog.set_level(logging.DEBUG)
-    target = pointed(settings, port, smtp_username="bot", smtp_password=SecretStr(secret))
+    target = smtp_at(settings, port, smtp_username="bot", smtp_password=SecretStr(secret))
     with pytest.raises(TransportUnavailable, match="refused the login") as caught:
         await send(a_message(), target)
     assert secret not in str(caught.value)

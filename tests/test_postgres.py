@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from conftest import Postgres, SmtpServer
+from conftest import Postgres, SmtpServer, smtp_at
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from test_delivery import cli, prepare, rows
@@ -78,14 +78,7 @@ async def test_it_records_the_papers_of_a_sent_digest_in_the_same_step(
 ) -> None:
     """send-now on PostgreSQL: each digest is sent once, its papers are recorded as sent, and
     a second run has nothing new."""
-    target = pg_settings.model_copy(
-        update={
-            "transport": "smtp",
-            "smtp_host": smtp_server.host,
-            "smtp_port": smtp_server.port,
-            "smtp_tls": "none",
-        }
-    )
+    target = smtp_at(pg_settings, smtp_server.port)
     prepare(pg_engine, clock, count=3)
     outcomes, report = await service.send_now(pg_engine, target, now=clock)
     assert report.count("sent") == 3 and len(smtp_server.inbox.envelopes) == 3

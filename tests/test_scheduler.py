@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import FEEDS, LISTING_000, HttpServer, Reply, SmtpServer, free_port
+from conftest import FEEDS, LISTING_000, HttpServer, Reply, SmtpServer, free_port, smtp_at
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -245,17 +245,13 @@ async def test_the_operator_is_emailed_once_when_a_source_keeps_failing(
 ) -> None:
     """After DIGESTBOT_ADMIN_ALERT_AFTER failed runs in a row the admin gets one email."""
     http_server.route("/api/daily_papers", Reply(status=503, body=b"down"))
-    settings = web_settings.model_copy(
-        update={
-            "subscriptions": tmp_path / "subscriptions.yaml",
-            "admin_email": "ops@example.org",
-            "admin_alert_after": 2,
-            "http_retries": 0,
-            "transport": "smtp",
-            "smtp_host": smtp_server.host,
-            "smtp_port": smtp_server.port,
-            "smtp_tls": "none",
-        }
+    settings = smtp_at(
+        web_settings,
+        smtp_server.port,
+        subscriptions=tmp_path / "subscriptions.yaml",
+        admin_email="ops@example.org",
+        admin_alert_after=2,
+        http_retries=0,
     )
     settings.subscriptions.write_text(
         "sources:\n  - kind: hf\n" + ONE_READER.format(tz="Europe/Berlin", send_at="08:00")
@@ -277,15 +273,8 @@ async def test_delivery_failing_tick_after_tick_is_logged_and_reported_once(
 ) -> None:
     """An unreachable SMTP server is logged each time; at the threshold the operator is told
     (here that fails too, since it is the same server, and says so in the log)."""
-    settings = daemon_settings.model_copy(
-        update={
-            "transport": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": free_port(),
-            "smtp_tls": "none",
-            "admin_email": "ops@example.org",
-            "admin_alert_after": 2,
-        }
+    settings = smtp_at(
+        daemon_settings, free_port(), admin_email="ops@example.org", admin_alert_after=2
     )
     now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     settings.subscriptions.write_text(ONE_READER.format(tz="Europe/Berlin", send_at="08:00"))

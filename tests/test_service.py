@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import LISTING_000, SmtpServer, free_port
+from conftest import LISTING_000, SmtpServer, free_port, smtp_at
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -108,14 +108,7 @@ async def test_an_unreachable_server_leaves_every_row_pending_and_nothing_sent(
     engine: Engine, settings: Settings, clock: datetime
 ) -> None:
     """Connection refused: the error surfaces, rows stay pending, no paper counts as sent."""
-    closed = settings.model_copy(
-        update={
-            "transport": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": free_port(),
-            "smtp_tls": "none",
-        }
-    )
+    closed = smtp_at(settings, free_port())
     service.ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
     with pytest.raises(TransportUnavailable):
@@ -134,14 +127,7 @@ async def test_pending_rows_go_out_on_the_next_run_without_a_duplicate_digest(
     clock: datetime,
 ) -> None:
     """After an outage the queued digests are sent as they were; no second copy is built."""
-    closed = settings.model_copy(
-        update={
-            "transport": "smtp",
-            "smtp_host": "127.0.0.1",
-            "smtp_port": free_port(),
-            "smtp_tls": "none",
-        }
-    )
+    closed = smtp_at(settings, free_port())
     service.ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
     with pytest.raises(TransportUnavailable):
