@@ -67,6 +67,11 @@ async def decide(engine: Engine, settings: Settings, *, now: datetime) -> schedu
     return decision
 
 
+def alerts_at(engine: Engine, settings: Settings, now: datetime) -> int:
+    """Queue the alerts the daemon would right after an ingest at `now`; how many."""
+    return scheduled.enqueue_alerts(engine, settings, since=now - scheduled.ALERT_WINDOW, now=now)
+
+
 def papers_of(row: DeliveryRow) -> set[str]:
     return set(json.loads(row.paper_ids))
 
@@ -167,10 +172,7 @@ async def test_alert_rules_send_one_email_per_ingest_with_the_new_papers(
     """Several diffusion papers in one ingest make one alert email with all of them."""
     subscribe(engine, DAY1, ALERTS)
     service.ingest_path(engine, LISTING_000, now=DAY1)
-    assert (
-        scheduled.enqueue_alerts(engine, settings, since=DAY1 - scheduled.ALERT_WINDOW, now=DAY1)
-        == 1
-    )
+    assert alerts_at(engine, settings, DAY1) == 1
     (alert,) = digests(engine, "alert")
     assert len(papers_of(alert)) > 1
     with Session(engine) as session:
@@ -179,10 +181,7 @@ async def test_alert_rules_send_one_email_per_ingest_with_the_new_papers(
         ).one()
     parsed = email.message_from_bytes(message, policy=email.policy.default)
     assert b"diffusion" in message.lower() and "alert" in str(parsed["Subject"]).lower()
-    assert (
-        scheduled.enqueue_alerts(engine, settings, since=DAY1 - scheduled.ALERT_WINDOW, now=DAY1)
-        == 0
-    )
+    assert alerts_at(engine, settings, DAY1) == 0
 
 
 async def test_an_alerted_paper_is_not_repeated_in_the_digest(
@@ -191,7 +190,7 @@ async def test_an_alerted_paper_is_not_repeated_in_the_digest(
     """Carol's evening digest has her transformer papers but none of the alerted ones."""
     subscribe(engine, DAY1, ALERTS)
     service.ingest_path(engine, LISTING_000, now=DAY1)
-    scheduled.enqueue_alerts(engine, settings, since=DAY1 - scheduled.ALERT_WINDOW, now=DAY1)
+    alerts_at(engine, settings, DAY1)
     await deliver(engine, settings, now=DAY1)
     evening = DAY1.replace(hour=20, minute=1)
     assert (await decide(engine, settings, now=evening)).emails == 1
@@ -212,10 +211,7 @@ async def test_papers_seen_in_an_earlier_ingest_do_not_alert_again(
     later = DAY1 + timedelta(hours=2)
     result = service.ingest_path(engine, LISTING_000, now=later)
     assert result.new == 0
-    assert (
-        scheduled.enqueue_alerts(engine, settings, since=later - scheduled.ALERT_WINDOW, now=later)
-        == 0
-    )
+    assert alerts_at(engine, settings, later) == 0
 
 
 async def test_alerts_stop_at_the_daily_cap_and_the_rest_wait_for_the_digest(
@@ -225,15 +221,10 @@ async def test_alerts_stop_at_the_daily_cap_and_the_rest_wait_for_the_digest(
     capped = settings.model_copy(update={"alert_daily_cap": 1})
     subscribe(engine, DAY1, ALERTS)
     service.ingest_path(engine, LISTING_000, now=DAY1)
-    assert (
-        scheduled.enqueue_alerts(engine, capped, since=DAY1 - scheduled.ALERT_WINDOW, now=DAY1) == 1
-    )
+    assert alerts_at(engine, capped, DAY1) == 1
     second = DAY1 + timedelta(hours=1)
     service.ingest_path(engine, LISTING_001, now=second)
-    assert (
-        scheduled.enqueue_alerts(engine, capped, since=second - scheduled.ALERT_WINDOW, now=second)
-        == 0
-    )
+    assert alerts_at(engine, capped, second) == 0
     await decide(engine, capped, now=DAY1.replace(hour=20, minute=1))
     (digest,) = digests(engine, "digest")
     (alert,) = digests(engine, "alert")
@@ -245,12 +236,7 @@ async def test_alerts_stop_at_the_daily_cap_and_the_rest_wait_for_the_digest(
     assert diffusion_in_second and diffusion_in_second <= papers_of(digest)
     next_day = DAY1 + timedelta(days=1)
     service.ingest_path(engine, LISTINGS / "002_cd53a97556a768fd.txt", now=next_day)
-    assert (
-        scheduled.enqueue_alerts(
-            engine, capped, since=next_day - scheduled.ALERT_WINDOW, now=next_day
-        )
-        == 1
-    )
+    assert alerts_at(engine, capped, next_day) == 1
     assert alert.period_key.startswith("alert:")
 
 
