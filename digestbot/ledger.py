@@ -84,11 +84,14 @@ def source_runs(engine: Engine) -> dict[str, SourceRunRow]:
 
 
 def save_jobs(engine: Engine, jobs: Sequence[JobRow]) -> None:
-    """Replace the recorded job list with the daemon's current one."""
+    """Make the recorded job list the daemon's current one: new jobs added, gone ones
+    dropped, each kept job's description and next run updated and its last run kept."""
     with write_session(engine) as session:
-        session.exec(delete(JobRow))
+        session.exec(delete(JobRow).where(col(JobRow.id).not_in([job.id for job in jobs])))
         for job in jobs:
-            session.add(job)
+            row = session.get(JobRow, job.id) or JobRow(id=job.id, description=job.description)
+            row.description, row.next_run_at = job.description, job.next_run_at
+            session.add(row)
 
 
 def note_job_run(engine: Engine, job_id: str, *, now: datetime, result: str) -> None:
