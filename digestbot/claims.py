@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, bindparam, or_, update
+from sqlalchemy import Connection, Engine, bindparam, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from digestbot.db import DeliveryRow, MessageRow, SentPaperRow, UtcDateTime
 from digestbot.mailer import Outbound
-from digestbot.outbox import CLAIMABLE, Queued
+from digestbot.outbox import DUE, Queued
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,7 @@ def row_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 # Built once: these run once per email, and building a statement costs more than running it.
-_DUE_ROW = (
-    col(DeliveryRow.id) == bindparam("row_id"),
-    col(DeliveryRow.status).in_(CLAIMABLE),
-    or_(
-        col(DeliveryRow.next_attempt_at).is_(None),
-        col(DeliveryRow.next_attempt_at) <= bindparam("now", type_=UtcDateTime),
-    ),
-)
+_DUE_ROW = (col(DeliveryRow.id) == bindparam("row_id"), DUE)
 _LOCK_DUE_ROW = select(DeliveryRow.id).where(*_DUE_ROW).with_for_update(skip_locked=True)
 _CLAIM = (
     update(DeliveryRow)

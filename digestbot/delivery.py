@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -88,7 +88,6 @@ async def deliver(
     settings: Settings,
     *,
     now: datetime,
-    subscriber_ids: Sequence[int] | None = None,
     progress: Progress | None = None,
     feed: Feed | None = None,
     halt: asyncio.Event | None = None,
@@ -103,7 +102,7 @@ async def deliver(
         recovered=outbox.recover(engine, now=now, lease=timedelta(seconds=settings.sending_lease))
     )
     if feed is None:
-        feed = Feed(outbox.due_ids(engine, now=now, subscriber_ids=subscriber_ids))
+        feed = Feed(outbox.due_ids(engine, now=now))
         feed.close()
     workers = settings.smtp_connections if settings.effective_transport == "smtp" else 1
     sender = _Sender(engine, settings, now, report, progress, feed, halt)

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, or_, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, update
 from sqlmodel import Session, col, select
 
-from digestbot.db import DeliveryRow, MessageRow, SentPaperRow, write_session
+from digestbot.db import DeliveryRow, MessageRow, SentPaperRow, UtcDateTime, write_session
 from digestbot.errors import DeliveryError
 from digestbot.mailer import Outbound
 
@@ -118,6 +118,15 @@ def alerts_since(engine: Engine, starts: Mapping[int, datetime]) -> dict[int, in
     return counts
 
 
+# A row that may be sent at :now: pending, or a retry whose time has come. The senders'
+# claims (claims.py) test the same condition, so a listed id is one they can take.
+DUE = and_(
+    col(DeliveryRow.status).in_(CLAIMABLE),
+    or_(
+        col(DeliveryRow.next_attempt_at).is_(None),
+        col(DeliveryRow.next_attempt_at) <= bindparam("now", type_=UtcDateTime),
+    ),
+)
 _INSERT_ROWS = insert(DeliveryRow).returning(col(DeliveryRow.id), sort_by_parameter_order=True)
 
 
@@ -184,14 +193,12 @@ def due_ids(
     Only ids: each message is read when its row is claimed, so a big outbox is never held
     in memory at once.
     """
-    query = select(DeliveryRow.id).where(
-        col(DeliveryRow.status).in_(CLAIMABLE),
-        or_(col(DeliveryRow.next_attempt_at).is_(None), col(DeliveryRow.next_attempt_at) <= now),
-    )
+    query = select(DeliveryRow.id).where(DUE)
     if subscriber_ids is not None:
         query = query.where(col(DeliveryRow.subscriber_id).in_(subscriber_ids))
     with Session(engine) as session:
-        return [row_id for row_id in session.exec(query.order_by(col(DeliveryRow.id))) if row_id]
+        found = session.execute(query.order_by(col(DeliveryRow.id)), {"now": now})
+        return list(found.scalars())
 
 
 def recover(engine: Engine, *, now: datetime, lease: timedelta) -> int:

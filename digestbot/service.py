@@ -190,10 +190,11 @@ async def _plan_and_enqueue(
             planned.setdefault(digest.subscriber.id, digest)
             yield digest
 
-    for _ in range(outbox.PLAN_ATTEMPTS):
+    for attempt in range(outbox.PLAN_ATTEMPTS):
         token = outbox.state_token(engine)
         subscribers, digests = _planned(engine, settings, now=now, emails=emails)
-        feed.put(outbox.due_ids(engine, now=now, subscriber_ids=[s.id for s in subscribers]))
+        if attempt == 0:  # older due rows of these subscribers go out with the new ones
+            feed.put(outbox.due_ids(engine, now=now, subscriber_ids=[s.id for s in subscribers]))
         try:
             await enqueue_in_chunks(
                 engine, settings, noted(digests), now=now, token=token, feed=feed

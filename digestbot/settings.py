@@ -126,16 +126,9 @@ class Settings(BaseSettings):
             raise ValueError("must be an https:// URL")
         return value
 
-    @field_validator("from_address")
+    @field_validator("from_address", "admin_email")
     @classmethod
-    def _check_from_address(cls, value: str) -> str:
-        from digestbot.addresses import normalise_address
-
-        return normalise_address(value)
-
-    @field_validator("admin_email")
-    @classmethod
-    def _check_admin_email(cls, value: str | None) -> str | None:
+    def _check_address(cls, value: str | None) -> str | None:
         from digestbot.addresses import normalise_address
 
         return None if value is None else normalise_address(value)
