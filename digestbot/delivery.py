@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
@@ -28,6 +29,7 @@ from digestbot.mailer import (
 from digestbot.settings import Settings
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,6 +83,32 @@ class Feed:
             self._more.clear()
             await self._more.wait()
         return self.take()
+
+
+async def deliver_while(
+    engine: Engine,
+    settings: Settings,
+    decide: Callable[[Feed], Awaitable[T]],
+    *,
+    now: datetime,
+    due: Iterable[int] = (),
+    progress: Progress | None = None,
+    halt: asyncio.Event | None = None,
+) -> tuple[T, Report]:
+    """Send the `due` rows, then those `decide` puts in the feed while it decides and commits
+    them; if deciding fails, the senders stop after the message in flight and it re-raises."""
+    feed = Feed(due)
+    sending = asyncio.ensure_future(
+        deliver(engine, settings, now=now, progress=progress, feed=feed, halt=halt)
+    )
+    try:
+        decided = await decide(feed)
+    except BaseException:
+        feed.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        raise
+    feed.close()
+    return decided, await sending
 
 
 async def deliver(

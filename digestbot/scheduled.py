@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from digestbot import ledger, outbox, papers, service
-from digestbot.delivery import Feed, Report, deliver
+from digestbot.delivery import Feed, Report, deliver_while
 from digestbot.digests import build_digests
 from digestbot.mailer import Outbound, open_transport, send
 from digestbot.models import Digest, Subscriber
@@ -59,17 +59,14 @@ async def send_due(
 ) -> tuple[Decision, Report]:
     """Decide every due period and send the digests as they are rendered and committed
     (each chunk's periods with its emails), together with every other row that is due."""
-    feed = Feed()
-    feed.put(outbox.due_ids(engine, now=now))
-    sending = asyncio.ensure_future(deliver(engine, settings, now=now, feed=feed, halt=halt))
-    try:
-        decision = await _decide(engine, settings, now=now, feed=feed)
-    except BaseException:
-        feed.cancel()
-        await asyncio.gather(sending, return_exceptions=True)
-        raise
-    feed.close()
-    return decision, await sending
+    return await deliver_while(
+        engine,
+        settings,
+        lambda feed: _decide(engine, settings, now=now, feed=feed),
+        now=now,
+        due=outbox.due_ids(engine, now=now),
+        halt=halt,
+    )
 
 
 async def _decide(engine: Engine, settings: Settings, *, now: datetime, feed: Feed) -> Decision:

@@ -11,12 +11,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from digestbot import ledger, outbox, papers
-from digestbot.delivery import Feed, Progress, Report, deliver
+from digestbot.delivery import Feed, Progress, Report, deliver_while
 from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, Subscriber
-from digestbot.pipeline import enqueue_in_chunks, render_outgoing
-from digestbot.render import make_environment
+from digestbot.pipeline import enqueue_in_chunks, render_chunk
 from digestbot.settings import Settings
 from digestbot.sources import read_listing
 from digestbot.sources.fetch import SourceSpec, fetch_source
@@ -133,8 +132,7 @@ def enqueue_digests(
     token: tuple[int, int] | None = None,
 ) -> list[int]:
     """Render the non-empty digests and commit them as pending rows in one transaction."""
-    env = make_environment(settings.templates_dir)
-    outgoing = [render_outgoing(env, settings, d, now=now) for d in digests if d.items]
+    outgoing = render_chunk(settings, [d for d in digests if d.items], now)
     return outbox.enqueue(engine, outgoing, now=now, token=token)
 
 
@@ -144,7 +142,7 @@ def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) 
     (digest,) = plan_digests(engine, settings, now=now, emails=[address])
     if not digest.items:
         return None
-    return render_outgoing(make_environment(settings.templates_dir), settings, digest, now=now).raw
+    return render_chunk(settings, [digest], now)[0].raw
 
 
 async def send_now(
@@ -157,18 +155,11 @@ async def send_now(
 ) -> tuple[list[Outcome], Report]:
     """Decide digests, then render and commit them chunk by chunk while the committed ones are
     being sent (and every older due row of the same subscribers); one Outcome per subscriber."""
-    feed = Feed()
-    sending = asyncio.ensure_future(
-        deliver(engine, settings, now=now, progress=progress, feed=feed)
-    )
-    try:
-        digests = await _plan_and_enqueue(engine, settings, now, emails, feed)
-    except BaseException:
-        feed.cancel()
-        await asyncio.gather(sending, return_exceptions=True)
-        raise
-    feed.close()
-    report = await sending
+
+    async def plan(feed: Feed) -> list[Digest]:
+        return await _plan_and_enqueue(engine, settings, now, emails, feed)
+
+    digests, report = await deliver_while(engine, settings, plan, now=now, progress=progress)
     by_subscriber: dict[int, list[tuple[outbox.Queued, str, str]]] = {}
     for entry in report.results:
         by_subscriber.setdefault(entry[0].subscriber_id, []).append(entry)
