@@ -38,8 +38,13 @@ def slot(day: date, send_at: str, zone: ZoneInfo) -> datetime:
     instant the same wall-clock reading had just before the change (02:30 becomes 03:30 CEST).
     On a fall-back day a repeated time means its first occurrence. Either way: one slot a day.
     """
-    hour, minute = (int(part) for part in send_at.split(":"))
-    return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+    return datetime.combine(day, time(*hour_minute(send_at)), tzinfo=zone).astimezone(UTC)
+
+
+def hour_minute(send_at: str) -> tuple[int, int]:
+    """`"08:30"` as (8, 30)."""
+    hour, minute = send_at.split(":")
+    return int(hour), int(minute)
 
 
 def latest_period(timezone: str, send_at: str, frequency: str, now: datetime) -> Period | None:

@@ -26,7 +26,7 @@ from digestbot.db import JobRow
 from digestbot.delivery import deliver
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.mailer import TransportUnavailable
-from digestbot.periods import WEEKDAYS
+from digestbot.periods import WEEKDAYS, hour_minute
 from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
 from digestbot.subscriptions import (
@@ -46,7 +46,7 @@ def utc_now() -> datetime:
 
 def digest_trigger(timezone: str, send_at: str, frequency: str) -> CronTrigger:
     """The cron trigger for digests sent at `send_at` local time on `frequency`'s days."""
-    hour, minute = (int(part) for part in send_at.split(":"))
+    hour, minute = hour_minute(send_at)
     weekday = {"daily": "*", "weekdays": "mon-fri"}.get(frequency)
     if weekday is None:
         weekday = frequency.removeprefix("weekly:")
@@ -124,12 +124,7 @@ class Daemon:
                 f"ingest {name}", cron_trigger(source.effective_schedule()), self.ingest, source
             )
         for sub in self.config.subscribers:
-            defaults = self.config.defaults
-            when = (
-                sub.timezone or defaults.timezone,
-                sub.send_at or defaults.send_at,
-                sub.frequency or defaults.frequency,
-            )
+            when = self.config.schedule_of(sub)
             job_id = f"digests {when[1]} {when[0]} {when[2]}"
             if self.scheduler.get_job(job_id) is None:
                 self._add(job_id, digest_trigger(*when), self.tick)

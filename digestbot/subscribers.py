@@ -60,11 +60,12 @@ def sync_subscriptions(engine: Engine, spec: SubscriptionsFile, *, now: datetime
     with Session(engine) as session, session.begin():
         rows = {row.email: row for row in session.exec(select(SubscriberRow))}
         for sub in spec.subscribers:
+            timezone, send_at, frequency = spec.schedule_of(sub)
             wanted = {
                 "name": sub.name,
-                "timezone": sub.timezone or defaults.timezone,
-                "send_at": sub.send_at or defaults.send_at,
-                "frequency": sub.frequency or defaults.frequency,
+                "timezone": timezone,
+                "send_at": send_at,
+                "frequency": frequency,
                 "max_papers": sub.max_papers or defaults.max_papers,
                 "send_empty": defaults.send_empty if sub.send_empty is None else sub.send_empty,
             }

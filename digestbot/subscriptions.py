@@ -230,6 +230,15 @@ class SubscriptionsFile(_Strict):
     sources: list[SourceConfig] = Field(default_factory=list)
     subscribers: list[SubscriberSpec] = Field(default_factory=list)
 
+    def schedule_of(self, subscriber: SubscriberSpec) -> tuple[str, str, str]:
+        """The subscriber's timezone, send_at and frequency, the defaults filling the gaps."""
+        defaults = self.defaults
+        return (
+            subscriber.timezone or defaults.timezone,
+            subscriber.send_at or defaults.send_at,
+            subscriber.frequency or defaults.frequency,
+        )
+
     def rules_of(self, subscriber: SubscriberSpec) -> tuple[Rule, ...]:
         """The subscriber's rules with their topics resolved into rule bodies."""
         return tuple(
