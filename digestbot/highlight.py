@@ -81,24 +81,26 @@ def _word_hits(
 def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None]) -> list[Span]:
     """Where the terms occur in `text`, by the matching rules (plurals, `prefix*`, phrases,
     fuzzy), as sorted, merged character ranges."""
-    folded = text.lower() if text.isascii() else None
-    tokens: Tokens | None = None
-    spans: list[Span] = []
-    for raw in terms:
-        level = fuzzy.get(raw)
-        if folded is not None and level is None:
-            spans += [
-                m.span()
-                for m in _term_pattern(raw).finditer(folded)
-                if not (m.start() and folded[m.start() - 1].isalnum())  # starts a word
-            ]
-            continue
-        tokens = _tokens(text) if tokens is None else tokens
-        spans += _token_spans(tokens, raw, level)
+    spans = sorted(span for raw in terms for span in _term_spans(text, raw, fuzzy.get(raw)))
     merged: list[Span] = []
-    for start, end in sorted(spans):
+    for start, end in spans:
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
     return merged
+
+
+# Subscribers share terms and a day's papers are few, so one abstract is searched for the
+# same term in many digests: cached by (text, term, fuzzy level).
+@lru_cache(maxsize=65536)
+def _term_spans(text: str, raw: str, level: int | None) -> tuple[Span, ...]:
+    """Where one term occurs in `text`."""
+    if level is None and text.isascii():
+        folded = text.lower()
+        return tuple(
+            m.span()
+            for m in _term_pattern(raw).finditer(folded)
+            if not (m.start() and folded[m.start() - 1].isalnum())  # starts a word
+        )
+    return tuple(_token_spans(_tokens(text), raw, level))
