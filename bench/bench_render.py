@@ -20,13 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from samples import fixture_digest
 
-from digestbot.render import (
-    Envelope,
-    build_message,
-    make_environment,
-    render_digest,
-    transfer_encoding,
-)
+from digestbot.render import Envelope, build_message, make_environment, render_digest
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 
@@ -68,6 +62,13 @@ def main() -> None:
             f" per digest (p25 {p25:.2f}, p75 {p75:.2f}) over {args.repeat} runs"
         )
     print(f"baseline / ours: {results['base'][0] / results['ours'][0]:.2f}x")
+
+
+def transfer_encoding(body: str) -> str:
+    """The transfer encoding build_message chooses for a part."""
+    if max(map(len, body.encode().splitlines()), default=0) > 998:
+        return "quoted-printable"
+    return "7bit" if body.isascii() else "8bit"
 
 
 HEADERS = (

@@ -138,28 +138,23 @@ def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") ->
     return Rendered(header_safe(subject), text, html)
 
 
-def transfer_encoding(body: str) -> str:
-    """7bit or 8bit while every line fits SMTP's 998 octets (RFC 5322 2.1.1), else
-    quoted-printable, whose soft line breaks keep long lines (inlined CSS) readable."""
-    if max(map(len, body.encode().splitlines()), default=0) > 998:
-        return "quoted-printable"
-    return "7bit" if body.isascii() else "8bit"
-
-
 def _part(body: str, subtype: str) -> MIMENonMultipart:
-    """A text part in UTF-8, its body as it is (7bit/8bit) or quoted-printable."""
-    part = MIMENonMultipart("text", subtype)
-    if transfer_encoding(body) == "quoted-printable":
+    """A text part in UTF-8: its body as it is (7bit or 8bit, by what it holds) while every
+    line fits SMTP's 998 octets (RFC 5322 2.1.1), else quoted-printable, whose soft line
+    breaks keep long lines (inlined CSS) readable."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    del part["MIME-Version"]  # only the top level carries it (RFC 2045 section 4)
+    octets = body.encode()
+    if max(map(len, octets.splitlines()), default=0) > 998:
+        part["Content-Transfer-Encoding"] = "quoted-printable"
         # quopri is the standard library's C encoder; the charset's own is pure Python and
         # costs milliseconds on a 50 kB part.
-        part.set_param("charset", "utf-8")
-        part["Content-Transfer-Encoding"] = "quoted-printable"
-        part.set_payload(quopri.encodestring(body.encode()).decode("ascii"))
+        part.set_payload(quopri.encodestring(octets).decode("ascii"))
     else:
-        charset = Charset("utf-8")
-        charset.body_encoding = None  # type: ignore[assignment]  # documented: no encoding
-        part.set_payload(body, charset)  # labels the part 7bit or 8bit by what it holds
-    del part["MIME-Version"]  # only the top level carries it (RFC 2045 section 4)
+        part["Content-Transfer-Encoding"] = "7bit" if body.isascii() else "8bit"
+        # Bytes are kept as they are and written back unchanged; set_payload(body, charset)
+        # would do the same after re-reading the whole body twice to choose the label.
+        part.set_payload(octets)
     return part
 
 
