@@ -158,11 +158,27 @@ def _part(body: str, subtype: str) -> MIMENonMultipart:
     return part
 
 
+class WirePolicy(email.policy.Compat32):
+    """compat32, which writes each short plain header as it is: its folding builds a Header
+    object per header, and no short printable ASCII value needs folding (tests compare)."""
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        """The header line as bytes, folded by compat32's rules."""
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and value.isprintable()
+            and len(name) + 2 + len(value) <= (self.max_line_length or 0)
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
 # The email package's compat32 MIME classes keep header values as the strings we checked
 # and encode non-ASCII ones as RFC 2047 words on output, without the new API's per-header
 # parse (a millisecond a digest); lines end in CRLF, ready for SMTP DATA, and a body line
 # starting with "From " stays as written (compat32 would turn it into ">From ").
-WIRE = email.policy.compat32.clone(linesep="\r\n", mangle_from_=False)
+WIRE = WirePolicy(linesep="\r\n", mangle_from_=False)
 
 
 class WireGenerator(BytesGenerator):
