@@ -60,19 +60,6 @@ def latest_period(timezone: str, send_at: str, frequency: str, now: datetime) ->
     return None
 
 
-def next_period(timezone: str, send_at: str, frequency: str, now: datetime) -> Period:
-    """The first period due strictly after `now`."""
-    zone = ZoneInfo(timezone)
-    today = now.astimezone(zone).date()
-    for ahead in range(9):
-        day = today + timedelta(days=ahead)
-        if sends_on(frequency, day):
-            due = slot(day, send_at, zone)
-            if due > now:
-                return Period(day.isoformat(), due)
-    raise AssertionError("every frequency sends at least once a week")
-
-
 def local_day_start(timezone: str, now: datetime) -> datetime:
     """The UTC instant the subscriber's local day containing `now` began."""
     zone = ZoneInfo(timezone)

@@ -190,8 +190,9 @@ class WireGenerator(BytesGenerator):
     def _write_lines(self, lines: str) -> None:
         # Every CRLF, lone CR and lone LF becomes the policy's line separator, as the stock
         # method's split on \r\n|\r|\n does.
+        linesep = self.policy.linesep if self.policy else "\n"  # flatten sets the policy
         if lines:
-            self.write(lines.replace("\r\n", "\n").replace("\r", "\n").replace("\n", self._NL))
+            self.write(lines.replace("\r\n", "\n").replace("\r", "\n").replace("\n", linesep))
 
 
 def build_message(rendered: Rendered, envelope: Envelope) -> bytes:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from digestbot.periods import latest_period, local_day_start, next_period, sends_on
+from digestbot.periods import Period, latest_period, local_day_start, sends_on, slot
 
 BERLIN_SPRING = datetime(2026, 3, 28, 12, tzinfo=UTC)  # clocks go forward on Mar 29 at 02:00
 BERLIN_AUTUMN = datetime(2026, 10, 24, 12, tzinfo=UTC)  # clocks go back on Oct 25 at 03:00
@@ -69,8 +70,8 @@ def test_fall_back_day_has_exactly_one_period(send_at: str) -> None:
 
 def test_a_time_in_the_spring_gap_is_sent_an_hour_later_on_the_clock() -> None:
     """02:30 does not exist on Mar 29 in Berlin; the digest goes at 03:30 CEST (01:30 UTC)."""
-    period = next_period("Europe/Berlin", "02:30", "daily", BERLIN_SPRING)
-    assert period.due_at == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    due = slot(date(2026, 3, 29), "02:30", ZoneInfo("Europe/Berlin"))
+    assert due == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
 
 
 def test_weekdays_skip_the_weekend_and_weekly_sends_on_its_day() -> None:
@@ -81,10 +82,12 @@ def test_weekdays_skip_the_weekend_and_weekly_sends_on_its_day() -> None:
     assert not sends_on("weekly:mon", datetime(2026, 11, 24).date())
 
 
-def test_next_period_is_strictly_after_now() -> None:
-    """At the exact send instant the next period is tomorrow's."""
+def test_a_period_is_due_from_its_exact_send_instant() -> None:
+    """At 08:00 sharp today's period is the latest; a second before, yesterday's."""
     now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-    assert next_period("UTC", "08:00", "daily", now).key == "2026-11-25"
+    assert latest_period("UTC", "08:00", "daily", now) == Period("2026-11-24", now)
+    earlier = latest_period("UTC", "08:00", "daily", now - timedelta(seconds=1))
+    assert earlier is not None and earlier.key == "2026-11-23"
 
 
 def test_local_day_start_is_local_midnight() -> None:
