@@ -34,14 +34,16 @@ class Excerpt:
 
     def html(self) -> Markup:
         """The text escaped, with each highlighted range in `<mark class="hl">`."""
-        pieces: list[Markup] = []
+        pieces: list[str] = []
         pos = 0
         for start, end in self.spans:
             pieces += [escape(self.text[pos:start]), _MARK_OPEN]
             pieces += [escape(self.text[start:end]), _MARK_CLOSE]
             pos = end
         pieces.append(escape(self.text[pos:]))
-        return Markup("").join(pieces)
+        # Every piece is escaped text or our own tag, so the plain join is safe (Markup's
+        # join would escape each piece a second time, finding nothing to do).
+        return Markup("".join(pieces))
 
     def __str__(self) -> str:
         return self.text
@@ -268,16 +270,16 @@ def wrap(text: str, width: int = 80, indent: str = "", first: str | None = None)
     """`text` folded to `width` columns, every line after the first starting with `indent`
     (the first with `first`, default `indent`). URLs and long words are never broken, so a
     line is only wider than `width` when a single word is."""
-    text, line = str(text), indent if first is None else first
-    if len(line) + len(text) <= width and text == " ".join(text.split()):
-        return line + text  # one line already (most titles and "matched:" lines)
+    text, prefix = " ".join(str(text).split()), indent if first is None else first
     lines: list[str] = []
-    bare = True  # nothing but the indent on the current line yet
-    for word in text.split():
-        if not bare and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line, bare = indent, True
-        line = f"{line}{word}" if bare else f"{line} {word}"
-        bare = False
-    lines.append(line)
+    # Greedy, a line at a time: the last space within reach ends the line (with one space
+    # between words, the words before it fit); a first word too long for any line stands
+    # alone, unbroken.
+    while len(prefix) + len(text) > width:
+        cut = text.rfind(" ", 0, max(width - len(prefix), 0) + 1)
+        if cut < 0 and (cut := text.find(" ")) < 0:
+            break
+        lines.append(prefix + text[:cut])
+        text, prefix = text[cut + 1 :], indent
+    lines.append(prefix + text)
     return "\n".join(lines)
