@@ -96,20 +96,22 @@ class FileTransport:
         self.folder = folder
 
     async def send(self, outbound: Outbound) -> str:
-        return write_files(outbound.message(), self.folder)
+        return write_files(outbound, self.folder)
 
     async def close(self) -> None:
         return None
 
 
-def write_files(message: EmailMessage, folder: Path) -> str:
-    """Write `message` as an .eml file plus an .html copy; the Message-ID names both."""
+def write_files(outbound: Outbound, folder: Path) -> str:
+    """Write the message as an .eml file, byte for byte what SMTP would get, plus an .html
+    copy of its HTML part; the Message-ID names both."""
+    message = outbound.message()
     token = _UNSAFE_FILENAME.sub("_", str(message["Message-ID"]).strip("<>").split("@")[0])
     recipient = _UNSAFE_FILENAME.sub("_", str(message["To"].addresses[0].addr_spec))
     eml, html_copy = folder / f"{recipient}-{token}.eml", folder / f"{recipient}-{token}.html"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        eml.write_bytes(bytes(message))
+        eml.write_bytes(outbound.raw)
         html = message.get_body(("html",))
         if html is not None:
             html_copy.write_text(str(html.get_content()), encoding="utf-8")
