@@ -33,6 +33,7 @@ from digestbot import papers as paper_store
 from digestbot import service
 from digestbot.db import MessageRow, make_engine
 from digestbot.models import ListedPaper, Listing
+from digestbot.pipeline import tune_gc
 from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
 from digestbot.subscriptions import SubscriptionsFile
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=500)
     parser.add_argument("--connections", type=int, default=4)
     args = parser.parse_args()
+    tune_gc()  # as the `digestbot` command does at start
 
     port = free_port()
     sink = start_sink(port)
@@ -175,7 +177,8 @@ def main() -> None:
             sent = report.count("sent")
             print(
                 f"end to end (match, render, enqueue, deliver): {sent} digests in {e2e:.2f} s "
-                f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB"
+                f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB "
+                f"(render processes {rss(resource.RUSAGE_CHILDREN):.0f} MB)"
             )
             used = [
                 (b - a) / sent * 1000
@@ -222,8 +225,9 @@ def cpu_seconds(sink_pid: int) -> tuple[float, float, float]:
     )
 
 
-def rss() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory in MB of this process, or of its largest finished child."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

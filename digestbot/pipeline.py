@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import multiprocessing
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -41,6 +42,17 @@ Also = Callable[[Session], None]
 FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
 CHUNK = 100  # digests per commit after that
 AHEAD = 3  # chunks being rendered at once in the render process
+# Young-generation collections every 20,000 container allocations instead of CPython's 700:
+# a batch allocates millions of short-lived objects (template contexts, MIME parts, rows)
+# that reference counting frees at once, and each collection re-scans the survivors for
+# cycles that are not there. bench_delivery: about 0.5 ms of CPU less per digest.
+GC_THRESHOLD = (20_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Collect cyclic garbage less often, in a process that renders and sends batches: the
+    CLI's and the render processes (a library caller's process keeps its own settings)."""
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def render_outgoing(
@@ -170,7 +182,7 @@ async def _rendered(
         return
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads
-    pool = ProcessPoolExecutor(settings.render_processes, mp_context=context)
+    pool = ProcessPoolExecutor(settings.render_processes, mp_context=context, initializer=tune_gc)
 
     def start(chunk: Sequence[Digest]) -> asyncio.Future[list[outbox.Outgoing]]:
         return loop.run_in_executor(pool, render_chunk, settings, chunk, now)

@@ -156,29 +156,30 @@ async def send_now(
     """Decide digests, then render and commit them chunk by chunk while the committed ones are
     being sent (and every older due row of the same subscribers); one Outcome per subscriber."""
 
-    async def plan(feed: Feed) -> list[Digest]:
+    async def plan(feed: Feed) -> list[Subscriber]:
         return await _plan_and_enqueue(engine, settings, now, emails, feed)
 
-    digests, report = await deliver_while(engine, settings, plan, now=now, progress=progress)
+    planned, report = await deliver_while(engine, settings, plan, now=now, progress=progress)
     by_subscriber: dict[int, list[tuple[outbox.Queued, str, str]]] = {}
     for entry in report.results:
         by_subscriber.setdefault(entry[0].subscriber_id, []).append(entry)
-    outcomes = [
-        _outcome(d.subscriber.email, by_subscriber.get(d.subscriber.id, [])) for d in digests
-    ]
+    outcomes = [_outcome(sub.email, by_subscriber.get(sub.id, [])) for sub in planned]
     return outcomes, report
 
 
 async def _plan_and_enqueue(
     engine: Engine, settings: Settings, now: datetime, emails: Sequence[str], feed: Feed
-) -> list[Digest]:
+) -> list[Subscriber]:
     """Plan against a state token; plan again if another run committed first. Digests are
-    decided as the pipeline takes them, so the first go out while the rest are decided."""
-    planned: dict[int, Digest] = {}
+    decided as the pipeline takes them, so the first go out while the rest are decided;
+    returns whom they were decided for."""
+    planned: dict[int, Subscriber] = {}
 
     def noted(digests: Iterator[Digest]) -> Iterator[Digest]:
+        # Only the subscriber is kept: holding every rendered-and-sent digest's papers
+        # and matches until the batch ends cost memory and made each GC pass longer.
         for digest in digests:
-            planned.setdefault(digest.subscriber.id, digest)
+            planned.setdefault(digest.subscriber.id, digest.subscriber)
             yield digest
 
     for attempt in range(outbox.PLAN_ATTEMPTS):

@@ -2,10 +2,12 @@
 
 from digestbot.cli import library, mail  # noqa: F401  (importing them registers their commands)
 from digestbot.cli.common import app
+from digestbot.pipeline import tune_gc
 
 
 def main() -> None:
     """Console entry point."""
+    tune_gc()
     app()
 
 
