@@ -89,15 +89,20 @@ def render_outgoing(
 
 
 @cache
-def _environment(templates_dir: Path | None) -> Environment:
-    return make_environment(templates_dir)
+def _environment(templates_dir: Path | None, reload: bool = True) -> Environment:
+    return make_environment(templates_dir, auto_reload=reload)
 
 
 def render_chunk(
-    settings: Settings, digests: Sequence[Digest], now: datetime
+    settings: Settings, digests: Sequence[Digest], now: datetime, *, reload: bool = True
 ) -> list[outbox.Outgoing]:
-    """Render a chunk of digests (in the render process: everything here is picklable)."""
-    env = _environment(settings.templates_dir)
+    """Render a chunk of digests (in the render process: everything here is picklable).
+
+    Render processes pass `reload=False`: they live for one batch, so they read each
+    template once instead of checking five template files for edits at every digest
+    (about 0.15 ms a digest); a long-lived process keeps picking up edits.
+    """
+    env = _environment(settings.templates_dir, reload)
     return [render_outgoing(env, settings, digest, now=now) for digest in digests]
 
 
@@ -185,7 +190,8 @@ async def _rendered(
     pool = ProcessPoolExecutor(settings.render_processes, mp_context=context, initializer=tune_gc)
 
     def start(chunk: Sequence[Digest]) -> asyncio.Future[list[outbox.Outgoing]]:
-        return loop.run_in_executor(pool, render_chunk, settings, chunk, now)
+        job = functools.partial(render_chunk, settings, chunk, now, reload=False)
+        return loop.run_in_executor(pool, job)
 
     # Taking a chunk decides its digests (planning, here in this process) just in time.
     pending = deque(start(chunk) for chunk in islice(chunks, AHEAD))

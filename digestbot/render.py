@@ -60,12 +60,14 @@ class Envelope:
     unsubscribe_url: str | None = None
 
 
-def make_environment(templates_dir: Path | None = None) -> Environment:
-    """A Jinja2 environment: the user's templates first, the bundled ones second."""
+def make_environment(templates_dir: Path | None = None, *, auto_reload: bool = True) -> Environment:
+    """A Jinja2 environment: the user's templates first, the bundled ones second; with
+    `auto_reload`, each use of a template checks its file for edits."""
     loaders = [FileSystemLoader(str(templates_dir))] if templates_dir else []
     loaders.append(FileSystemLoader(str(bundled_path("templates"))))
     env = Environment(
         loader=ChoiceLoader(loaders),
+        auto_reload=auto_reload,
         autoescape=lambda name: bool(name and name.endswith((".html", ".htm"))),
         undefined=StrictUndefined,
         trim_blocks=True,
