@@ -101,18 +101,24 @@ class Daemon:
             self.stamp = stamp  # log a bad edit once, not every tick
             log.error("subscriptions file not reloaded, the last good one stays in force: %s", exc)
             return False
+        self._apply(config, stamp, now=now)
+        return True
+
+    def _apply(
+        self, config: SubscriptionsFile, stamp: tuple[int, int] | None, *, now: datetime
+    ) -> None:
+        """Put a parsed subscriptions file in force: subscribers synced, jobs rebuilt."""
         result = sync_subscriptions(self.engine, config, now=now)
         self.config, self.stamp = config, stamp
         log.info(
             "subscriptions loaded from %s: %d subscribers (%d added, %d changed, %d removed)",
-            path,
+            self.settings.subscriptions,
             len(config.subscribers),
             len(result.added) + len(result.reactivated),
             len(result.changed),
             len(result.deactivated),
         )
         self.build_jobs()
-        return True
 
     def build_jobs(self) -> None:
         """Replace every job with those the current configuration asks for."""
@@ -263,7 +269,9 @@ class Daemon:
     async def run(self) -> None:
         """Run until SIGTERM or SIGINT; the message in flight finishes; the lease is released."""
         now = self.clock()
-        load_subscriptions(self.settings.subscriptions)  # a broken file stops us before any write
+        path = self.settings.subscriptions
+        stamp = self._file_stamp(path)  # before reading: an edit after it reloads next tick
+        config = load_subscriptions(path)  # a broken file stops us before any write
         holder = ledger.acquire_lease(
             self.engine, now=now, expiry=timedelta(seconds=self.settings.run_lease)
         )
@@ -277,7 +285,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         try:
-            self.reload(now=now)
+            self._apply(config, stamp, now=now)
             self.scheduler.start()
             self.save_jobs()
             log.info("running: %d jobs", len(self.scheduler.get_jobs()))
