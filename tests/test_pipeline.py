@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 from datetime import datetime
 from email import message_from_bytes, policy
 from typing import Any
@@ -13,7 +15,13 @@ from test_delivery import Inbox, pointed, prepare, rows
 
 from digestbot import outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow, make_engine
-from digestbot.pipeline import CHUNK, FIRST_CHUNK
+from digestbot.pipeline import (
+    CHUNK,
+    FIRST_CHUNK,
+    GC_THRESHOLD,
+    RENDER_NICENESS,
+    render_pool,
+)
 from digestbot.settings import Settings
 
 BIG = FIRST_CHUNK + CHUNK + 12  # more than one full chunk: a render process is worth it
@@ -72,6 +80,17 @@ async def test_it_renders_a_big_batch_in_a_render_process_and_sends_each_digest_
         recorded = len(session.exec(select(SentPaperRow)).all())
     assert recorded == sum(o.papers for o in outcomes) > 0
     assert {r.status for r in rows(engine)} == {"sent"}
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="process priority is POSIX only")
+def test_render_processes_run_below_the_sender_with_fewer_gc_passes(settings: Settings) -> None:
+    """A render process runs at a lower CPU priority than this process and with the batch
+    GC thresholds."""
+    with render_pool(settings.model_copy(update={"render_processes": 1})) as pool:
+        niceness = pool.submit(os.nice, 0).result()
+        thresholds = pool.submit(gc.get_threshold).result()
+    assert niceness == min(os.nice(0) + RENDER_NICENESS, 19)
+    assert thresholds == GC_THRESHOLD
 
 
 def test_it_refuses_a_later_chunk_when_another_run_enqueued_in_between(
