@@ -213,7 +213,7 @@ def present_item(item: DigestItem, fuzzy: Mapping[str, int | None]) -> PaperView
     return PaperView(
         paper=paper,
         title=single_spaced(paper.title),
-        url=web_url(paper.link("hf") or paper.link("abs") or paper.page()),
+        url=web_url(paper.page()),
         authors=authors_line(paper),
         published=paper.published,
         upvotes=paper.upvotes,
@@ -234,17 +234,26 @@ def local_day(moment: datetime, timezone: str) -> date:
         return moment.date()
 
 
-def home_rule(match: Match, rules: Sequence[Rule]) -> str:
+def rule_terms(rules: Sequence[Rule]) -> dict[str, frozenset[str]]:
+    """Each rule's own terms and authors (its topics' terms included), by rule name; of two
+    rules with one name, the first counts."""
+    own: dict[str, frozenset[str]] = {}
+    for rule in rules:
+        if rule.name not in own:
+            topics = (t for sub in rule.topics for t in sub.terms())
+            own[rule.name] = frozenset({*rule.terms(), *rule.authors, *topics})
+    return own
+
+
+def home_rule(match: Match, own: Mapping[str, frozenset[str]]) -> str:
     """The matched rule that explains the paper best: most of its terms in the title, then
-    most of its terms anywhere, then the first in the subscriber's order."""
-    by_name = {rule.name: rule for rule in reversed(rules)}
+    most of its terms anywhere, then the first in the subscriber's order. `own` is
+    `rule_terms` of the subscriber's rules (worked out once a digest, not once a paper)."""
+    in_title, anywhere = set(match.title_terms), set(match.terms)
 
     def weight(name: str) -> tuple[int, int]:
-        rule = by_name.get(name)
-        if rule is None:
-            return (0, 0)
-        own = {*rule.terms(), *rule.authors, *(t for sub in rule.topics for t in sub.terms())}
-        return (len(own & set(match.title_terms)), len(own & set(match.terms)))
+        terms = own.get(name, frozenset())
+        return (len(terms & in_title), len(terms & anywhere))
 
     return max(match.rules, key=weight, default="")
 
@@ -254,9 +263,10 @@ def present_digest(digest: Digest) -> DigestView:
     the order of their best paper, papers by score, then upvotes, then title."""
     fuzzy = fuzziness(digest.subscriber)
     ranked = sorted(digest.items, key=lambda item: rank_key(item.paper, item.match))
+    own = rule_terms(digest.subscriber.rules)
     groups: dict[str, list[PaperView]] = {}
     for item in ranked:
-        name = home_rule(item.match, digest.subscriber.rules)
+        name = home_rule(item.match, own)
         groups.setdefault(name, []).append(present_item(item, fuzzy))
     return DigestView(
         count=len(digest.items),

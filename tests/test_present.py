@@ -17,6 +17,7 @@ from digestbot.present import (
     home_rule,
     present_digest,
     present_item,
+    rule_terms,
     trim_words,
     wrap,
 )
@@ -101,7 +102,7 @@ def test_it_groups_papers_by_the_rule_that_explains_them_best() -> None:
     papers go by score, then upvotes."""
     rules = (Rule("Quant", any=("quantiz*",)), Rule("Diffusion", any=("diffusion",)))
     both = Match(("Quant", "Diffusion"), ("quantiz*", "diffusion"), ("diffusion",), 12.0)
-    assert home_rule(both, rules) == "Diffusion"
+    assert home_rule(both, rule_terms(rules)) == "Diffusion"
     items = (
         DigestItem(paper("a", "A", upvotes=1), Match(("Quant",), ("quantiz*",), (), 1.0)),
         DigestItem(paper("b", "B", upvotes=9), both),
