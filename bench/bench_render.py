@@ -20,7 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from samples import fixture_digest
 
-from digestbot.render import Envelope, build_message, make_environment, render_digest
+from digestbot.render import (
+    Envelope,
+    build_message,
+    make_environment,
+    render_digest,
+    transfer_encoding,
+)
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 
@@ -48,8 +54,10 @@ def main() -> None:
         message = EmailMessage()
         for name in HEADERS:
             message[name] = reference[name]
-        message.set_content(rendered.text, cte=transfer_encoding(rendered.text))
-        message.add_alternative(rendered.html, subtype="html", cte=transfer_encoding(rendered.html))
+        message.set_content(rendered.text, cte=transfer_encoding(rendered.text.encode()))
+        message.add_alternative(
+            rendered.html, subtype="html", cte=transfer_encoding(rendered.html.encode())
+        )
         return message.as_bytes(policy=email.policy.SMTP)
 
     results = {
@@ -62,13 +70,6 @@ def main() -> None:
             f" per digest (p25 {p25:.2f}, p75 {p75:.2f}) over {args.repeat} runs"
         )
     print(f"baseline / ours: {results['base'][0] / results['ours'][0]:.2f}x")
-
-
-def transfer_encoding(body: str) -> str:
-    """The transfer encoding build_message chooses for a part."""
-    if max(map(len, body.encode().splitlines()), default=0) > 998:
-        return "quoted-printable"
-    return "7bit" if body.isascii() else "8bit"
 
 
 HEADERS = (

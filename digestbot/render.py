@@ -140,20 +140,26 @@ def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") ->
     return Rendered(header_safe(subject), text, html)
 
 
+def transfer_encoding(octets: bytes) -> str:
+    """7bit or 8bit (by what the body holds) while every line fits SMTP's 998 octets
+    (RFC 5322 2.1.1), else quoted-printable, whose soft line breaks keep long lines
+    (inlined CSS) readable."""
+    if max(map(len, octets.splitlines()), default=0) > 998:
+        return "quoted-printable"
+    return "7bit" if octets.isascii() else "8bit"
+
+
 def _part(body: str, subtype: str) -> MIMENonMultipart:
-    """A text part in UTF-8: its body as it is (7bit or 8bit, by what it holds) while every
-    line fits SMTP's 998 octets (RFC 5322 2.1.1), else quoted-printable, whose soft line
-    breaks keep long lines (inlined CSS) readable."""
+    """A text part in UTF-8, its body as it is or quoted-printable (`transfer_encoding`)."""
     part = MIMENonMultipart("text", subtype, charset="utf-8")
     del part["MIME-Version"]  # only the top level carries it (RFC 2045 section 4)
     octets = body.encode()
-    if max(map(len, octets.splitlines()), default=0) > 998:
-        part["Content-Transfer-Encoding"] = "quoted-printable"
+    part["Content-Transfer-Encoding"] = encoding = transfer_encoding(octets)
+    if encoding == "quoted-printable":
         # quopri is the standard library's C encoder; the charset's own is pure Python and
         # costs milliseconds on a 50 kB part.
         part.set_payload(quopri.encodestring(octets).decode("ascii"))
     else:
-        part["Content-Transfer-Encoding"] = "7bit" if body.isascii() else "8bit"
         # Bytes are kept as they are and written back unchanged; set_payload(body, charset)
         # would do the same after re-reading the whole body twice to choose the label.
         part.set_payload(octets)
