@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, bindparam, update
+from sqlalchemy import JSON, Connection, Engine, Insert, bindparam, cast, func, true, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -88,12 +88,38 @@ _CLOSE = (
         sent_at=bindparam("sent_at", type_=UtcDateTime),
         delivered_to=bindparam("delivered_to"),
     )
-    .returning(col(DeliveryRow.subscriber_id), col(DeliveryRow.paper_ids))
+    .returning(col(DeliveryRow.id))
 )
-_RECORD_SENT = {
-    "sqlite": sqlite_insert(SentPaperRow).on_conflict_do_nothing(),
-    "postgresql": postgresql_insert(SentPaperRow).on_conflict_do_nothing(),
-}
+
+
+def _record_sent(dialect: str) -> Insert:
+    """INSERT … SELECT of the closed row's papers into sent_papers, expanding its JSON list
+    in the database: one statement with two parameters, where an executemany of one row per
+    paper converted each row's parameters in Python (~0.15 ms an email at 25 papers)."""
+    postgresql = dialect == "postgresql"
+    papers = (
+        func.json_array_elements_text(cast(col(DeliveryRow.paper_ids), JSON))
+        if postgresql
+        else func.json_each(col(DeliveryRow.paper_ids))
+    )
+    paper = papers.table_valued("value").alias("paper")
+    rows = (
+        select(
+            col(DeliveryRow.subscriber_id),
+            paper.c.value,
+            col(DeliveryRow.id),
+            bindparam("now", type_=UtcDateTime),
+        )
+        .join_from(DeliveryRow, paper, true())  # each function row belongs to this row
+        .where(col(DeliveryRow.id) == bindparam("row_id"))
+    )
+    columns = ["subscriber_id", "paper_id", "delivery_id", "sent_at"]
+    if postgresql:
+        return postgresql_insert(SentPaperRow).from_select(columns, rows).on_conflict_do_nothing()
+    return sqlite_insert(SentPaperRow).from_select(columns, rows).on_conflict_do_nothing()
+
+
+_RECORD_SENT = {dialect: _record_sent(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def _claim(connection: Connection, row_id: int, *, now: datetime, by: str) -> Queued | None:
@@ -135,18 +161,9 @@ def _close(connection: Connection, closing: Closing, *, now: datetime) -> None:
         },
     ).first()
     assert row is not None
-    if sent and (paper_ids := json.loads(row.paper_ids)):
-        papers = [
-            {
-                "subscriber_id": row.subscriber_id,
-                "paper_id": pid,
-                "delivery_id": closing.row_id,
-                "sent_at": now,
-            }
-            for pid in paper_ids
-        ]
-        # executemany with one cached statement; a multi-row VALUES recompiles per size.
-        connection.execute(_RECORD_SENT[connection.dialect.name], papers)
+    if sent:
+        statement = _RECORD_SENT[connection.dialect.name]
+        connection.execute(statement, {"row_id": closing.row_id, "now": now})
 
 
 def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None:
