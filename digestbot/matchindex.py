@@ -205,9 +205,8 @@ class Matcher:
             for i in self.index.bits(level):
                 kept.append(i)
                 if len(kept) == limit:
-                    return [
-                        (self.index.papers[i], self._explain(subscriber.rules, i)) for i in kept
-                    ], total
+                    parts = self._rule_parts(subscriber.rules)
+                    return [(self.index.papers[i], _explain(parts, i)) for i in kept], total
         raise AssertionError("score levels cover every matched paper")
 
     def _score_levels(self, subscriber: Subscriber, mask: int) -> list[int]:
@@ -246,28 +245,32 @@ class Matcher:
                     entry[1] |= title & scope
         return masks
 
+    def _rule_parts(self, rules: Sequence[Rule]) -> list[tuple[str, _Parts]]:
+        """Each rule's name and parts, looked up once per subscriber rather than once per
+        paper explained: hashing a rule hashes all its fields, topics included."""
+        return [(rule.name, self._parts(rule)) for rule in rules]
+
     def _parts(self, rule: Rule) -> _Parts:
         """A rule's bitset, and per scope (the rule, then each topic) its explaining terms."""
-        if rule not in self._explainers:
-            scopes = []
-            for sub in (rule, *rule.topics):
-                entries = [
-                    (
-                        raw,
-                        self._occurs(sub, raw),
-                        self.index.term_mask(raw, "title", sub.fuzzy)
-                        if "title" in sub.fields
-                        else 0,
-                    )
-                    for raw in sub.terms()
-                ]
-                for wanted in sub.authors:
-                    found = self.index.author_mask(wanted)
-                    entries.append((wanted, found, found))
-                scope = self.index.everything if sub is rule else self.rule_mask(sub)
-                scopes.append((scope, tuple(entries)))
-            self._explainers[rule] = (self.rule_mask(rule), tuple(scopes))
-        return self._explainers[rule]
+        if (parts := self._explainers.get(rule)) is not None:
+            return parts
+        scopes = []
+        for sub in (rule, *rule.topics):
+            entries = [
+                (
+                    raw,
+                    self._occurs(sub, raw),
+                    self.index.term_mask(raw, "title", sub.fuzzy) if "title" in sub.fields else 0,
+                )
+                for raw in sub.terms()
+            ]
+            for wanted in sub.authors:
+                found = self.index.author_mask(wanted)
+                entries.append((wanted, found, found))
+            scope = self.index.everything if sub is rule else self.rule_mask(sub)
+            scopes.append((scope, tuple(entries)))
+        self._explainers[rule] = parts = (self.rule_mask(rule), tuple(scopes))
+        return parts
 
     def matches(
         self, subscriber: Subscriber, within: int | None = None
@@ -276,32 +279,29 @@ class Matcher:
         mask = self.subscriber_mask(subscriber)
         if within is not None:
             mask &= within
-        return [
-            (self.index.papers[i], self._explain(subscriber.rules, i))
-            for i in self.index.bits(mask)
-        ]
+        parts = self._rule_parts(subscriber.rules)
+        return [(self.index.papers[i], _explain(parts, i)) for i in self.index.bits(mask)]
 
-    def _explain(self, rules: Sequence[Rule], i: int) -> Match:
-        """Which rules and terms matched paper i, read off the cached bitsets."""
-        names: list[str] = []
-        terms: dict[str, None] = {}
-        title_terms: dict[str, None] = {}
-        for rule in rules:
-            rule_mask, scopes = self._parts(rule)
-            if not rule_mask >> i & 1:
+
+def _explain(rules: Sequence[tuple[str, _Parts]], i: int) -> Match:
+    """Which rules and terms matched paper i, read off the rules' cached bitsets."""
+    names: list[str] = []
+    terms: dict[str, None] = {}
+    title_terms: dict[str, None] = {}
+    for name, (rule_mask, scopes) in rules:
+        if not rule_mask >> i & 1:
+            continue
+        names.append(name)
+        for scope, entries in scopes:
+            if not scope >> i & 1:
                 continue
-            names.append(rule.name)
-            for scope, entries in scopes:
-                if not scope >> i & 1:
-                    continue
-                for raw, anywhere, title in entries:
-                    if anywhere >> i & 1:
-                        terms[raw] = None
-                    if title >> i & 1:
-                        title_terms[raw] = None
-        return Match(
-            tuple(names), tuple(terms), tuple(title_terms), score(len(title_terms), len(terms))
-        )
+            for raw, anywhere, title in entries:
+                if anywhere >> i & 1:
+                    terms[raw] = None
+                if title >> i & 1:
+                    title_terms[raw] = None
+    strength = score(len(title_terms), len(terms))
+    return Match(tuple(names), tuple(terms), tuple(title_terms), strength)
 
 
 def _count(masks: Sequence[int]) -> list[int]:
