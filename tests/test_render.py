@@ -107,6 +107,30 @@ def test_a_user_template_overrides_the_bundled_one(tmp_path: Path) -> None:
     assert "Flash attention" in msg.get_body(("html",)).get_content()
 
 
+def test_templates_calling_the_one_paper_macros_still_render(tmp_path: Path) -> None:
+    """A user's templates copied before cards() and entries() keep working with card and entry."""
+    (tmp_path / "digest.txt").write_text(
+        '{% from "paper.txt" import entry %}\n'
+        "{% for group in view.groups %}{% for p in group.papers %}\n"
+        "{{ entry(p, loop.index) -}}\n"
+        "{% endfor %}{% endfor %}\n"
+    )
+    (tmp_path / "digest.html").write_text(
+        '{% from "paper.html" import card %}<table>\n'
+        "{% for group in view.groups %}{% for p in group.papers %}"
+        "{{ card(p) }}"
+        "{% endfor %}{% endfor %}\n</table>\n"
+    )
+    _, bundled = message_for(a_digest())
+    _, msg = message_for(a_digest(), tmp_path)
+    text = msg.get_body(("plain",)).get_content()
+    assert text.startswith(" 1. Flash attention, again\r\n")
+    assert text in bundled.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert html.count('class="title"') == 1
+    assert '<h2 class="title">Flash attention, again</h2>' in html
+
+
 def test_an_undefined_variable_in_a_template_is_an_error(tmp_path: Path) -> None:
     """StrictUndefined turns a typo in a template into a clear ConfigError."""
     (tmp_path / "digest.subject.txt").write_text("{{ subscribr.name }}")
