@@ -149,11 +149,10 @@ def transfer_encoding(octets: bytes) -> str:
     return "7bit" if octets.isascii() else "8bit"
 
 
-def _part(body: str, subtype: str) -> MIMENonMultipart:
-    """A text part in UTF-8, its body as it is or quoted-printable (`transfer_encoding`)."""
+def _part(octets: bytes, subtype: str) -> MIMENonMultipart:
+    """A text part of UTF-8 `octets`, as they are or quoted-printable (`transfer_encoding`)."""
     part = MIMENonMultipart("text", subtype, charset="utf-8")
     del part["MIME-Version"]  # only the top level carries it (RFC 2045 section 4)
-    octets = body.encode()
     part["Content-Transfer-Encoding"] = encoding = transfer_encoding(octets)
     if encoding == "quoted-printable":
         # quopri is the standard library's C encoder; the charset's own is pure Python and
@@ -199,8 +198,10 @@ class WireGenerator(BytesGenerator):
         # Every CRLF, lone CR and lone LF becomes the policy's line separator, as the stock
         # method's split on \r\n|\r|\n does.
         linesep = self.policy.linesep if self.policy else "\n"  # flatten sets the policy
+        if "\r" in lines:
+            lines = lines.replace("\r\n", "\n").replace("\r", "\n")
         if lines:
-            self.write(lines.replace("\r\n", "\n").replace("\r", "\n").replace("\n", linesep))
+            self.write(lines.replace("\n", linesep))
 
 
 def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
@@ -208,7 +209,8 @@ def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
     bytes that are sent; the same rendered digest and envelope always give the same bytes."""
     # A boundary fixed by the content (not random) so the same digest is the same bytes:
     # what `preview` shows is exactly what is queued and sent.
-    parts = f"{envelope.message_id}\0{rendered.text}\0{rendered.html}".encode()
+    text, html = rendered.text.encode(), rendered.html.encode()
+    parts = b"\0".join((envelope.message_id.encode(), text, html))
     boundary = f"==digestbot-{hashlib.sha256(parts).hexdigest()[:32]}=="
     message = MIMEMultipart("alternative", boundary=boundary)
     # A Header instance is a documented header value; typeshed only lists str.
@@ -223,8 +225,8 @@ def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
         targets.append(f"<{header_safe(envelope.unsubscribe_url)}>")
     message["List-Unsubscribe"] = ", ".join(targets)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.attach(_part(rendered.text, "plain"))
-    message.attach(_part(rendered.html, "html"))
+    message.attach(_part(text, "plain"))
+    message.attach(_part(html, "html"))
     out = BytesIO()
     WireGenerator(out, policy=WIRE).flatten(message)
     return out.getvalue()
