@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,14 +172,18 @@ def main() -> None:
             )
 
             cpu_before = cpu_seconds(sink.pid)
+            peaks = RenderPeaks()
+            peaks.start()
             start = time.perf_counter()
             _, report = asyncio.run(service.send_now(engine, settings, now=now))
             e2e = time.perf_counter() - start
+            peaks.done.set()
             sent = report.count("sent")
+            render_rss = max(peaks.mb, rss(resource.RUSAGE_CHILDREN))
             print(
                 f"end to end (match, render, enqueue, deliver): {sent} digests in {e2e:.2f} s "
                 f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB "
-                f"(render processes {rss(resource.RUSAGE_CHILDREN):.0f} MB)"
+                f"(render processes {render_rss:.0f} MB)"
             )
             used = [
                 (b - a) / sent * 1000
@@ -209,20 +214,75 @@ def main() -> None:
 
 
 def cpu_seconds(sink_pid: int) -> tuple[float, float, float]:
-    """CPU seconds used so far by this process, its finished children (the render
-    processes, once their pool has shut down) and the sink (from /proc, so Linux only)."""
+    """CPU seconds used so far by this process, the render processes once their pool has
+    shut down (spawned: our finished children; forked by the fork server: its finished
+    children, and the server itself) and the sink (from /proc, so Linux only)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    try:
-        fields = Path(f"/proc/{sink_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        sink = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        sink = float("nan")
+    server = fork_server()
     return (
         me.ru_utime + me.ru_stime,
-        children.ru_utime + children.ru_stime,
-        sink,
+        children.ru_utime + children.ru_stime + (sum(proc_cpu(server)) if server else 0),
+        proc_cpu(sink_pid)[0],
     )
+
+
+def proc_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process itself and of its finished children, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan"), float("nan")
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (utime + stime) / tick, (cutime + cstime) / tick
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is `pid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def fork_server() -> int | None:
+    """The multiprocessing fork server this process started (which forks the render
+    processes), if any."""
+    for pid in children_of(os.getpid()):
+        try:
+            if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+class RenderPeaks(threading.Thread):
+    """The render processes' peak RSS, sampled while they live: forked by the fork server,
+    they are not this process's children, so getrusage never sees them."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+        self.mb = 0.0
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            server = fork_server()
+            for pid in children_of(server) if server else []:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.mb = max(self.mb, int(line.split()[1]) / 1024)
 
 
 def rss(who: int = resource.RUSAGE_SELF) -> float:

@@ -19,6 +19,7 @@ from contextlib import aclosing
 from datetime import datetime
 from functools import cache
 from itertools import chain, islice
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from jinja2 import Environment
@@ -64,9 +65,19 @@ def tune_gc() -> None:
 
 
 def render_pool(settings: Settings) -> ProcessPoolExecutor:
-    """The render processes for one batch: spawned (fork is unsafe beside threads), with
-    fewer GC passes and a lower CPU priority than the process that sends."""
-    context = multiprocessing.get_context("spawn")
+    """The render processes for one batch, with fewer GC passes and a lower CPU priority
+    than the process that sends.
+
+    Forked from a fork server where there is one (a clean process, started once, that has
+    imported the render code): forking this process is unsafe beside its threads, and a
+    spawned process spends most of a second importing the same modules, every batch.
+    """
+    context: BaseContext = multiprocessing.get_context("spawn")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        server = multiprocessing.get_context("forkserver")
+        # The command's own module too: each new process imports the main module again.
+        server.set_forkserver_preload(["digestbot.pipeline", "digestbot.cli"])
+        context = server
     return ProcessPoolExecutor(
         settings.render_processes, mp_context=context, initializer=_start_render_process
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -85,12 +86,14 @@ async def test_it_renders_a_big_batch_in_a_render_process_and_sends_each_digest_
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="process priority is POSIX only")
 def test_render_processes_run_below_the_sender_with_fewer_gc_passes(settings: Settings) -> None:
     """A render process runs at a lower CPU priority than this process and with the batch
-    GC thresholds."""
+    GC thresholds, forked by the fork server where there is one."""
     with render_pool(settings.model_copy(update={"render_processes": 1})) as pool:
         niceness = pool.submit(os.nice, 0).result()
         thresholds = pool.submit(gc.get_threshold).result()
+        parent = pool.submit(os.getppid).result()
     assert niceness == min(os.nice(0) + RENDER_NICENESS, 19)
     assert thresholds == GC_THRESHOLD
+    assert (parent != os.getpid()) == ("forkserver" in multiprocessing.get_all_start_methods())
 
 
 def test_it_refuses_a_later_chunk_when_another_run_enqueued_in_between(
