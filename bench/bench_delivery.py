@@ -174,8 +174,13 @@ def main() -> None:
             cpu_before = cpu_seconds(sink.pid)
             peaks = RenderPeaks()
             peaks.start()
+            marks: list[float] = []  # when each email was done with
             start = time.perf_counter()
-            _, report = asyncio.run(service.send_now(engine, settings, now=now))
+            _, report = asyncio.run(
+                service.send_now(
+                    engine, settings, now=now, progress=lambda _: marks.append(time.perf_counter())
+                )
+            )
             e2e = time.perf_counter() - start
             peaks.done.set()
             sent = report.count("sent")
@@ -185,6 +190,12 @@ def main() -> None:
                 f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB "
                 f"(render processes {render_rss:.0f} MB)"
             )
+            if len(marks) > 1000:
+                steady = (len(marks) - 1000) / (marks[-1] - marks[999])
+                print(
+                    f"first email after {marks[0] - start:.2f} s, the 1,000th after "
+                    f"{marks[999] - start:.2f} s; from there on {steady:.0f} digests/s"
+                )
             used = [
                 (b - a) / sent * 1000
                 for a, b in zip(cpu_before, cpu_seconds(sink.pid), strict=True)
