@@ -283,12 +283,13 @@ class Matcher:
         return [(self.index.papers[i], _explain(parts, i)) for i in self.index.bits(mask)]
 
 
-def _explain(rules: Sequence[tuple[str, _Parts]], i: int) -> Match:
-    """Which rules and terms matched paper i, read off the rules' cached bitsets."""
+def _explain(rule_parts: Sequence[tuple[str, _Parts]], i: int) -> Match:
+    """Which rules and terms matched paper i, read off the rules' cached bitsets (each
+    rule's name and parts, from Matcher._rule_parts)."""
     names: list[str] = []
     terms: dict[str, None] = {}
     title_terms: dict[str, None] = {}
-    for name, (rule_mask, scopes) in rules:
+    for name, (rule_mask, scopes) in rule_parts:
         if not rule_mask >> i & 1:
             continue
         names.append(name)
