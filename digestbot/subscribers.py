@@ -135,7 +135,7 @@ def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subsc
     """Active subscribers with their rules, optionally only those with the given addresses.
 
     Read as plain rows, not ORM objects: every run reads all of them before the first email
-    goes out (~0.5 s for 10,000 subscribers as ORM objects, ~0.1 s as rows).
+    goes out (10,000 subscribers with 20,000 rules: ~0.65 s as ORM objects, ~0.3 s as rows).
     """
     with Session(engine) as session:
         query = select_columns(*_SUBSCRIBER_COLUMNS).where(col(SubscriberRow.active))
