@@ -284,8 +284,9 @@ class RenderPeaks(threading.Thread):
         self.mb = 0.0
 
     def run(self) -> None:
+        server = None
         while not self.done.wait(0.5):
-            server = fork_server()
+            server = server or fork_server()  # found once: it lives as long as this process
             for pid in children_of(server) if server else []:
                 try:
                     status = Path(f"/proc/{pid}/status").read_text()
