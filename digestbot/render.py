@@ -1,4 +1,5 @@
-"""Render stage (pure): a digest becomes a subject/text/HTML trio and an RFC 5322 message."""
+"""Render stage (pure): an email (digest, alert, operator notice) becomes a subject/text/HTML
+trio of templates, then an RFC 5322 message."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import hmac
 import quopri
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.charset import BASE64, Charset
@@ -58,6 +60,8 @@ class Envelope:
     message_id: str
     date: datetime
     unsubscribe_url: str | None = None
+    # Mail to subscribers carries List-Unsubscribe; the operator's notices do not.
+    bulk: bool = True
 
 
 def make_environment(templates_dir: Path | None = None, *, auto_reload: bool = True) -> Environment:
@@ -115,8 +119,7 @@ def unsubscribe_target(sender: str, recipient: str, url: str | None) -> str:
 
 
 def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") -> Rendered:
-    """Render the subject, text and HTML templates of the digest's kind (digest or alert);
-    the HTML's stylesheet is inlined once (its @media rules stay in their own <style>)."""
+    """Render the subject, text and HTML templates of the digest's kind (digest or alert)."""
     view = present_digest(digest)
     context: dict[str, Any] = {
         "digest": digest,
@@ -128,13 +131,34 @@ def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") ->
         "view": view,
         "unsubscribe": unsubscribe,
     }
+    return render_email(env, digest.kind, context)
+
+
+def render_admin(
+    env: Environment, subject: str, detail: str, *, recipient: str, now: datetime
+) -> Rendered:
+    """The operator's notice (DIGESTBOT_ADMIN_EMAIL): what keeps failing, and since when."""
+    preheader = " ".join(detail.split())[:120]
+    context = {
+        "subject": subject,
+        "detail": detail,
+        "recipient": recipient,
+        "date": now,
+        "view": {"preheader": preheader},  # what layout.html shows before the content
+    }
+    return render_email(env, "admin", context)
+
+
+def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> Rendered:
+    """Render the trio `name`.subject.txt, `name`.txt and `name`.html; the HTML's stylesheet
+    is inlined once (its @media rules stay in their own <style>)."""
     try:
-        subject = env.get_template(f"{digest.kind}.subject.txt").render(context)
-        text = env.get_template(f"{digest.kind}.txt").render(context)
-        html = _INLINER.inline(env.get_template(f"{digest.kind}.html").render(context))
+        subject = env.get_template(f"{name}.subject.txt").render(context)
+        text = env.get_template(f"{name}.txt").render(context)
+        html = _INLINER.inline(env.get_template(f"{name}.html").render(context))
     except (TemplateError, css_inline.InlineError) as exc:
         raise ConfigError(
-            f"cannot render the {digest.kind} templates: {exc.__class__.__name__}: {exc}",
+            f"cannot render the {name} templates: {exc.__class__.__name__}: {exc}",
             "fix the template, or unset DIGESTBOT_TEMPLATES_DIR to use the bundled ones",
         ) from None
     return Rendered(header_safe(subject), text, html)
@@ -219,17 +243,24 @@ def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
     message["To"] = _address(envelope.recipient_name, envelope.recipient)
     message["Date"] = format_datetime(envelope.date)
     message["Message-ID"] = header_safe(envelope.message_id)
+    if envelope.bulk:
+        _list_headers(message, envelope)
+    message.attach(_part(text, "plain"))
+    message.attach(_part(html, "html"))
+    out = BytesIO()
+    WireGenerator(out, policy=WIRE).flatten(message)
+    return out.getvalue()
+
+
+def _list_headers(message: MIMEMultipart, envelope: Envelope) -> None:
+    """List-Unsubscribe (a mailto:, and the signed HTTPS link when there is one) with
+    one-click unsubscribe (RFC 8058)."""
     unsubscribe = quote(f"unsubscribe {envelope.recipient}")
     targets = [f"<mailto:{envelope.sender}?subject={unsubscribe}>"]
     if envelope.unsubscribe_url and web_url(envelope.unsubscribe_url):
         targets.append(f"<{header_safe(envelope.unsubscribe_url)}>")
     message["List-Unsubscribe"] = ", ".join(targets)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.attach(_part(text, "plain"))
-    message.attach(_part(html, "html"))
-    out = BytesIO()
-    WireGenerator(out, policy=WIRE).flatten(message)
-    return out.getvalue()
 
 
 def _header(value: str) -> str | Header:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +18,7 @@ from digestbot.mailer import Outbound, open_transport, send
 from digestbot.models import Digest, Subscriber
 from digestbot.periods import Period, latest_period, local_day_start
 from digestbot.pipeline import enqueue_in_chunks
-from digestbot.render import header_safe
+from digestbot.render import Envelope, build_message, make_environment, render_admin
 from digestbot.settings import Settings
 from digestbot.subscribers import active_subscribers
 
@@ -151,15 +149,19 @@ async def notify_admin(settings: Settings, subject: str, body: str, *, now: date
     """Email the operator (DIGESTBOT_ADMIN_EMAIL) directly, outside the outbox; None if unset."""
     if not settings.admin_email:
         return None
-    message = EmailMessage()
-    message["Subject"] = header_safe(f"[digestbot] {subject}")
-    message["From"] = settings.from_address
-    message["To"] = settings.admin_email
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid("admin", domain=settings.from_domain)
-    message.set_content(body)
+    env = make_environment(settings.templates_dir)
+    rendered = render_admin(env, subject, body, recipient=settings.admin_email, now=now)
+    envelope = Envelope(
+        sender=settings.from_address,
+        sender_name=settings.from_name,
+        recipient=settings.admin_email,
+        recipient_name="",
+        message_id=make_msgid("admin", domain=settings.from_domain),
+        date=now,
+        bulk=False,
+    )
     transport = open_transport(settings)
     try:
-        return await send(Outbound.of(message.as_bytes(policy=email.policy.SMTP)), transport)
+        return await send(Outbound.of(build_message(rendered, envelope)), transport)
     finally:
         await transport.close()

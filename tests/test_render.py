@@ -22,6 +22,7 @@ from digestbot.render import (
     header_safe,
     make_environment,
     message_id,
+    render_admin,
     render_digest,
 )
 
@@ -324,3 +325,34 @@ def test_an_empty_email_still_renders(kind: str) -> None:
     rendered = render_digest(make_environment(), Digest(sub, (), NOW, "k", kind=kind))
     assert rendered.subject in ("0 new papers · Nov 3", "Alert: no new papers")
     assert "alice@example.org" in rendered.text and "</html>" in rendered.html
+
+
+def test_the_operator_notice_is_a_trio_without_list_headers() -> None:
+    """The admin notice renders its own three templates, escapes the error it reports and,
+    not being list mail, carries no List-Unsubscribe."""
+    detail = "hf: HTTP 503 <script>x</script>\nsecond line"
+    rendered = render_admin(
+        make_environment(),
+        "hf failed 2 times\r\nBcc: x@evil",
+        detail,
+        recipient="ops@example.org",
+        now=NOW,
+    )
+    envelope = Envelope(
+        "digestbot@example.org",
+        "digestbot",
+        "ops@example.org",
+        "",
+        "<a@example.org>",
+        NOW,
+        bulk=False,
+    )
+    msg = message_from_bytes(build_message(rendered, envelope), policy=policy.default)
+    assert msg["Subject"] == "[digestbot] hf failed 2 times Bcc: x@evil"
+    assert msg["List-Unsubscribe"] is None and msg["Bcc"] is None
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert detail in text and "DIGESTBOT_ADMIN_EMAIL is ops@example.org" in text
+    assert "<script>" not in html and "HTTP 503 &lt;script&gt;x&lt;/script&gt;" in html
+    assert "second line" in html and "2026-11-03 08:00 UTC" in text

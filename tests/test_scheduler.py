@@ -264,6 +264,8 @@ async def test_the_operator_is_emailed_once_when_a_source_keeps_failing(
     (message,) = smtp_server.inbox.messages
     assert message["To"].addresses[0].addr_spec == "ops@example.org"
     assert message["Subject"] == "[digestbot] hf failed 2 times in a row"
+    assert message.get_content_type() == "multipart/alternative"  # the admin.* templates
+    assert "503" in message.get_body(("plain",)).get_content()
     run = ledger.source_runs(engine)["hf"]
     assert run.failures == 3 and run.last_success_at is None and "503" in (run.error or "")
 
