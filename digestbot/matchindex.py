@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from rapidfuzz import fuzz, process
 
+from digestbot.bitsets import count, equals, union
 from digestbot.matching import (
     FUZZY_MIN_LENGTH,
     PaperText,
@@ -164,28 +165,28 @@ class Matcher:
 
     def _occurs(self, rule: Rule, raw: str) -> int:
         """Papers where the term occurs in any of the rule's fields."""
-        return _union(self.index.term_mask(raw, f, rule.fuzzy) for f in rule.fields)
+        return union(self.index.term_mask(raw, f, rule.fuzzy) for f in rule.fields)
 
     def _rule_mask(self, rule: Rule) -> int:
         ix = self.index
         mask = ix.everything
         if rule.any:
-            mask &= _union(self._occurs(rule, t) for t in rule.any)
+            mask &= union(self._occurs(rule, t) for t in rule.any)
         for term in rule.all:
             mask &= self._occurs(rule, term)
         if rule.authors:
-            mask &= _union(ix.author_mask(a) for a in rule.authors)
+            mask &= union(ix.author_mask(a) for a in rule.authors)
         if rule.topics:
-            mask &= _union(self.rule_mask(t) for t in rule.topics)
+            mask &= union(self.rule_mask(t) for t in rule.topics)
         if rule.min_upvotes is not None:
             mask &= ix.upvotes_at_least(rule.min_upvotes)
         if rule.none and mask:
-            mask &= ~_union(self._occurs(rule, t) for t in rule.none)
+            mask &= ~union(self._occurs(rule, t) for t in rule.none)
         return mask
 
     def subscriber_mask(self, subscriber: Subscriber) -> int:
         """Papers reaching the subscriber: any of their rules matches."""
-        return _union(self.rule_mask(r) for r in subscriber.rules)
+        return union(self.rule_mask(r) for r in subscriber.rules)
 
     def top(
         self, subscriber: Subscriber, within: int, limit: int
@@ -216,14 +217,14 @@ class Matcher:
         for anywhere, title in self._term_masks(subscriber.rules, mask).values():
             distinct.append(anywhere)
             in_title.append(title)
-        d_bits, t_bits = _count(distinct), _count(in_title)
+        d_bits, t_bits = count(distinct), count(in_title)
         levels: dict[float, int] = {}
         for d in range(len(distinct) + 1):
-            exactly_d = _equals(d_bits, d, mask)
+            exactly_d = equals(d_bits, d, mask)
             if not exactly_d:
                 continue
             for t in range(d + 1):
-                level = exactly_d & _equals(t_bits, t, mask)
+                level = exactly_d & equals(t_bits, t, mask)
                 if level:
                     key = score(t, d)
                     levels[key] = levels.get(key, 0) | level
@@ -303,35 +304,3 @@ def _explain(rule_parts: Sequence[tuple[str, _Parts]], i: int) -> Match:
                     title_terms[raw] = None
     strength = score(len(title_terms), len(terms))
     return Match(tuple(names), tuple(terms), tuple(title_terms), strength)
-
-
-def _count(masks: Sequence[int]) -> list[int]:
-    """Bit-sliced counters: bit k of a paper's count of `masks` containing it is in result[k]."""
-    counters: list[int] = []
-    for mask in masks:
-        carry = mask
-        for k, counter in enumerate(counters):
-            counters[k] = counter ^ carry
-            carry &= counter
-            if not carry:
-                break
-        if carry:
-            counters.append(carry)
-    return counters
-
-
-def _equals(counters: Sequence[int], value: int, universe: int) -> int:
-    """Papers of `universe` whose bit-sliced count equals `value`."""
-    if value >> len(counters):
-        return 0
-    result = universe
-    for k, counter in enumerate(counters):
-        result &= counter if value >> k & 1 else ~counter
-    return result
-
-
-def _union(masks: Iterator[int] | Sequence[int]) -> int:
-    result = 0
-    for mask in masks:
-        result |= mask
-    return result
