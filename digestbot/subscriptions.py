@@ -16,7 +16,14 @@ from digestbot.models import Rule
 from digestbot.sources.fetch import SourceKind, SourceSpec
 from digestbot.sources.links import web_url
 from digestbot.textnorm import words
-from digestbot.yamlfile import YamlProblem, load_yaml, plain, problem_line
+from digestbot.yamlfile import (
+    YamlProblem,
+    line_order,
+    load_yaml,
+    plain,
+    problem_line,
+    validation_problem,
+)
 
 _HINT = "fix the file and run `digestbot subscriptions validate`"
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -280,26 +287,10 @@ def parse_subscriptions(text: str, *, source: str) -> SubscriptionsFile:
     try:
         parsed = SubscriptionsFile.model_validate(data)
     except ValidationError as exc:
-        problems += [_describe(source, document, err) for err in exc.errors()]
+        problems += [validation_problem(source, document, err) for err in exc.errors()]
     if problems:
-        raise SubscriptionsError(sorted(problems, key=_line_order), _HINT)
+        raise SubscriptionsError(sorted(problems, key=line_order), _HINT)
     return parsed
-
-
-def _line_order(problem: str) -> tuple[int, int]:
-    parts = problem.split(":")
-    try:
-        return int(parts[1]), int(parts[2])
-    except (IndexError, ValueError):
-        return 0, 0
-
-
-def _describe(source: str, document: Any, error: Any) -> str:
-    loc = tuple(error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key (check its spelling)"
-    return problem_line(source, document, loc, message)
 
 
 def _cross_checks(source: str, document: Any, data: dict[str, Any]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from io import StringIO
 from typing import Any
 
@@ -71,3 +72,20 @@ def problem_line(source: str, document: Any, loc: tuple[Any, ...], message: str)
     """`file:line:column: path: message` for a location in the document."""
     line, column = position(document, loc)
     return f"{source}:{line}:{column}: {format_path(loc) or '(top level)'}: {message}"
+
+
+def validation_problem(source: str, document: Any, error: Mapping[str, Any]) -> str:
+    """One of pydantic's validation errors as a problem line, in plain words."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check its spelling)"
+    return problem_line(source, document, tuple(error["loc"]), message)
+
+
+def line_order(problem: str) -> tuple[int, int]:
+    """Sort key putting problem lines in file order (those without a position first)."""
+    parts = problem.split(":")
+    try:
+        return int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        return 0, 0
