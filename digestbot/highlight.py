@@ -4,7 +4,7 @@ stage's rules (plurals, `prefix*`, phrases, fuzzy), as character ranges to mark.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
@@ -16,19 +16,25 @@ _TOKEN = re.compile(r"[^\W_]+")
 
 Span = tuple[int, int]
 
-Tokens = tuple[tuple[tuple[int, int, str], ...], frozenset[str]]
+# An abstract's words in order (start, end, normalised form), where each distinct word stands
+# among them, and the distinct words long enough for fuzzy matching.
+Tokens = tuple[tuple[tuple[int, int, str], ...], dict[str, tuple[int, ...]], tuple[str, ...]]
 
 
 @lru_cache(maxsize=2048)
 def _tokens(text: str) -> Tokens:
-    """The normalised words of `text` with their character ranges in `text` itself, and the
-    distinct words; cached, since one paper's abstract is presented in many digests."""
+    """The normalised words of `text` with their character ranges in `text` itself, indexed
+    by word; cached, since one paper's abstract is presented in many digests."""
     found = []
     for m in _TOKEN.finditer(text):
         token = m.group()
         for word in [token.lower()] if token.isascii() else words(token):
             found.append((m.start(), m.end(), word))
-    return tuple(found), frozenset(word for _, _, word in found)
+    positions: dict[str, list[int]] = {}
+    for i, (_, _, word) in enumerate(found):
+        positions.setdefault(word, []).append(i)
+    long = tuple(word for word in positions if len(word) >= FUZZY_MIN_LENGTH)
+    return tuple(found), {word: tuple(at) for word, at in positions.items()}, long
 
 
 @lru_cache(maxsize=4096)
@@ -46,16 +52,18 @@ def _term_pattern(raw: str) -> re.Pattern[str]:
 
 def _token_spans(text: Tokens, raw: str, level: int | None) -> list[Span]:
     """The term's occurrences found word by word (fuzzy terms, non-ASCII text)."""
-    tokens, distinct = text
+    tokens, positions, long = text
     term = parse_term(raw)
     n, last = len(term.words), len(term.words) - 1
     hits = [
-        _word_hits(w, distinct, prefix=term.prefix and k == last, fuzzy=level)
+        _word_hits(w, positions, long, prefix=term.prefix and k == last, fuzzy=level)
         for k, w in enumerate(term.words)
     ]
     if not n or not hits[0]:
         return []
-    starts = [i for i, (_, _, word) in enumerate(tokens[: len(tokens) - last]) if word in hits[0]]
+    # Where the first word's hits stand, from the index: most words of a text are not one.
+    room = len(tokens) - last
+    starts = sorted(i for word in hits[0] for i in positions[word] if i < room)
     return [
         (tokens[i][0], tokens[i + last][1])
         for i in starts
@@ -64,15 +72,20 @@ def _token_spans(text: Tokens, raw: str, level: int | None) -> list[Span]:
 
 
 def _word_hits(
-    pattern: str, vocabulary: frozenset[str], *, prefix: bool, fuzzy: int | None
+    pattern: str,
+    vocabulary: Mapping[str, object],
+    long: Sequence[str],
+    *,
+    prefix: bool,
+    fuzzy: int | None,
 ) -> set[str]:
-    """The words of a text that satisfy one term word, as matching.word_matches decides, but
-    scored in one rapidfuzz call over the distinct words (a digest does this for every paper)."""
+    """The words of a text (`vocabulary`; `long`, those long enough to be fuzzy) that satisfy
+    one term word, as matching.word_matches decides, but scored in one rapidfuzz call over
+    the distinct words (a digest does this for every paper)."""
     if prefix:
         return {w for w in vocabulary if w.startswith(pattern)}
     hits = {w for w in (pattern, pattern + "s", pattern + "es") if w in vocabulary}
     if fuzzy is not None and len(pattern) >= FUZZY_MIN_LENGTH:
-        long = [w for w in vocabulary if len(w) >= FUZZY_MIN_LENGTH]
         found = process.extract(pattern, long, scorer=fuzz.ratio, score_cutoff=fuzzy, limit=None)
         hits.update(word for word, _, _ in found)
     return hits
