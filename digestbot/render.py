@@ -137,7 +137,7 @@ def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") ->
 def render_admin(
     env: Environment, subject: str, detail: str, *, recipient: str, now: datetime
 ) -> Rendered:
-    """The operator's notice (DIGESTBOT_ADMIN_EMAIL): what keeps failing, and since when."""
+    """The operator's notice (DIGESTBOT_ADMIN_EMAIL): what keeps failing, and the error."""
     preheader = " ".join(detail.split())[:120]
     context = {
         "subject": subject,
