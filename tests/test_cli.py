@@ -47,8 +47,9 @@ def write_subscriptions(tmp_path: Path, text: str = GOOD_YAML) -> Path:
 def db_digest(tmp_path: Path) -> str:
     """A fingerprint of the database file's bytes (after a checkpoint of the WAL)."""
     import sqlite3
+    from contextlib import closing
 
-    with sqlite3.connect(tmp_path / "digestbot.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "digestbot.db")) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         dump = "\n".join(conn.iterdump())
     return hashlib.sha256(dump.encode()).hexdigest()

@@ -42,7 +42,8 @@ def test_a_url_whose_driver_is_missing_is_a_clear_error() -> None:
 def test_a_database_with_messages_inside_deliveries_keeps_its_queued_email(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The earlier layout (deliveries.message) is moved to delivery_messages on open."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    with make_engine(url).begin() as conn:
+    old = make_engine(url)
+    with old.begin() as conn:
         conn.execute(text("ALTER TABLE deliveries ADD COLUMN message BLOB"))
         conn.execute(
             text(
@@ -59,8 +60,11 @@ def test_a_database_with_messages_inside_deliveries_keeps_its_queued_email(tmp_p
             ),
             {"raw": b"To: a@example.org\r\n\r\nhello\r\n"},
         )
-    with make_engine(url).connect() as conn:
+    old.dispose()
+    reopened = make_engine(url)
+    with reopened.connect() as conn:
         columns = {row[1] for row in conn.execute(text("PRAGMA table_info(deliveries)"))}
         raw = conn.execute(text("SELECT raw FROM delivery_messages WHERE delivery_id = 1"))
         assert "message" not in columns
         assert raw.scalar_one() == b"To: a@example.org\r\n\r\nhello\r\n"
+    reopened.dispose()

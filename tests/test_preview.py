@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import webbrowser
+from contextlib import closing
 from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -33,7 +34,7 @@ subscribers:
 
 def db_fingerprint(path: Path) -> str:
     """A hash of every row of the SQLite file (after a WAL checkpoint)."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         dump = "\n".join(conn.iterdump())
     return hashlib.sha256(dump.encode()).hexdigest()

@@ -234,6 +234,7 @@ def test_the_daemon_delivers_digest_and_alert_then_stops_cleanly_on_sigterm(
     assert "ingest hf: 4 new" in log and "alerts: 1 queued" in log and "stopped" in log
     assert len(smtp_server.inbox.messages) == 2
     assert ledger.lease(engine) is None
+    engine.dispose()
 
 
 async def test_the_operator_is_emailed_once_when_a_source_keeps_failing(

@@ -42,13 +42,13 @@ def demo() -> None:
     """Ingest the bundled sample listings, load the example subscriptions and send digests."""
     settings = load_settings()
     now = now_utc()
-    engine = open_engine(settings)
-    for sample in ("sample_listing.txt", "sample_daily_papers.json"):
-        result = service.ingest_path(engine, bundled_path(sample), now=now)
-        out.print(f"Ingested {sample}: {result.new} new, {result.known} already known.")
-    spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
-    sync_subscriptions(engine, spec, now=now)
-    outcomes, report = asyncio.run(service.send_now(engine, settings, now=now))
+    with open_engine(settings) as engine:
+        for sample in ("sample_listing.txt", "sample_daily_papers.json"):
+            result = service.ingest_path(engine, bundled_path(sample), now=now)
+            out.print(f"Ingested {sample}: {result.new} new, {result.known} already known.")
+        spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
+        sync_subscriptions(engine, spec, now=now)
+        outcomes, report = asyncio.run(service.send_now(engine, settings, now=now))
     print_outcomes(outcomes)
     print_summary(report)
 
@@ -82,22 +82,22 @@ def ingest(
 ) -> None:
     """Ingest a saved listing, a URL, or a source; prints new, already known and skipped counts."""
     settings = load_settings()
-    engine = open_engine(settings)
     now = now_utc()
     specs = _ingest_specs(settings, target, source, category, query, replacements, configured)
-    if specs is None:
-        assert target is not None
-        results = [
-            service.ingest_path(
-                engine, Path(target), now=now, year=year, include_replacements=replacements
-            )
-        ]
-    else:
-        on = day.date() if day else None
-        results = [
-            asyncio.run(service.ingest_source(engine, settings, spec, now=now, day=on))
-            for spec in specs
-        ]
+    with open_engine(settings) as engine:
+        if specs is None:
+            assert target is not None
+            results = [
+                service.ingest_path(
+                    engine, Path(target), now=now, year=year, include_replacements=replacements
+                )
+            ]
+        else:
+            on = day.date() if day else None
+            results = [
+                asyncio.run(service.ingest_source(engine, settings, spec, now=now, day=on))
+                for spec in specs
+            ]
     for result in results:
         _print_ingest(result)
 
@@ -167,9 +167,10 @@ def papers_list(
     """List ingested papers, newest first."""
     settings = load_settings()
     start = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)
-    rows = papers.papers_seen_since(
-        open_engine(settings), None if start is None else start - timedelta(microseconds=1)
-    )
+    with open_engine(settings) as engine:
+        rows = papers.papers_seen_since(
+            engine, None if start is None else start - timedelta(microseconds=1)
+        )
     if as_json:
         out.print_json(json.dumps([_paper_json(p) for p in rows], ensure_ascii=False))
         return
@@ -226,7 +227,8 @@ def subscriptions_sync(
     """Load the subscriptions file into the database in one transaction."""
     settings = load_settings()
     spec = load_subscriptions(path or settings.subscriptions)
-    result = sync_subscriptions(open_engine(settings), spec, now=now_utc())
+    with open_engine(settings) as engine:
+        result = sync_subscriptions(engine, spec, now=now_utc())
     out.print(
         f"{len(result.added)} added, {len(result.changed)} changed, "
         f"{len(result.reactivated)} reactivated, {len(result.deactivated)} deactivated, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +27,7 @@ from digestbot.cli.common import (
     print_summary,
 )
 from digestbot.errors import ConfigError
+from digestbot.models import Digest
 
 
 @app.command("send-now")
@@ -49,25 +50,19 @@ def send_now(
 ) -> None:
     """Send every subscriber the papers they have not had yet, now."""
     settings = load_settings()
-    engine = open_engine(settings)
     now = now_utc()
     emails = normalised_addresses(to or [])
-    if resend_unknown and not dry_run:
-        count = outbox.resend_unknown(engine, now=now)
-        err.print(f"{count} email(s) of unknown delivery queued again.")
-    if dry_run:
-        digests = service.plan_digests(engine, settings, now=now, emails=emails)
-        plan = [_digest_json(d) for d in digests]
-        if as_json:
-            out.print_json(json.dumps(plan, ensure_ascii=False))
-        else:
-            for entry in plan:
-                out.print(f"{entry['email']}: {len(entry['papers'])} papers", markup=False)
-        return
-    with _progress(enabled=not as_json) as tick:
-        outcomes, report = asyncio.run(
-            service.send_now(engine, settings, now=now, emails=emails, progress=tick)
-        )
+    with open_engine(settings) as engine:
+        if resend_unknown and not dry_run:
+            count = outbox.resend_unknown(engine, now=now)
+            err.print(f"{count} email(s) of unknown delivery queued again.")
+        if dry_run:
+            _print_plan(service.plan_digests(engine, settings, now=now, emails=emails), as_json)
+            return
+        with _progress(enabled=not as_json) as tick:
+            outcomes, report = asyncio.run(
+                service.send_now(engine, settings, now=now, emails=emails, progress=tick)
+            )
     if as_json:
         out.print_json(json.dumps([o.__dict__ for o in outcomes], ensure_ascii=False))
     else:
@@ -75,6 +70,15 @@ def send_now(
         print_summary(report)
     if report.count("failed") or report.count("unknown"):
         raise typer.Exit(1)
+
+
+def _print_plan(digests: Sequence[Digest], as_json: bool) -> None:
+    plan = [_digest_json(d) for d in digests]
+    if as_json:
+        out.print_json(json.dumps(plan, ensure_ascii=False))
+        return
+    for entry in plan:
+        out.print(f"{entry['email']}: {len(entry['papers'])} papers", markup=False)
 
 
 @contextmanager
@@ -93,7 +97,9 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
 def status() -> None:
     """Show the scheduler and its jobs, the last ingest of each source, and the outbox."""
     settings = load_settings()
-    for piece in statusview.tables(open_engine(settings)):
+    with open_engine(settings) as engine:
+        pieces = list(statusview.tables(engine))
+    for piece in pieces:
         if isinstance(piece, str):
             out.print(piece, markup=False)
         else:
@@ -108,14 +114,14 @@ def run() -> None:
     Stop it with SIGTERM or Ctrl-C; the message in flight finishes.
     """
     settings = load_settings()
-    engine = open_engine(settings)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S%z",
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
-    asyncio.run(scheduler.Daemon(settings, engine).run())
+    with open_engine(settings) as engine:
+        asyncio.run(scheduler.Daemon(settings, engine).run())
 
 
 def _digest_json(digest: Any) -> dict[str, Any]:
@@ -155,7 +161,8 @@ def preview(
 
     settings = load_settings()
     (address,) = normalised_addresses([email])
-    raw = service.preview(open_engine(settings), settings, address, now=now_utc())
+    with open_engine(settings) as engine:
+        raw = service.preview(engine, settings, address, now=now_utc())
     if raw is None:
         out.print(f"Nothing new for {address}: send-now would send nothing.", markup=False)
         return
