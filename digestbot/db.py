@@ -237,7 +237,6 @@ def make_engine(url: str) -> Engine:
         SQLModel.metadata.create_all(engine)
         _move_messages_out_of_deliveries(engine)
     except SQLAlchemyError as exc:
-        engine.dispose()
         raise ConfigError(
             f"cannot open the database {url!r}: {exc.__class__.__name__}: {exc.args[0]}",
             "check that its folder exists and is writable",
