@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -11,7 +10,16 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from conftest import FEEDS, LISTING_000, LISTINGS, HttpServer, Reply, SmtpServer, free_port
+from conftest import (
+    FEEDS,
+    LISTING_000,
+    LISTINGS,
+    HttpServer,
+    Reply,
+    SmtpServer,
+    db_fingerprint,
+    free_port,
+)
 from typer.testing import CliRunner
 
 from digestbot.cli import app
@@ -44,17 +52,6 @@ def write_subscriptions(tmp_path: Path, text: str = GOOD_YAML) -> Path:
     return path
 
 
-def db_digest(tmp_path: Path) -> str:
-    """A fingerprint of the database file's bytes (after a checkpoint of the WAL)."""
-    import sqlite3
-    from contextlib import closing
-
-    with closing(sqlite3.connect(tmp_path / "digestbot.db")) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        dump = "\n".join(conn.iterdump())
-    return hashlib.sha256(dump.encode()).hexdigest()
-
-
 def test_ingest_prints_new_known_and_skipped_counts(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The first ingest finds 39 new papers; the second only known ones."""
     first = run("ingest", str(LISTING_000))
@@ -76,14 +73,14 @@ def test_ingest_of_a_missing_file_is_one_error_line(run, tmp_path: Path) -> None
 def test_ingest_of_a_file_that_is_not_a_listing_changes_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A wrong file is one error line, exit 1, and the database is exactly as it was."""
     run("ingest", str(LISTING_000))
-    before = db_digest(tmp_path)
+    before = db_fingerprint(tmp_path / "digestbot.db")
     bogus = tmp_path / "bogus.txt"
     bogus.write_text("just some notes\n", encoding="utf-8")
     result = run("ingest", str(bogus))
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: {bogus}: not a Daily Papers listing")
-    assert db_digest(tmp_path) == before
+    assert db_fingerprint(tmp_path / "digestbot.db") == before
 
 
 def web_env(monkeypatch: pytest.MonkeyPatch, server: HttpServer) -> None:
@@ -127,7 +124,7 @@ def test_ingest_from_a_failing_server_is_one_line_and_changes_nothing(  # type: 
     """A 503 is `Error: URL: HTTP 503 …`, exit 1, and the database is as it was."""
     web_env(monkeypatch, http_server)
     run("ingest", str(LISTING_000))
-    before = db_digest(tmp_path)
+    before = db_fingerprint(tmp_path / "digestbot.db")
     http_server.route("/api/daily_papers", Reply(503))
     result = run("ingest", "--source", "hf", "--date", "2025-01-15")
     assert result.exit_code == 1
@@ -135,7 +132,7 @@ def test_ingest_from_a_failing_server_is_one_line_and_changes_nothing(  # type: 
     assert line.startswith(
         f"Error: {http_server.base_url}/api/daily_papers?date=2025-01-15: HTTP 503"
     )
-    assert db_digest(tmp_path) == before
+    assert db_fingerprint(tmp_path / "digestbot.db") == before
 
 
 def test_ingest_all_reads_the_sources_section(
@@ -176,14 +173,14 @@ def test_a_broken_subscriptions_file_changes_nothing(run, tmp_path: Path) -> Non
     """A bad sync is one error line with file, line and field, exit 1, database untouched."""
     path = write_subscriptions(tmp_path)
     assert run("subscriptions", "sync", str(path)).exit_code == 0
-    before = db_digest(tmp_path)
+    before = db_fingerprint(tmp_path / "digestbot.db")
     write_subscriptions(tmp_path, GOOD_YAML.replace("alice@example.org", "alice@") + "bogus: 1\n")
     result = run("subscriptions", "sync", str(path))
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith(f"Error: {path}:2:5: subscribers[0].email: ")
     assert lines[1].startswith(f"Error: {path}:7:1: bogus: unknown key")
-    assert db_digest(tmp_path) == before
+    assert db_fingerprint(tmp_path / "digestbot.db") == before
 
 
 def test_subscriptions_sync_uses_the_configured_path(run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -198,7 +195,7 @@ def test_send_now_dry_run_json_shows_the_plan_and_records_nothing(run, tmp_path:
     """The dry run prints email → papers with id, title, score, matched; nothing is written."""
     run("ingest", str(LISTING_000))
     run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
-    before = db_digest(tmp_path)
+    before = db_fingerprint(tmp_path / "digestbot.db")
     result = run("send-now", "--dry-run", "--json")
     assert result.exit_code == 0
     (plan,) = json.loads(result.stdout)
@@ -206,7 +203,7 @@ def test_send_now_dry_run_json_shows_the_plan_and_records_nothing(run, tmp_path:
     assert plan["papers"], "the sample listing has transformer papers"
     assert set(plan["papers"][0]) == {"id", "title", "score", "matched"}
     assert all(p["matched"] == ["transformer"] for p in plan["papers"])
-    assert db_digest(tmp_path) == before
+    assert db_fingerprint(tmp_path / "digestbot.db") == before
     assert not (tmp_path / "outbox").exists()
 
 
@@ -322,8 +319,8 @@ def test_run_with_a_broken_subscriptions_file_refuses_to_start_and_writes_nothin
     """`run` validates the file first: one error line per problem, exit 1, database unchanged."""
     assert run("ingest", str(LISTING_000)).exit_code == 0
     write_subscriptions(tmp_path, "subscribers:\n  - email: nobody\n    rules: []\n")
-    before = db_digest(tmp_path)
+    before = db_fingerprint(tmp_path / "digestbot.db")
     result = run("run")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: subscriptions.yaml:2:")
-    assert db_digest(tmp_path) == before
+    assert db_fingerprint(tmp_path / "digestbot.db") == before

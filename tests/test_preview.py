@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 import webbrowser
-from contextlib import closing
 from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LISTING_000, SmtpServer
+from conftest import LISTING_000, SmtpServer, db_fingerprint
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
@@ -30,14 +27,6 @@ subscribers:
       - name: Transformers
         any: [transformer]
 """
-
-
-def db_fingerprint(path: Path) -> str:
-    """A hash of every row of the SQLite file (after a WAL checkpoint)."""
-    with closing(sqlite3.connect(path)) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        dump = "\n".join(conn.iterdump())
-    return hashlib.sha256(dump.encode()).hexdigest()
 
 
 def prepare(engine: Engine, now: datetime) -> None:
