@@ -17,6 +17,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 
 from digestbot import claims, outbox
+from digestbot.db import checkpoints
 from digestbot.errors import DeliveryError
 from digestbot.mailer import (
     DeliveryUnknown,
@@ -134,9 +135,10 @@ async def deliver(
         feed.close()
     workers = settings.smtp_connections if settings.effective_transport == "smtp" else 1
     sender = _Sender(engine, settings, now, report, progress, feed, halt)
-    results = await asyncio.gather(
-        *(sender.run() for _ in range(max(1, workers))), return_exceptions=True
-    )
+    with checkpoints(engine):
+        results = await asyncio.gather(
+            *(sender.run() for _ in range(max(1, workers))), return_exceptions=True
+        )
     failure = next((r for r in results if isinstance(r, BaseException)), None)
     if failure is not None:
         raise failure

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from digestbot.db import BUSY_TIMEOUT_MS, PaperRow, make_engine
+from digestbot.db import (
+    BUSY_TIMEOUT_MS,
+    WAL_AUTOCHECKPOINT_PAGES,
+    PaperRow,
+    checkpoints,
+    make_engine,
+)
 from digestbot.errors import ConfigError
+from digestbot.settings import Settings
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(engine: Engine) -> None:
@@ -17,6 +27,26 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == BUSY_TIMEOUT_MS
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == WAL_AUTOCHECKPOINT_PAGES
+
+
+def test_a_thread_checkpoints_the_log_while_a_batch_runs(
+    engine: Engine, settings: Settings
+) -> None:
+    """Inside `checkpoints` a commit reaches the database file although it is far below the
+    automatic checkpoint's threshold, and the thread is gone when the block ends."""
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    with checkpoints(engine, every=0.01):
+        before = path.stat().st_size
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE filler (data BLOB)"))
+            conn.execute(text("INSERT INTO filler VALUES (randomblob(400000))"))
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 400_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        grown = path.stat().st_size - before
+    assert grown >= 400_000
+    assert "wal-checkpoints" not in {t.name for t in threading.enumerate()}
 
 
 def test_naive_datetimes_are_refused(engine: Engine) -> None:
