@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from conftest import SmtpServer, free_port, smtp_at
 
 from digestbot.errors import DeliveryError
@@ -120,3 +122,74 @@ async def test_the_password_never_shows_in_logs_reprs_or_errors(
 class _Recorder:
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         return "250 OK"
+
+
+class _Sessions:
+    """Accepts every message and notes whether its session was encrypted."""
+
+    def __init__(self) -> None:
+        self.encrypted: list[bool] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.encrypted.append(server.transport.get_extra_info("ssl_object") is not None)
+        return "250 OK"
+
+
+@pytest.fixture
+def local_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> trustme.CA:
+    """A throwaway certificate authority, the only one this process trusts (SSL_CERT_FILE)."""
+    ca = trustme.CA()
+    bundle = tmp_path / "trusted.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    return ca
+
+
+def server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    """A server-side TLS context with a certificate `ca` issued for `names`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+async def test_it_sends_encrypted_to_a_server_it_trusts(
+    settings: Settings, smtp_factory: Any, local_ca: trustme.CA, mode: str
+) -> None:
+    """STARTTLS and implicit TLS both deliver, encrypted, when the certificate checks out."""
+    handler = _Sessions()
+    context = server_context(local_ca, "127.0.0.1")
+    tls = {"tls_context": context, "require_starttls": True}
+    port = smtp_factory(handler, **(tls if mode == "starttls" else {"ssl_context": context}))
+    await send(a_message(), smtp_at(settings, port, smtp_tls=mode))
+    assert handler.encrypted == [True]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+@pytest.mark.parametrize("issued_by", ["another CA", "the trusted CA for another name"])
+async def test_it_refuses_a_certificate_it_cannot_verify(
+    settings: Settings, smtp_factory: Any, local_ca: trustme.CA, issued_by: str, mode: str
+) -> None:
+    """A certificate from an unknown CA, or for another host, stops the send: nothing goes out."""
+    handler = _Sessions()
+    if issued_by == "another CA":
+        context = server_context(trustme.CA(), "127.0.0.1")
+    else:
+        context = server_context(local_ca, "mail.example.org")
+    tls = {"tls_context": context, "require_starttls": True}
+    port = smtp_factory(handler, **(tls if mode == "starttls" else {"ssl_context": context}))
+    with pytest.raises(TransportUnavailable, match="certificate that does not verify") as caught:
+        await send(a_message(), smtp_at(settings, port, smtp_tls=mode))
+    assert "DIGESTBOT_SMTP_VERIFY=false" in caught.value.hint
+    assert handler.encrypted == []
+
+
+async def test_verification_can_be_turned_off_for_a_test_relay(
+    settings: Settings, smtp_factory: Any, local_ca: trustme.CA
+) -> None:
+    """DIGESTBOT_SMTP_VERIFY=false sends to a relay whose certificate nobody vouches for."""
+    handler = _Sessions()
+    port = smtp_factory(handler, ssl_context=server_context(trustme.CA(), "relay.invalid"))
+    await send(a_message(), smtp_at(settings, port, smtp_tls="tls", smtp_verify=False))
+    assert handler.encrypted == [True]
