@@ -264,15 +264,23 @@ def _list_headers(message: MIMEMultipart, envelope: Envelope) -> None:
 
 
 def _header(value: str) -> str | Header:
-    """ASCII as it is; anything else as RFC 2047 base64 words, whose length the package
-    computes at once (quoted-printable ones it measures character by character)."""
-    if value.isascii():
+    """Plain ASCII as it is; anything else, or text that spells an RFC 2047 word ("=?"),
+    as base64 words of our own, so a mail client shows the text as written instead of
+    decoding it (into line breaks, say). The package computes a base64 word's length at
+    once (a quoted-printable one it measures character by character)."""
+    if value.isascii() and "=?" not in value:
         return value
-    charset = Charset("utf-8")
-    charset.header_encoding = BASE64
-    return Header(value, charset, header_name="Subject")
+    return Header(value, _BASE64_UTF8, header_name="Subject")
 
 
 def _address(name: str, address: str) -> str:
-    """`Name <address>`, the name quoted or RFC 2047-encoded as it needs."""
-    return formataddr((header_safe(name), header_safe(address)), charset="utf-8")
+    """`Name <address>`, the name quoted or RFC 2047-encoded as it needs (encoded too when
+    it spells an encoded word: clients decode those even inside quotes)."""
+    name = header_safe(name)
+    if "=?" in name:
+        return f"{_BASE64_UTF8.header_encode(name)} <{header_safe(address)}>"
+    return formataddr((name, header_safe(address)), charset="utf-8")
+
+
+_BASE64_UTF8 = Charset("utf-8")
+_BASE64_UTF8.header_encoding = BASE64

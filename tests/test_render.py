@@ -86,6 +86,23 @@ def test_hostile_titles_are_escaped_in_html_and_cannot_forge_headers() -> None:
     assert "Bcc: x@evil.example" in str(msg["To"])  # folded into the display name, harmless
 
 
+@pytest.mark.parametrize("kind", ["digest", "alert"])  # an alert's subject is all ASCII
+@pytest.mark.parametrize(
+    "word", ["=?utf-8?q?x=0D=0ABcc:_x@evil?=", "=?utf-8?b?eA0KQmNjOiB4QGV2aWw=?="]
+)
+def test_encoded_words_in_paper_text_stay_literal_text(word: str, kind: str) -> None:
+    """A title, rule name or subscriber name spelling an RFC 2047 word with CRLF inside reads
+    back as those very characters, not as a line break (mail clients decode such words)."""
+    sub = Subscriber(1, "alice@example.org", f"Eve {word}", ())
+    item = DigestItem(Paper("p1", word, "abstract", NOW), Match((word,), ("t",), (), 1.0))
+    _, msg = message_for(Digest(sub, (item,), NOW, "k", kind=kind))
+    for header in ("Subject", "To"):
+        value = str(msg[header])
+        assert "\r" not in value and "\n" not in value
+        assert word in value
+    assert msg["Bcc"] is None
+
+
 def test_header_safe_removes_controls_and_folds_space() -> None:
     """Control characters and line separators become single spaces."""
     assert header_safe("a\r\nb\tc\x00d\u2028e") == "a b c d e"
@@ -191,7 +208,11 @@ def test_one_click_unsubscribe_headers_carry_a_signed_https_link() -> None:
 
 hostile = st.lists(
     st.sampled_from(
-        [*"ab <>\"'=?:;,@\r\n\t\x00\x0b\u2028\u0085é", "=?utf-8?q?", "?=", "\r\nBcc: x@evil"]
+        [
+            *"ab <>\"'=?:;,@\r\n\t\x00\x0b\u2028\u0085é",
+            *("=?utf-8?q?", "=?utf-8?b?", "?=", "=0D=0A", "DQpCY2M6IHhAZXZpbA==", "_"),
+            "\r\nBcc: x@evil",
+        ]
     ),
     max_size=20,
 ).map("".join)
