@@ -313,6 +313,60 @@ def test_status_shows_the_outbox_by_state(run, tmp_path: Path, monkeypatch) -> N
     }
 
 
+def test_status_counts_each_state_and_lists_the_rows_needing_attention(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, clock, monkeypatch
+) -> None:
+    """One row in each state: each count is 1, and the retry, failed and unknown rows are
+    listed with their Message-ID and why."""
+    from test_delivery import rows, subscribers
+
+    from digestbot import claims, service
+    from digestbot.db import make_engine
+    from digestbot.settings import Settings
+
+    run("ingest", str(LISTING_000))
+    run("subscriptions", "sync", str(write_subscriptions(tmp_path, subscribers(6))))
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    engine = make_engine(settings.database_url)
+    try:
+        digests = service.plan_digests(engine, settings, now=clock)
+        ids = service.enqueue_digests(engine, settings, digests, now=clock)
+        ends = {
+            ids[2]: claims.Closing(ids[2], "sent", "smtp://relay"),
+            ids[3]: claims.Closing(ids[3], "retry", "451 busy", next_attempt_at=clock),
+            ids[4]: claims.Closing(ids[4], "failed", "550 no such user"),
+            ids[5]: claims.Closing(ids[5], "unknown", "no reply after the body"),
+        }
+        for row_id in ids[1:]:
+            claims.claim(engine, row_id, now=clock, by="test")
+            if row_id in ends:
+                claims.settle(engine, ends[row_id], claim_id=None, now=clock, by="test")
+        message_ids = {r.id: r.message_id for r in rows(engine)}
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that rich wraps no cell
+    result = run("status")
+    assert result.exit_code == 0
+    counts = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in result.stdout.splitlines()
+        if line.count("│") == 3
+    }
+    states = ["pending", "sending", "sent", "retry", "failed", "unknown"]
+    assert counts == dict.fromkeys(states, "1")
+    attention = result.stdout.split("Needs attention", 1)[1].splitlines()
+    listed = {
+        cells[2]: (cells[5], cells[3], cells[6])
+        for line in attention
+        if len(cells := [c.strip() for c in line.split("│")]) == 8
+    }
+    assert listed == {
+        "retry": (message_ids[ids[3]], "1", "451 busy"),
+        "failed": (message_ids[ids[4]], "1", "550 no such user"),
+        "unknown": (message_ids[ids[5]], "1", "no reply after the body"),
+    }
+
+
 def test_run_with_a_broken_subscriptions_file_refuses_to_start_and_writes_nothing(  # type: ignore[no-untyped-def]
     run, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from sqlmodel import Session, select
 
 from digestbot import claims, outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow
-from digestbot.delivery import deliver
+from digestbot.delivery import deliver, next_attempt
 from digestbot.mailer import TransportUnavailable
 from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
@@ -273,6 +274,18 @@ async def test_the_rate_limit_spaces_messages(
     start = time.monotonic()
     await service.send_now(engine, target, now=clock)
     assert time.monotonic() - start >= 0.25
+
+
+def test_retries_back_off_exponentially_with_jitter(settings: Settings, clock: datetime) -> None:
+    """The nth retry waits base x 2^(n-1), scaled by a random factor from 0.5 to 1.5."""
+    random.seed(5)
+    for attempts in (1, 2, 3, 4):
+        nominal = settings.retry_backoff * 2 ** (attempts - 1)
+        waits = [
+            (next_attempt(settings, attempts, clock) - clock).total_seconds() for _ in range(200)
+        ]
+        assert nominal * 0.5 <= min(waits) and max(waits) <= nominal * 1.5
+        assert max(waits) - min(waits) > nominal * 0.8  # spread over most of the range
 
 
 async def test_a_row_left_sending_by_a_dead_process_becomes_unknown(
