@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -223,6 +224,43 @@ def test_send_now_twice_sends_only_once(
     assert second.exit_code == 0
     assert "Nothing new to send" in second.stdout
     assert len(smtp_server.inbox.envelopes) == 1
+
+
+class _OneOfEach:
+    """Takes alice's message, refuses bob (550) and carol (451), stores dave's and then
+    answers too late."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if address.startswith("bob@"):
+            return "550 5.1.1 No such user"
+        if address.startswith("carol@"):
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if envelope.rcpt_tos[0].startswith("dave@"):
+            await asyncio.sleep(1.0)
+        return "250 OK"
+
+
+def test_send_now_sums_up_each_outcome_and_exits_1(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, smtp_factory, monkeypatch
+) -> None:
+    """Sent, retrying, failed and unknown are each counted in the summary; exit 1."""
+    monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(smtp_factory(_OneOfEach())))
+    monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    monkeypatch.setenv("DIGESTBOT_SMTP_TIMEOUT", "0.3")
+    people = "".join(
+        f"  - email: {name}@example.org\n    rules:\n      - any: [transformer]\n"
+        for name in ("alice", "bob", "carol", "dave")
+    )
+    run("ingest", str(LISTING_000))
+    run("subscriptions", "sync", str(write_subscriptions(tmp_path, "subscribers:\n" + people)))
+    result = run("send-now")
+    assert result.exit_code == 1
+    assert "Summary: 1 sent, 1 retrying, 1 failed, 1 unknown." in result.stdout
 
 
 def test_send_now_to_an_unknown_address_is_an_error(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

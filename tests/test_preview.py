@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import webbrowser
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import LISTING_000, SmtpServer, db_fingerprint
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
@@ -55,6 +58,32 @@ async def test_it_previews_exactly_the_bytes_send_now_delivers(
     (received,) = smtp_server.inbox.envelopes
     assert received.original_content == previewed
     assert service.preview(engine, smtp_settings, "alice@example.org", now=clock) is None
+
+
+def test_the_unsubscribe_url_and_the_sender_shape_the_headers(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """With DIGESTBOT_UNSUBSCRIBE_URL set, List-Unsubscribe holds the mailto and an HTTPS link
+    carrying an HMAC of the address, the footer links there, and the Message-ID is on the
+    From domain."""
+    prepare(engine, clock)
+    configured = settings.model_copy(
+        update={
+            "unsubscribe_url": "https://lab.example/unsub",
+            "unsubscribe_secret": SecretStr("s3cret"),
+            "from_address": "papers@lab.example",
+        }
+    )
+    raw = service.preview(engine, configured, "alice@example.org", now=clock)
+    assert raw is not None
+    msg = message_from_bytes(raw, policy=policy.default)
+    token = hmac.new(b"s3cret", b"alice@example.org", hashlib.sha256).hexdigest()[:32]
+    link = f"https://lab.example/unsub?email=alice%40example.org&token={token}"
+    mailto = "mailto:papers@lab.example?subject=unsubscribe%20alice%40example.org"
+    assert " ".join(str(msg["List-Unsubscribe"]).split()) == f"<{mailto}>, <{link}>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert str(msg["Message-ID"]).endswith("@lab.example>")
+    assert f'href="{link.replace("&", "&amp;")}"' in msg.get_body(("html",)).get_content()
 
 
 @pytest.fixture
