@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from typing import Any
@@ -251,29 +253,48 @@ async def test_a_refused_connection_leaves_every_row_pending(
     assert [(r.status, r.attempts) for r in rows(engine)] == [("pending", 0)] * 3
 
 
-async def test_one_connection_carries_many_messages(
+class Overlapping(Inbox):
+    """Holds each message a moment, noting how many are in flight at once and when each came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+        self.arrivals: list[float] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.arrivals.append(time.monotonic())
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(0.05)
+        self.in_flight -= 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_each_connection_carries_many_messages_and_all_are_used(
     engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
 ) -> None:
-    """With two connections allowed, ten digests use at most two SMTP sessions."""
-    inbox = Inbox()
-    target = pointed(settings, smtp_factory(inbox), smtp_connections=2)
-    prepare(engine, clock, count=10)
+    """With three connections allowed, twelve digests go over exactly three SMTP sessions,
+    three messages in flight at once."""
+    inbox = Overlapping()
+    target = pointed(settings, smtp_factory(inbox), smtp_connections=3)
+    prepare(engine, clock, count=12)
     _, report = await service.send_now(engine, target, now=clock)
-    assert report.count("sent") == 10 and len(inbox.messages) == 10
-    assert 1 <= inbox.sessions <= 2
+    assert report.count("sent") == 12 and len(inbox.messages) == 12
+    assert (inbox.sessions, inbox.peak) == (3, 3)
 
 
-async def test_the_rate_limit_spaces_messages(
+async def test_the_rate_limit_spaces_messages_across_connections(
     engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
 ) -> None:
-    """At 20 messages a second, six messages take at least a quarter of a second."""
-    import time
-
-    target = pointed(settings, smtp_factory(Inbox()), smtp_rate=20.0, smtp_connections=2)
+    """At 10 messages a second over two connections, six messages reach the server at least
+    a tenth of a second apart from each other."""
+    inbox = Overlapping()
+    target = pointed(settings, smtp_factory(inbox), smtp_rate=10.0, smtp_connections=2)
     prepare(engine, clock, count=6)
-    start = time.monotonic()
     await service.send_now(engine, target, now=clock)
-    assert time.monotonic() - start >= 0.25
+    gaps = [b - a for a, b in itertools.pairwise(sorted(inbox.arrivals))]
+    assert len(gaps) == 5 and min(gaps) >= 0.09  # 0.1 s, less the timer's own granularity
 
 
 def test_retries_back_off_exponentially_with_jitter(settings: Settings, clock: datetime) -> None:
