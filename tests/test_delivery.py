@@ -390,12 +390,18 @@ def test_a_run_killed_mid_batch_loses_no_digest(
     assert {r.status for r in rows(engine)} == {"sent"}
 
 
+@pytest.mark.parametrize("queued", [False, True])
 def test_two_send_now_at_once_send_each_digest_once(
-    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime, queued: bool
 ) -> None:
-    """Two processes racing over the same outbox deliver every digest exactly once."""
+    """Two processes racing over the same outbox deliver every digest exactly once, whether
+    they plan the digests (one re-plans) or both find them queued and race to claim them."""
     now = datetime.now(UTC)
     prepare(engine, now, count=8)
+    if queued:
+        service.enqueue_digests(
+            engine, settings, service.plan_digests(engine, settings, now=now), now=now
+        )
     inbox = Slow(delay=0.05)
     port = smtp_factory(inbox)
     runs = [cli(settings, port, "send-now") for _ in range(2)]
