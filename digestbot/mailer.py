@@ -189,7 +189,7 @@ class SmtpTransport:
         if untrusted is not None:
             return TransportUnavailable(
                 f"the SMTP server {self.host}:{self.port} has a certificate that does not "
-                f"verify ({untrusted}); nothing was sent",
+                f"verify ({untrusted})",
                 "set DIGESTBOT_SMTP_HOST to the name on the certificate, or trust its CA "
                 "(SSL_CERT_FILE); DIGESTBOT_SMTP_VERIFY=false only for a test relay",
             )
