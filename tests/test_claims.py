@@ -44,19 +44,17 @@ def test_a_row_is_claimed_once_and_never_after_it_is_sent(
     assert [(r.status, r.attempts, r.claimed_by) for r in rows(engine)] == [("sent", 1, "one")]
 
 
-def test_two_claimers_racing_on_sqlite_take_each_row_once(
-    engine: Engine, settings: Settings, clock: datetime
-) -> None:
-    """Two claimers with their own engines race over every row; each row goes to one."""
-    ids = queued(engine, settings, clock, count=12)
-    engines = [make_engine(settings.database_url) for _ in range(2)]
+def race(url: str, ids: list[int], now: datetime) -> list[list[int]]:
+    """Two claimers, each with its own engine on `url`, claim `ids` in the same order at the
+    same moment; what each of them won."""
+    engines = [make_engine(url) for _ in range(2)]
     won: list[list[int]] = [[], []]
     start = threading.Barrier(2)
 
     def claimer(n: int) -> None:
         start.wait()
         for row_id in ids:
-            if claims.claim(engines[n], row_id, now=clock, by=f"claimer{n}"):
+            if claims.claim(engines[n], row_id, now=now, by=f"claimer{n}"):
                 won[n].append(row_id)
 
     threads = [threading.Thread(target=claimer, args=(n,)) for n in range(2)]
@@ -64,8 +62,17 @@ def test_two_claimers_racing_on_sqlite_take_each_row_once(
         thread.start()
     for thread in threads:
         thread.join()
-    for own in engines:
-        own.dispose()
+    for engine in engines:
+        engine.dispose()
+    return won
+
+
+def test_two_claimers_racing_on_sqlite_take_each_row_once(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """Two claimers with their own engines race over every row; each row goes to one."""
+    ids = queued(engine, settings, clock, count=12)
+    won = race(settings.database_url, ids, clock)
     assert sorted(won[0] + won[1]) == sorted(ids)
     assert {(r.status, r.attempts) for r in rows(engine)} == {("sending", 1)}
 

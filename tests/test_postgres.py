@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 from conftest import Postgres, SmtpServer, smtp_at
 from sqlalchemy import Engine
 from sqlmodel import Session, select
+from test_claims import queued, race
 from test_delivery import cli, prepare, rows
 
 from digestbot import claims, outbox, service
-from digestbot.db import DeliveryRow, SentPaperRow, make_engine
+from digestbot.db import DeliveryRow, SentPaperRow
 from digestbot.delivery import deliver
 from digestbot.settings import Settings
-
-
-def queued(engine: Engine, settings: Settings, now: datetime, count: int) -> list[int]:
-    """Ids of `count` pending digests, planned and committed through the service."""
-    prepare(engine, now, count=count)
-    digests = service.plan_digests(engine, settings, now=now)
-    return service.enqueue_digests(engine, settings, digests, now=now)
 
 
 def test_it_runs_on_postgresql_with_the_tables_of_our_db_module(pg_engine: Engine) -> None:
@@ -36,23 +29,7 @@ def test_it_lets_each_row_be_claimed_by_only_one_of_two_concurrent_claimers(
 ) -> None:
     """Two claimers with their own connections race over every row; each row goes once."""
     ids = queued(pg_engine, pg_settings, clock, count=12)
-    engines = [make_engine(pg_settings.database_url) for _ in range(2)]
-    won: list[list[int]] = [[], []]
-    start = threading.Barrier(2)
-
-    def claimer(n: int) -> None:
-        start.wait()
-        for row_id in ids:
-            if claims.claim(engines[n], row_id, now=clock, by=f"claimer{n}"):
-                won[n].append(row_id)
-
-    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for engine in engines:
-        engine.dispose()
+    won = race(pg_settings.database_url, ids, clock)
     assert sorted(won[0] + won[1]) == sorted(ids)
     assert {(r.status, r.attempts) for r in rows(pg_engine)} == {("sending", 1)}
 
