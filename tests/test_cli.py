@@ -21,9 +21,13 @@ from conftest import (
     db_fingerprint,
     free_port,
 )
+from test_delivery import rows, subscribers
 from typer.testing import CliRunner
 
+from digestbot import claims, service
 from digestbot.cli import app
+from digestbot.db import make_engine
+from digestbot.settings import Settings
 
 GOOD_YAML = """\
 subscribers:
@@ -356,12 +360,6 @@ def test_status_counts_each_state_and_lists_the_rows_needing_attention(  # type:
 ) -> None:
     """One row in each state: each count is 1, and the retry, failed and unknown rows are
     listed with their Message-ID and why."""
-    from test_delivery import rows, subscribers
-
-    from digestbot import claims, service
-    from digestbot.db import make_engine
-    from digestbot.settings import Settings
-
     run("ingest", str(LISTING_000))
     run("subscriptions", "sync", str(write_subscriptions(tmp_path, subscribers(6))))
     settings = Settings(_env_file=None)  # type: ignore[call-arg]

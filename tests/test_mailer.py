@@ -137,12 +137,11 @@ class _Sessions:
 
 @pytest.fixture
 def local_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> trustme.CA:
-    """A throwaway certificate authority, the only one this process trusts (SSL_CERT_FILE)."""
+    """A throwaway certificate authority this process trusts (SSL_CERT_FILE names it)."""
     ca = trustme.CA()
     bundle = tmp_path / "trusted.pem"
     ca.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     return ca
 
 
