@@ -282,11 +282,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _certificate_problem(exc: BaseException) -> str | None:
-    """What failed in verifying the server's certificate, if that is what `exc` is (or
-    wraps: aiosmtplib reports a failed STARTTLS handshake as its own error)."""
-    seen: BaseException | None = exc
-    while seen is not None:
+    """What failed in verifying the server's certificate, if that is what `exc` is: raised
+    as it is by STARTTLS, as the cause of aiosmtplib's connect error for implicit TLS."""
+    for seen in (exc, exc.__cause__):
         if isinstance(seen, ssl.SSLCertVerificationError):
             return seen.verify_message or _reason(seen)
-        seen = seen.__cause__ or seen.__context__
     return None

@@ -329,6 +329,15 @@ def test_demo_runs_from_any_folder_and_twice_sends_nothing_new(tmp_path: Path) -
     assert sorted((tmp_path / "outbox").glob("*.eml")) == emls
 
 
+def outbox_counts(stdout: str) -> dict[str, str]:
+    """The Outbox table of `status`: emails by state, as printed."""
+    return {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in stdout.splitlines()
+        if line.count("│") == 3
+    }
+
+
 def test_status_shows_the_outbox_by_state(run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """After a refused send, status lists every state with its count and exits 0."""
     monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
@@ -339,11 +348,7 @@ def test_status_shows_the_outbox_by_state(run, tmp_path: Path, monkeypatch) -> N
     assert run("send-now").exit_code == 1
     result = run("status")
     assert result.exit_code == 0
-    lines = {
-        line.split("│")[1].strip(): line.split("│")[2].strip()
-        for line in result.stdout.splitlines()
-        if line.count("│") == 3
-    }
+    lines = outbox_counts(result.stdout)
     assert "state" in result.stdout and "emails" in result.stdout
     assert lines == {
         "pending": "1",
@@ -383,11 +388,7 @@ def test_status_counts_each_state_and_lists_the_rows_needing_attention(  # type:
     monkeypatch.setenv("COLUMNS", "250")  # wide enough that rich wraps no cell
     result = run("status")
     assert result.exit_code == 0
-    counts = {
-        line.split("│")[1].strip(): line.split("│")[2].strip()
-        for line in result.stdout.splitlines()
-        if line.count("│") == 3
-    }
+    counts = outbox_counts(result.stdout)
     states = ["pending", "sending", "sent", "retry", "failed", "unknown"]
     assert counts == dict.fromkeys(states, "1")
     attention = result.stdout.split("Needs attention", 1)[1].splitlines()
