@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from digestbot import claims, outbox
 from digestbot.db import checkpoints
 from digestbot.errors import DeliveryError
 from digestbot.mailer import (
     DeliveryUnknown,
+    Outbound,
     RateLimit,
     Transport,
     TransportUnavailable,
@@ -52,17 +54,27 @@ def next_attempt(settings: Settings, attempts: int, now: datetime) -> datetime:
 
 class Feed:
     """Ids of committed rows for the senders, in order, as they become available; closed
-    when no more will come. A sender that hits an unusable transport cancels it."""
+    when no more will come. A sender that hits an unusable transport cancels it.
+
+    Rows this run has just committed come with their message (up to KEEP of them at a
+    time), so their sender does not read back and parse what it wrote a moment ago.
+    """
+
+    KEEP = 400  # messages held at once: ~20 MB of digests
 
     def __init__(self, ids: Iterable[int] = ()) -> None:
         self._ids: deque[int] = deque(ids)
+        self._messages: dict[int, Outbound] = {}
         self._more = asyncio.Event()
         self.closed = False
         self.cancelled = False
 
-    def put(self, ids: Iterable[int]) -> None:
+    def put(self, ids: Sequence[int], messages: Sequence[Outbound] = ()) -> None:
+        """Add `ids` (and, for as many as KEEP allows, their `messages`, in the same order)."""
         if not self.cancelled:
             self._ids.extend(ids)
+            room = max(0, self.KEEP - len(self._messages))
+            self._messages.update(islice(zip(ids, messages, strict=False), room))
             self._more.set()
 
     def close(self) -> None:
@@ -72,11 +84,16 @@ class Feed:
     def cancel(self) -> None:
         self.cancelled = True
         self._ids.clear()
+        self._messages.clear()
         self.close()
 
     def take(self) -> int | None:
         """The next id if one is ready now, else None."""
         return self._ids.popleft() if self._ids else None
+
+    def message(self, row_id: int) -> Outbound | None:
+        """The message of a row put with one (once), else None."""
+        return self._messages.pop(row_id, None)
 
     async def next(self) -> int | None:
         """The next id, waiting for one; None once the feed is closed and drained."""
@@ -163,35 +180,42 @@ class _Sender:
         self.limit = RateLimit(self.settings.smtp_rate)
 
     async def run(self) -> None:
-        """One connection: claim a row just before sending it, close it with the next claim."""
+        """One connection: claim a row just before sending it, close it with the next claim.
+        Each connection keeps one database connection for the batch."""
         transport = open_transport(self.settings)
         closing: claims.Closing | None = None
-        try:
-            while True:
-                row_id = self.feed.take()
-                if closing is not None and (row_id is None or self.limit.interval):
-                    # Nothing to claim at once: close now rather than hold a finished row.
-                    self._settle(closing, None)
+        with self.engine.connect() as db:
+            try:
+                while True:
+                    row_id = self.feed.take()
+                    if closing is not None and (row_id is None or self.limit.interval):
+                        # Nothing to claim at once: close now rather than hold a finished row.
+                        self._settle(db, closing, None)
+                        closing = None
+                    if self.halt is not None and self.halt.is_set():
+                        break  # a clean stop: the row just sent is closed below, no new claim
+                    if row_id is None and (row_id := await self.feed.next()) is None:
+                        break
+                    await self.limit.wait()  # before the claim: `sending` only while sent
+                    row = self._settle(db, closing, row_id)
                     closing = None
-                if self.halt is not None and self.halt.is_set():
-                    break  # a clean stop: the row just sent is closed below, no new claim
-                if row_id is None and (row_id := await self.feed.next()) is None:
-                    break
-                await self.limit.wait()  # before the claim: a row is `sending` only while sent
-                row = self._settle(closing, row_id)
-                closing = None
-                if row is not None:
-                    closing = await self._attempt(transport, row)
-        except TransportUnavailable:
-            self.feed.cancel()
-            raise
-        finally:
-            if closing is not None:
-                self._settle(closing, None)
-            await transport.close()
+                    if row is not None:
+                        closing = await self._attempt(transport, row)
+            except TransportUnavailable:
+                self.feed.cancel()
+                raise
+            finally:
+                if closing is not None:
+                    self._settle(db, closing, None)
+                await transport.close()
 
-    def _settle(self, closing: claims.Closing | None, claim_id: int | None) -> outbox.Queued | None:
-        return claims.settle(self.engine, closing, claim_id=claim_id, now=self.now, by=self.by)
+    def _settle(
+        self, db: Connection, closing: claims.Closing | None, claim_id: int | None
+    ) -> outbox.Queued | None:
+        message = None if claim_id is None else self.feed.message(claim_id)
+        return claims.settle(
+            db, closing, claim_id=claim_id, now=self.now, by=self.by, message=message
+        )
 
     async def _attempt(self, transport: Transport, row: outbox.Queued) -> claims.Closing:
         """Send one claimed row; return how to close it (the caller writes it)."""

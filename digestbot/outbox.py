@@ -16,11 +16,13 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, update
+from sqlalchemy import Engine, bindparam, func, text, update
 from sqlmodel import Session, col, select
 
-from digestbot.db import DeliveryRow, MessageRow, SentPaperRow, UtcDateTime, write_session
+from digestbot import rawsql
+from digestbot.db import DeliveryRow, SentPaperRow, UtcDateTime, write_session
 from digestbot.errors import DeliveryError
 from digestbot.mailer import Outbound
 
@@ -43,15 +45,20 @@ def too_busy(hint: str) -> DeliveryError:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A decided email: who gets it, which papers it carries, and the message as bytes
-    (flattened at once, so thousands of queued digests do not hold MIME object trees)."""
+    """A decided email: who gets it, which papers it carries, and the message as bytes with
+    its envelope (flattened at once, so thousands of queued digests do not hold MIME object
+    trees)."""
 
     subscriber_id: int
     kind: str
     period_key: str
     message_id: str
-    raw: bytes
+    outbound: Outbound
     paper_ids: tuple[str, ...]
+
+    @property
+    def raw(self) -> bytes:
+        return self.outbound.raw
 
 
 @dataclass(frozen=True)
@@ -120,14 +127,11 @@ def alerts_since(engine: Engine, starts: Mapping[int, datetime]) -> dict[int, in
 
 # A row that may be sent at :now: pending, or a retry whose time has come. The senders'
 # claims (claims.py) test the same condition, so a listed id is one they can take.
-DUE = and_(
-    col(DeliveryRow.status).in_(CLAIMABLE),
-    or_(
-        col(DeliveryRow.next_attempt_at).is_(None),
-        col(DeliveryRow.next_attempt_at) <= bindparam("now", type_=UtcDateTime),
-    ),
+DUE_SQL = (
+    "status IN (" + ", ".join(f"'{state}'" for state in CLAIMABLE) + ") "
+    "AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
 )
-_INSERT_ROWS = insert(DeliveryRow).returning(col(DeliveryRow.id), sort_by_parameter_order=True)
+DUE = text(DUE_SQL).bindparams(bindparam("now", type_=UtcDateTime))
 
 
 def enqueue(
@@ -149,40 +153,46 @@ def enqueue(
     `also` adds writes that must commit or fail with these rows (the period ledger).
     """
     with write_session(engine) as session:
-        last_row = session.exec(select(func.max(DeliveryRow.id))).one() or 0
+        connection = session.connection()
+        last_row = rawsql.run(connection, _LAST_ROW, {}).scalar_one() or 0
         if token is not None:
-            sent = session.exec(select(func.count()).select_from(SentPaperRow)).one()
+            sent = rawsql.run(connection, _SENT_COUNT, {}).scalar_one()
             if (last_row, sent) != token:
                 raise PlanConflict
         if after is not None and last_row != after:
             raise PlanConflict
-        rows = [
-            {
-                "subscriber_id": item.subscriber_id,
-                "kind": item.kind,
-                "period_key": item.period_key,
-                "message_id": item.message_id,
-                "status": "pending",
-                "attempts": 0,
-                "paper_ids": json.dumps(list(item.paper_ids)),
-                "created_at": now,
-                "updated_at": now,
-            }
-            for item in outgoing
+        # One INSERT … RETURNING a row: a multi-row one does not promise its ids in order.
+        ids = [
+            rawsql.run(connection, _INSERT_ROW, _row(item, now)).scalar_one() for item in outgoing
         ]
-        # Core, not ORM objects: a chunk is a hundred rows and this runs for every chunk.
-        ids: list[int] = list(session.execute(_INSERT_ROWS, rows).scalars()) if rows else []
-        if rows:
-            session.execute(
-                insert(MessageRow),
-                [
-                    {"delivery_id": i, "raw": item.raw}
-                    for i, item in zip(ids, outgoing, strict=True)
-                ],
-            )
+        if ids:
+            messages = [{"id": i, "raw": o.raw} for i, o in zip(ids, outgoing, strict=True)]
+            rawsql.run(connection, _INSERT_MESSAGE, messages)
         if also is not None:
             also(session)
         return ids
+
+
+# Run for every chunk of a batch: the database's own SQL (see rawsql).
+_LAST_ROW = "SELECT max(id) FROM deliveries"
+_SENT_COUNT = "SELECT count(*) FROM sent_papers"
+_INSERT_ROW = (
+    "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status, attempts, "
+    "paper_ids, created_at, updated_at) VALUES (:subscriber_id, :kind, :period_key, "
+    ":message_id, 'pending', 0, :paper_ids, :now, :now) RETURNING id"
+)
+_INSERT_MESSAGE = "INSERT INTO delivery_messages (delivery_id, raw) VALUES (:id, :raw)"
+
+
+def _row(item: Outgoing, now: datetime) -> dict[str, Any]:
+    return {
+        "subscriber_id": item.subscriber_id,
+        "kind": item.kind,
+        "period_key": item.period_key,
+        "message_id": item.message_id,
+        "paper_ids": json.dumps(list(item.paper_ids)),
+        "now": now,
+    }
 
 
 def due_ids(

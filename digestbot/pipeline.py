@@ -28,10 +28,12 @@ from sqlmodel import Session
 
 from digestbot import ledger, outbox
 from digestbot.delivery import Feed
+from digestbot.mailer import Outbound
 from digestbot.models import Digest
 from digestbot.render import (
     Envelope,
     build_message,
+    header_safe,
     make_environment,
     message_id,
     render_digest,
@@ -112,12 +114,15 @@ def render_outgoing(
         date=now,
         unsubscribe_url=signed or None,
     )
+    raw = build_message(rendered, envelope)
     return outbox.Outgoing(
         subscriber_id=sub.id,
         kind=digest.kind,
         period_key=digest.period_key,
         message_id=envelope.message_id,
-        raw=build_message(rendered, envelope),
+        # The envelope as build_message wrote it into From and To (Outbound.of reads the
+        # same back from a stored message).
+        outbound=Outbound(raw, header_safe(envelope.sender), (header_safe(sub.email),)),
         paper_ids=tuple(item.paper.id for item in digest.items),
     )
 
@@ -198,7 +203,7 @@ async def enqueue_in_chunks(
                 after=last,
                 also=ledger_of(outgoing, first),
             )
-            feed.put(ids)
+            feed.put(ids, [o.outbound for o in outgoing])
             last = max(ids)
 
 

@@ -381,7 +381,7 @@ def test_status_counts_each_state_and_lists_the_rows_needing_attention(  # type:
         for row_id in ids[1:]:
             claims.claim(engine, row_id, now=clock, by="test")
             if row_id in ends:
-                claims.settle(engine, ends[row_id], claim_id=None, now=clock, by="test")
+                claims.close(engine, ends[row_id], now=clock)
         message_ids = {r.id: r.message_id for r in rows(engine)}
     finally:
         engine.dispose()

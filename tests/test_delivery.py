@@ -22,8 +22,8 @@ from sqlmodel import Session, select
 
 from digestbot import claims, outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow
-from digestbot.delivery import deliver, next_attempt
-from digestbot.mailer import TransportUnavailable
+from digestbot.delivery import Feed, deliver, next_attempt
+from digestbot.mailer import Outbound, TransportUnavailable
 from digestbot.settings import Settings
 from digestbot.subscribers import sync_subscriptions
 from digestbot.subscriptions import parse_subscriptions
@@ -307,6 +307,20 @@ def test_retries_back_off_exponentially_with_jitter(settings: Settings, clock: d
         ]
         assert nominal * 0.5 <= min(waits) and max(waits) <= nominal * 1.5
         assert max(waits) - min(waits) > nominal * 0.8  # spread over most of the range
+
+
+def test_the_feed_hands_out_each_message_once_and_holds_at_most_keep() -> None:
+    """Messages put with their rows come back once each, up to Feed.KEEP held at a time; a
+    row beyond that is read from the database when it is claimed."""
+    feed = Feed()
+    message = Outbound(b"m", "digestbot@example.org", ("reader@example.org",))
+    feed.put(list(range(Feed.KEEP + 5)), [message] * (Feed.KEEP + 5))
+    assert feed.message(0) is message and feed.message(0) is None
+    assert feed.message(Feed.KEEP + 4) is None
+    feed.put([Feed.KEEP + 10], [message])  # room for one again
+    assert feed.message(Feed.KEEP + 10) is message
+    feed.cancel()
+    assert feed.message(1) is None
 
 
 async def test_a_row_left_sending_by_a_dead_process_becomes_unknown(

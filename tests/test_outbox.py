@@ -10,11 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from test_delivery import prepare, rows
 
 from digestbot import outbox
+from digestbot.mailer import Outbound
 from digestbot.subscribers import active_subscribers
 
 
 def outgoing(subscriber_id: int, period_key: str, message_id: str) -> outbox.Outgoing:
-    return outbox.Outgoing(subscriber_id, "digest", period_key, message_id, b"m", ("p1",))
+    message = Outbound(b"m", "digestbot@example.org", ("reader@example.org",))
+    return outbox.Outgoing(subscriber_id, "digest", period_key, message_id, message, ("p1",))
 
 
 def test_the_same_digest_cannot_be_queued_twice(engine: Engine, clock: datetime) -> None:

@@ -15,7 +15,8 @@ from sqlmodel import Session, select
 from test_delivery import Inbox, pointed, prepare, rows
 
 from digestbot import outbox, service
-from digestbot.db import DeliveryRow, SentPaperRow, make_engine
+from digestbot.db import DeliveryRow, SentPaperRow, SubscriberRow, make_engine
+from digestbot.mailer import Outbound
 from digestbot.pipeline import (
     CHUNK,
     FIRST_CHUNK,
@@ -83,6 +84,22 @@ async def test_it_renders_a_big_batch_in_a_render_process_and_sends_each_digest_
     assert {r.status for r in rows(engine)} == {"sent"}
 
 
+async def test_each_row_goes_out_as_its_own_message_to_its_own_subscriber(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """Rows sent from the messages this run just rendered (not read back) still pair up:
+    each Message-ID arrives once, addressed to the subscriber of the row that carries it."""
+    inbox = Inbox()
+    target = pointed(settings, smtp_factory(inbox), render_processes=1, smtp_connections=3)
+    prepare(engine, clock, count=BIG)
+    await service.send_now(engine, target, now=clock)
+    arrived = {str(m["Message-ID"]): str(m["To"]) for m in inbox.messages}
+    assert len(arrived) == len(inbox.messages) == BIG
+    with Session(engine) as session:
+        emails = dict(session.exec(select(SubscriberRow.id, SubscriberRow.email)).all())
+    assert arrived == {r.message_id: emails[r.subscriber_id] for r in rows(engine)}
+
+
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="process priority is POSIX only")
 def test_render_processes_run_below_the_sender_with_fewer_gc_passes(settings: Settings) -> None:
     """A render process runs at a lower CPU priority than this process and with the batch
@@ -101,11 +118,13 @@ def test_it_refuses_a_later_chunk_when_another_run_enqueued_in_between(
 ) -> None:
     """A chunk after the first checks that the last row is still this run's own."""
     prepare(engine, clock, count=2)
+    message = Outbound(b"x", "digestbot@example.org", ("reader@example.org",))
     (first, second) = [
-        outbox.Outgoing(n + 1, "digest", f"p{n}", f"<m{n}@example.org>", b"x", ()) for n in range(2)
+        outbox.Outgoing(n + 1, "digest", f"p{n}", f"<m{n}@example.org>", message, ())
+        for n in range(2)
     ]
     (mine,) = outbox.enqueue(engine, [first], now=clock)
     outbox.enqueue(engine, [second], now=clock)  # another run
-    again = outbox.Outgoing(1, "digest", "p9", "<m9@example.org>", b"x", ())
+    again = outbox.Outgoing(1, "digest", "p9", "<m9@example.org>", message, ())
     with pytest.raises(outbox.PlanConflict):
         outbox.enqueue(engine, [again], now=clock, after=mine)
