@@ -98,3 +98,20 @@ def test_a_database_with_messages_inside_deliveries_keeps_its_queued_email(tmp_p
         assert "message" not in columns
         assert raw.scalar_one() == b"To: a@example.org\r\n\r\nhello\r\n"
     reopened.dispose()
+
+
+def test_a_database_from_before_drops_the_index_sent_papers_no_longer_needs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The index on sent_papers.subscriber_id (the unique pair serves it) goes on open."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = make_engine(url)
+    with old.begin() as conn:
+        conn.execute(
+            text("CREATE INDEX ix_sent_papers_subscriber_id ON sent_papers (subscriber_id)")
+        )
+    old.dispose()
+    reopened = make_engine(url)
+    with reopened.connect() as conn:
+        indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(sent_papers)"))}
+    reopened.dispose()
+    assert "ix_sent_papers_subscriber_id" not in indexes
+    assert any(name.startswith("sqlite_autoindex_sent_papers") for name in indexes)
