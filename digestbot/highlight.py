@@ -94,7 +94,10 @@ def _word_hits(
 def find_terms(text: str, terms: Iterable[str], fuzzy: Mapping[str, int | None]) -> list[Span]:
     """Where the terms occur in `text`, by the matching rules (plurals, `prefix*`, phrases,
     fuzzy), as sorted, merged character ranges."""
-    spans = sorted(span for raw in terms for span in _term_spans(text, raw, fuzzy.get(raw)))
+    spans: list[Span] = []
+    for raw in terms:  # a plain loop: this runs for every paper of every digest
+        spans += _term_spans(text, raw, fuzzy.get(raw))
+    spans.sort()
     merged: list[Span] = []
     for start, end in spans:
         if merged and start <= merged[-1][1]:

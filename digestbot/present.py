@@ -6,6 +6,7 @@ Paper text is untrusted: `Excerpt.html()` escapes every piece before wrapping ma
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,6 +24,7 @@ EXCERPT_CHARS = 300
 SHOWN_AUTHORS = 3
 _MARK_OPEN = Markup('<mark class="hl">')
 _MARK_CLOSE = Markup("</mark>")
+_TO_ESCAPE = re.compile(r"[&<>'\"]")  # what markupsafe.escape changes
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,19 @@ class Excerpt:
 
     def html(self) -> Markup:
         """The text escaped, with each highlighted range in `<mark class="hl">`."""
+        text = self.text
+        # Text with nothing to escape (most abstracts) is cut as it is: the same pieces,
+        # without an escape call for each.
+        clean = _TO_ESCAPE.search(text) is None
         pieces: list[str] = []
         pos = 0
         for start, end in self.spans:
-            pieces += [escape(self.text[pos:start]), _MARK_OPEN]
-            pieces += [escape(self.text[start:end]), _MARK_CLOSE]
+            before, marked = text[pos:start], text[start:end]
+            if not clean:
+                before, marked = escape(before), escape(marked)
+            pieces += [before, _MARK_OPEN, marked, _MARK_CLOSE]
             pos = end
-        pieces.append(escape(self.text[pos:]))
+        pieces.append(text[pos:] if clean else escape(text[pos:]))
         # Every piece is escaped text or our own tag, so the plain join is safe (Markup's
         # join would escape each piece a second time, finding nothing to do).
         return Markup("".join(pieces))

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markupsafe import escape
 
 from digestbot.highlight import find_terms
 from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
@@ -75,6 +76,28 @@ def test_it_escapes_before_it_highlights() -> None:
         "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; "
         '<mark class="hl">attention</mark> &lt;b&gt;'
     )
+
+
+@st.composite
+def marked_text(draw: st.DrawFn) -> Excerpt:
+    """A text of plain and HTML-special characters with sorted, disjoint ranges in it."""
+    text = draw(st.text(st.sampled_from("ab <>&'\"é…"), max_size=40))
+    cuts = sorted(draw(st.sets(st.integers(0, len(text)), max_size=6)))
+    return Excerpt(text, tuple(zip(cuts[::2], cuts[1::2], strict=False)))
+
+
+@given(marked_text())
+def test_an_excerpt_is_escaped_piece_by_piece_with_or_without_special_characters(
+    shown: Excerpt,
+) -> None:
+    """html() equals escaping every piece between the marks, whether or not the text holds a
+    character markupsafe changes (text without one skips the escape calls)."""
+    expected, pos = "", 0
+    for start, end in shown.spans:
+        expected += f'{escape(shown.text[pos:start])}<mark class="hl">'
+        expected += f"{escape(shown.text[start:end])}</mark>"
+        pos = end
+    assert str(shown.html()) == expected + str(escape(shown.text[pos:]))
 
 
 def test_it_offers_only_http_links() -> None:
