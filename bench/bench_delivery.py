@@ -2,8 +2,12 @@
 loopback) against the transport ceiling (a bare aiosmtplib loop sending the same messages
 over the same number of connections), measured in the same run. Not a test.
 
+Each round runs send-now in a new process on a copy of the same database, then both
+ceilings, in another, on the messages that run stored; the medians of the rounds close it.
+
     pip install -e '.[test]'     # aiosmtpd is the sink
     python bench/bench_delivery.py [--subscribers 10000] [--papers 500] [--connections 4]
+                                   [--rounds 3]
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import email
 import email.policy
 import os
 import resource
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,84 +150,143 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--papers", type=int, default=500)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="end to end, then both ceilings")
+    # One round's parts, each run by main() in a new process (see rounds()).
+    parser.add_argument("--send-now", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--ceilings", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sink-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--now", type=datetime.fromisoformat, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    tune_gc()  # as the `digestbot` command does at start
+    if args.send_now:
+        end_to_end(args.send_now, args.port, args.sink_pid, args.connections, args.now)
+    elif args.ceilings:
+        ceilings(args.ceilings, args.port, args.connections)
+    else:
+        summary(rounds(args))
 
+
+def rounds(args: argparse.Namespace) -> list[tuple[float, float, float]]:
+    """Make the database once; then each round runs send-now on a copy of it in a new
+    process (as the `digestbot send-now` command runs: its own fork server, a heap nothing
+    else used) and both ceilings on the messages it stored, in another."""
     port = free_port()
     sink = start_sink(port)
+    found = []
     try:
         with tempfile.TemporaryDirectory() as folder:
-            settings = Settings(
-                database_url=f"sqlite:///{folder}/bench.db",
-                transport="smtp",
-                smtp_host="127.0.0.1",
-                smtp_port=port,
-                smtp_tls="none",
-                smtp_connections=args.connections,
-                _env_file=None,  # type: ignore[call-arg]
-            )
-            engine = make_engine(settings.database_url)
+            seed, database = Path(folder) / "seed.db", Path(folder) / "round.db"
             now = datetime.now(UTC)
+            engine = make_engine(f"sqlite:///{seed}")
             ingest(engine, args.papers, now - timedelta(hours=1))
             sync_subscriptions(
                 engine, subscriptions(args.subscribers), now=now - timedelta(hours=1)
             )
+            engine.dispose()  # checkpoints the log: the one file holds the whole state
             print(
                 f"{args.subscribers} subscribers, {args.papers} papers, "
-                f"{args.connections} SMTP connections; RSS {rss():.0f} MB before the run"
+                f"{args.connections} SMTP connections, {args.rounds} rounds"
             )
-
-            cpu_before = cpu_seconds(sink.pid)
-            peaks = RenderPeaks()
-            peaks.start()
-            marks: list[float] = []  # when each email was done with
-            start = time.perf_counter()
-            _, report = asyncio.run(
-                service.send_now(
-                    engine, settings, now=now, progress=lambda _: marks.append(time.perf_counter())
-                )
-            )
-            e2e = time.perf_counter() - start
-            peaks.done.set()
-            sent = report.count("sent")
-            render_rss = max(peaks.mb, rss(resource.RUSAGE_CHILDREN))
-            print(
-                f"end to end (match, render, enqueue, deliver): {sent} digests in {e2e:.2f} s "
-                f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB "
-                f"(render processes {render_rss:.0f} MB)"
-            )
-            if len(marks) > 1000:
-                steady = (len(marks) - 1000) / (marks[-1] - marks[999])
+            for n in range(1, args.rounds + 1):
+                shutil.copyfile(seed, database)
+                common = ["--port", str(port), "--connections", str(args.connections)]
+                when = ["--now", now.isoformat(), "--sink-pid", str(sink.pid)]
+                e2e = part(["--send-now", str(database), *when, *common])
+                sent, bare, raw = part(["--ceilings", str(database), *common])
+                database.unlink()
                 print(
-                    f"first email after {marks[0] - start:.2f} s, the 1,000th after "
-                    f"{marks[999] - start:.2f} s; from there on {steady:.0f} digests/s"
+                    f"  round {n}: transport ceiling (bare aiosmtplib send_message, the same "
+                    f"{sent:.0f} messages, {args.connections} connections) {bare:.0f} msgs/s, "
+                    f"end to end / it {e2e[0] / bare:.0%}; stricter ceiling (the stored bytes "
+                    f"as they are, sendmail) {raw:.0f} msgs/s, end to end / it {e2e[0] / raw:.0%}"
                 )
-            used = [
-                (b - a) / sent * 1000
-                for a, b in zip(cpu_before, cpu_seconds(sink.pid), strict=True)
-            ]
-            print(
-                f"CPU per digest: this process {used[0]:.2f} ms (plan, enqueue, SMTP client, "
-                f"outbox), render processes {used[1]:.2f} ms, SMTP sink {used[2]:.2f} ms"
-            )
-
-            with Session(engine) as session:
-                messages = list(session.exec(select(MessageRow.raw)))
-            bare = asyncio.run(ceiling(messages, port, args.connections))
-            print(
-                f"transport ceiling (bare aiosmtplib, same {len(messages)} messages, "
-                f"{args.connections} connections): {bare:.2f} s = {len(messages) / bare:.0f} msgs/s"
-            )
-            print(f"end to end / ceiling: {(sent / e2e) / (len(messages) / bare):.0%}")
-            raw = asyncio.run(raw_ceiling(messages, port, args.connections))
-            print(
-                f"stricter ceiling (stored bytes as they are, sendmail): {raw:.2f} s = "
-                f"{len(messages) / raw:.0f} msgs/s; end to end / it: "
-                f"{(sent / e2e) / (len(messages) / raw):.0%}"
-            )
+                found.append((e2e[0], bare, raw))
     finally:
         sink.terminate()
         sink.wait()
+    return found
+
+
+def part(arguments: list[str]) -> list[float]:
+    """Run this file with `arguments` in a new process; pass its report lines on and return
+    the figures on its last line."""
+    done = subprocess.run(
+        [sys.executable, __file__, *arguments], check=True, capture_output=True, text=True
+    )
+    *report, figures = done.stdout.splitlines()
+    for line in report:
+        print(line)
+    return [float(v) for v in figures.split()]
+
+
+def end_to_end(database: Path, port: int, sink_pid: int, connections: int, now: datetime) -> None:
+    """send-now on `database` to the sink; print what it did, then its digests/s alone."""
+    tune_gc()  # as the `digestbot` command does at start
+    settings = Settings(
+        database_url=f"sqlite:///{database}",
+        transport="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_tls="none",
+        smtp_connections=connections,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    engine = make_engine(settings.database_url)
+    cpu_before = cpu_seconds(sink_pid)
+    peaks = RenderPeaks()
+    peaks.start()
+    marks: list[float] = []  # when each email was done with
+    start = time.perf_counter()
+    _, report = asyncio.run(
+        service.send_now(
+            engine, settings, now=now, progress=lambda _: marks.append(time.perf_counter())
+        )
+    )
+    e2e = time.perf_counter() - start
+    peaks.done.set()
+    engine.dispose()
+    sent = report.count("sent")
+    print(
+        f"end to end (match, render, enqueue, deliver): {sent} digests in {e2e:.2f} s "
+        f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB (render processes "
+        f"{peaks.mb:.0f} MB)"
+    )
+    if len(marks) > 1000:
+        steady = (len(marks) - 1000) / (marks[-1] - marks[999])
+        print(
+            f"  first email after {marks[0] - start:.2f} s, the 1,000th after "
+            f"{marks[999] - start:.2f} s; from there on {steady:.0f} digests/s"
+        )
+    used = [(b - a) / sent * 1000 for a, b in zip(cpu_before, cpu_seconds(sink_pid), strict=True)]
+    print(
+        f"  CPU per digest: this process {used[0]:.2f} ms (plan, enqueue, SMTP client, "
+        f"outbox), render processes {used[1]:.2f} ms, SMTP sink {used[2]:.2f} ms"
+    )
+    print(sent / e2e)
+
+
+def ceilings(database: Path, port: int, connections: int) -> None:
+    """Print how many messages `database` stores and the msgs/s of both ceilings on them."""
+    engine = make_engine(f"sqlite:///{database}")
+    with Session(engine) as session:
+        messages = list(session.exec(select(MessageRow.raw)))
+    engine.dispose()
+    bare = len(messages) / asyncio.run(ceiling(messages, port, connections))
+    raw = len(messages) / asyncio.run(raw_ceiling(messages, port, connections))
+    print(len(messages), bare, raw)
+
+
+def summary(found: list[tuple[float, float, float]]) -> None:
+    """Medians over the rounds, and the median of the rounds' ratios (each ratio pairs an
+    end-to-end run with the ceilings measured right after it)."""
+    e2e, bare, raw = (statistics.median(r[k] for r in found) for k in range(3))
+    by_bare = statistics.median(r[0] / r[1] for r in found)
+    by_raw = statistics.median(r[0] / r[2] for r in found)
+    print(
+        f"median of {len(found)} rounds: end to end {e2e:.0f} digests/s; send_message "
+        f"ceiling {bare:.0f} msgs/s, ratio {by_bare:.0%}; stricter ceiling {raw:.0f} msgs/s, "
+        f"ratio {by_raw:.0%}"
+    )
 
 
 def cpu_seconds(sink_pid: int) -> tuple[float, float, float]:
@@ -297,9 +362,9 @@ class RenderPeaks(threading.Thread):
                         self.mb = max(self.mb, int(line.split()[1]) / 1024)
 
 
-def rss(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident memory in MB of this process, or of its largest finished child."""
-    return resource.getrusage(who).ru_maxrss / 1024
+def rss() -> float:
+    """Peak resident memory of this process in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":
