@@ -217,34 +217,20 @@ def fuzziness(subscriber: Subscriber) -> dict[str, int | None]:
 def present_item(item: DigestItem, fuzzy: Mapping[str, int | None]) -> PaperView:
     """What one paper shows: links checked, authors shortened, abstract trimmed, terms marked."""
     paper = item.paper
-    title, url, authors, pdf, code, text = _shown(paper)
+    text = single_spaced(paper.abstract)
     return PaperView(
         paper=paper,
-        title=title,
-        url=url,
-        authors=authors,
+        title=single_spaced(paper.title),
+        url=web_url(paper.page()),
+        authors=authors_line(paper),
         published=paper.published,
         upvotes=paper.upvotes,
         comments=paper.comments,
         excerpt=excerpt(text, find_terms(text, item.match.terms, fuzzy)),
-        pdf=pdf,
-        code=code,
+        pdf=web_url(paper.link("pdf")),
+        code=web_url(paper.link("code")),
         terms=item.match.terms,
         rules=item.match.rules,
-    )
-
-
-@lru_cache(maxsize=4096)
-def _shown(paper: Paper) -> tuple[str, str | None, str, str | None, str | None, str]:
-    """What a paper shows whoever it is for (title, page, authors, PDF, code, abstract);
-    cached, since a batch shows each of a day's papers in many digests."""
-    return (
-        single_spaced(paper.title),
-        web_url(paper.page()),
-        authors_line(paper),
-        web_url(paper.link("pdf")),
-        web_url(paper.link("code")),
-        single_spaced(paper.abstract),
     )
 
 
@@ -271,6 +257,8 @@ def home_rule(match: Match, own: Mapping[str, frozenset[str]]) -> str:
     """The matched rule that explains the paper best: most of its terms in the title, then
     most of its terms anywhere, then the first in the subscriber's order. `own` is
     `rule_terms` of the subscriber's rules (worked out once a digest, not once a paper)."""
+    if len(match.rules) == 1:  # most papers match one rule: nothing to weigh
+        return match.rules[0]
     in_title, anywhere = set(match.title_terms), set(match.terms)
 
     def weight(name: str) -> tuple[int, int]:
