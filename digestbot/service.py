@@ -15,12 +15,12 @@ from digestbot.delivery import Feed, Progress, Report, deliver_while
 from digestbot.digests import build_digests, window_start
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, Subscriber
-from digestbot.pipeline import enqueue_in_chunks, render_chunk
+from digestbot.pipeline import enqueue_in_chunks, render_chunk, start_render_server
 from digestbot.settings import Settings
 from digestbot.sources import read_listing
 from digestbot.sources.fetch import SourceSpec, fetch_source
 from digestbot.sources.http import Sleep, make_client
-from digestbot.subscribers import active_subscribers
+from digestbot.subscribers import active_count, active_subscribers
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,8 @@ async def send_now(
 
     async def plan(feed: Feed) -> list[Subscriber]:
         return await _plan_and_enqueue(engine, settings, now, emails, feed)
+
+    start_render_server(settings, len(emails) if emails else active_count(engine))
 
     planned, report = await deliver_while(engine, settings, plan, now=now, progress=progress)
     by_subscriber: dict[int, list[tuple[outbox.Queued, str, str]]] = {}

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, delete, select
 
@@ -129,6 +129,13 @@ _SUBSCRIBER_COLUMNS = (
     col(SubscriberRow.send_empty),
     col(SubscriberRow.created_at),
 )
+
+
+def active_count(engine: Engine) -> int:
+    """How many subscribers are active: a glance, before reading them all."""
+    with Session(engine) as session:
+        query = select(func.count()).select_from(SubscriberRow).where(col(SubscriberRow.active))
+        return int(session.exec(query).one())
 
 
 def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subscriber]:
