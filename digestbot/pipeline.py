@@ -46,6 +46,8 @@ Also = Callable[[Session], None]
 FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
 CHUNK = 100  # digests per commit after that
 AHEAD = 3  # chunks being rendered at once in the render process
+# Render processes repay their start (about half a second) only for a batch bigger than this.
+SPREAD_OVER = FIRST_CHUNK + CHUNK
 # Young-generation collections every 20,000 container allocations instead of CPython's 700:
 # a batch allocates millions of short-lived objects (template contexts, MIME parts, rows)
 # that reference counting frees at once, and each collection re-scans the survivors for
@@ -87,7 +89,7 @@ def start_render_server(settings: Settings, batch: int) -> None:
     """Start the fork server now when a batch of up to `batch` digests will have render
     processes, so that its imports (~0.45 s on another core) overlap reading the state
     instead of holding up the first email (bench_delivery: it came 0.35 s sooner)."""
-    if settings.render_processes and batch > FIRST_CHUNK + CHUNK and _context() is not _SPAWN:
+    if settings.render_processes and batch > SPREAD_OVER and _context() is not _SPAWN:
         from multiprocessing import forkserver  # POSIX only
 
         forkserver.ensure_running()
@@ -202,13 +204,12 @@ async def enqueue_in_chunks(
         )
 
     chunks = _chunks(iter(todo))
-    head = list(islice(chunks, 3))
+    head = _head(chunks, SPREAD_OVER)
     if not head:
         if quiet:
             outbox.enqueue(engine, [], now=now, token=token, also=ledger_of([], True))
         return
-    # Render processes repay their start (about half a second) only beyond two chunks.
-    spread = len(head) == 3
+    spread = sum(map(len, head)) > SPREAD_OVER
     last: int | None = None
     async with aclosing(_rendered(settings, chain(head, chunks), now, spread)) as rendered:
         async for outgoing in rendered:
@@ -227,12 +228,23 @@ async def enqueue_in_chunks(
             last = max(ids)
 
 
+def _head(chunks: Iterator[list[Digest]], limit: int) -> list[list[Digest]]:
+    """The first chunks, until they hold more than `limit` digests or run out."""
+    head: list[list[Digest]] = []
+    for chunk in chunks:
+        head.append(chunk)
+        if sum(map(len, head)) > limit:
+            break
+    return head
+
+
 def _chunks(digests: Iterator[Digest]) -> Iterator[list[Digest]]:
-    """FIRST_CHUNK digests, so sending starts at once, then CHUNK at a time."""
+    """FIRST_CHUNK digests, so sending starts at once, then twice as many each time up to
+    CHUNK, so the senders are not left waiting on a long chunk while the first is sent."""
     size = FIRST_CHUNK
     while chunk := list(islice(digests, size)):
         yield chunk
-        size = CHUNK
+        size = min(size * 2, CHUNK)
 
 
 async def _rendered(

@@ -23,12 +23,13 @@ from digestbot.pipeline import (
     FIRST_CHUNK,
     RENDER_GC_THRESHOLD,
     RENDER_NICENESS,
+    SPREAD_OVER,
     render_chunk,
     render_pool,
 )
 from digestbot.settings import Settings
 
-BIG = FIRST_CHUNK + CHUNK + 12  # more than one full chunk: a render process is worth it
+BIG = SPREAD_OVER + 12  # a batch that render processes are worth starting for
 # Two full chunks after the first: rendering them takes long enough (~0.5 s) that the first
 # emails are on the wire before the last chunk is committed, even on a loaded machine.
 LONG = FIRST_CHUNK + 2 * CHUNK
