@@ -155,9 +155,9 @@ class SentPaperRow(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("subscriber_id", "paper_id"),)
     id: int | None = Field(default=None, primary_key=True)
     # No index of its own: UNIQUE(subscriber_id, paper_id) serves lookups by subscriber, and
-    # every email sent adds a row per paper to each index here.
+    # every email sent adds a row per paper to each index here. Planning looks papers up.
     subscriber_id: int = Field(foreign_key="subscribers.id")
-    paper_id: str = Field(foreign_key="papers.id")
+    paper_id: str = Field(foreign_key="papers.id", index=True)
     delivery_id: int = Field(foreign_key="deliveries.id")
     sent_at: datetime = Field(sa_type=UtcDateTime)
 
@@ -280,8 +280,11 @@ def make_engine(url: str) -> Engine:
     try:
         SQLModel.metadata.create_all(engine)
         _move_messages_out_of_deliveries(engine)
-        with engine.begin() as connection:  # made by older versions; see SentPaperRow
+        with engine.begin() as connection:  # older versions' indexes; see SentPaperRow
             connection.exec_driver_sql("DROP INDEX IF EXISTS ix_sent_papers_subscriber_id")
+            connection.exec_driver_sql(
+                "CREATE INDEX IF NOT EXISTS ix_sent_papers_paper_id ON sent_papers (paper_id)"
+            )
     except SQLAlchemyError as exc:
         raise ConfigError(
             f"cannot open the database {url!r}: {exc.__class__.__name__}: {exc.args[0]}",

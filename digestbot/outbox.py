@@ -22,7 +22,7 @@ from sqlalchemy import Engine, bindparam, func, text, update
 from sqlmodel import Session, col, select
 
 from digestbot import rawsql
-from digestbot.db import DeliveryRow, SentPaperRow, UtcDateTime, write_session
+from digestbot.db import DeliveryRow, PaperRow, SentPaperRow, UtcDateTime, write_session
 from digestbot.errors import DeliveryError
 from digestbot.mailer import Outbound
 
@@ -85,25 +85,37 @@ def state_token(engine: Engine) -> tuple[int, int]:
     return (last_row or 0, sent)
 
 
-def decided_state(engine: Engine) -> tuple[dict[int, datetime], dict[int, set[str]]]:
-    """Per subscriber: when their last digest was decided, and papers sent or on their way.
-
-    A failed delivery does not count, so its papers stay eligible for the next digest.
-    """
+def last_digests(engine: Engine) -> dict[int, datetime]:
+    """Per subscriber, when their last digest was decided (a failed one does not count)."""
     with Session(engine) as session:
         last = session.exec(
             select(DeliveryRow.subscriber_id, func.max(DeliveryRow.created_at))
             .where(DeliveryRow.status != "failed", DeliveryRow.kind == "digest")
             .group_by(col(DeliveryRow.subscriber_id))
         ).all()
-        taken: dict[int, set[str]] = {}
-        for sub_id, paper_id in session.exec(
-            select(SentPaperRow.subscriber_id, SentPaperRow.paper_id)
-        ):
+    return {sub_id: when for sub_id, when in last}
+
+
+def taken_since(engine: Engine, since: datetime | None) -> dict[int, set[str]]:
+    """Per subscriber, the papers first seen after `since` (all, when None) that were sent
+    to them or are on their way: what a digest over those papers must leave out.
+
+    Only those: reading every paper ever sent took 9 s and 2.9 GB for a month of digests
+    to 10,000 subscribers (bench_history). A failed delivery does not count, so its papers
+    stay eligible for the next digest.
+    """
+    sent = select(SentPaperRow.subscriber_id, SentPaperRow.paper_id)
+    if since is not None:
+        sent = sent.join(PaperRow, col(PaperRow.id) == col(SentPaperRow.paper_id)).where(
+            col(PaperRow.first_seen) > since
+        )
+    taken: dict[int, set[str]] = {}
+    with Session(engine) as session:
+        for sub_id, paper_id in session.exec(sent):
             taken.setdefault(sub_id, set()).add(paper_id)
         for row in session.exec(select(DeliveryRow).where(col(DeliveryRow.status).in_(OPEN))):
             taken.setdefault(row.subscriber_id, set()).update(json.loads(row.paper_ids))
-    return {sub_id: when for sub_id, when in last}, taken
+    return taken
 
 
 def alerts_since(engine: Engine, starts: Mapping[int, datetime]) -> dict[int, int]:

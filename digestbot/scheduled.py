@@ -120,7 +120,7 @@ def plan_alerts(
     candidates = papers.papers_seen_since(engine, since)
     if not subscribers or not candidates:
         return []
-    _, taken = outbox.decided_state(engine)
+    taken = outbox.taken_since(engine, since)
     digests = build_digests(
         subscribers,
         candidates,

@@ -111,12 +111,14 @@ def digests_for(
     """The digests of `subscribers` over papers new to each since their last digest (or
     their last scheduled period, even an empty one): the database is read now, each digest
     decided when it is taken."""
-    last, taken = outbox.decided_state(engine)
+    last = outbox.last_digests(engine)
     for sub_id, decided_at in ledger.last_decided(engine).items():
         last[sub_id] = max(decided_at, last.get(sub_id, decided_at))
     hours = settings.first_digest_hours
     starts = {s.id: window_start(last.get(s.id), now, hours, s.created_at) for s in subscribers}
-    candidates = papers.papers_seen_since(engine, min(starts.values(), default=now))
+    since = min(starts.values(), default=now)
+    candidates = papers.papers_seen_since(engine, since)
+    taken = outbox.taken_since(engine, since)
     digests = build_digests(
         subscribers, candidates, since=starts, already_sent=taken, now=now, period_key=""
     )

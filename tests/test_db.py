@@ -100,11 +100,13 @@ def test_a_database_with_messages_inside_deliveries_keeps_its_queued_email(tmp_p
     reopened.dispose()
 
 
-def test_a_database_from_before_drops_the_index_sent_papers_no_longer_needs(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The index on sent_papers.subscriber_id (the unique pair serves it) goes on open."""
+def test_a_database_from_before_gets_the_indexes_sent_papers_has_now(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On open, sent_papers loses the index on subscriber_id alone (the unique pair serves
+    it) and gains the one on paper_id that planning reads by."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = make_engine(url)
     with old.begin() as conn:
+        conn.execute(text("DROP INDEX ix_sent_papers_paper_id"))
         conn.execute(
             text("CREATE INDEX ix_sent_papers_subscriber_id ON sent_papers (subscriber_id)")
         )
@@ -114,4 +116,5 @@ def test_a_database_from_before_drops_the_index_sent_papers_no_longer_needs(tmp_
         indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(sent_papers)"))}
     reopened.dispose()
     assert "ix_sent_papers_subscriber_id" not in indexes
+    assert "ix_sent_papers_paper_id" in indexes
     assert any(name.startswith("sqlite_autoindex_sent_papers") for name in indexes)

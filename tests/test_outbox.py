@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from conftest import LISTINGS
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from test_delivery import prepare, rows
 
-from digestbot import outbox
+from digestbot import outbox, papers, service
 from digestbot.mailer import Outbound
+from digestbot.settings import Settings
 from digestbot.subscribers import active_subscribers
 
 
@@ -30,3 +32,23 @@ def test_the_same_digest_cannot_be_queued_twice(engine: Engine, clock: datetime)
     with pytest.raises(IntegrityError):
         outbox.enqueue(engine, again, now=clock)
     assert [(r.subscriber_id, r.message_id) for r in rows(engine)] == [(alice, "<a@x>")]
+
+
+async def test_what_planning_reads_of_the_history_is_only_the_papers_it_could_send(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """taken_since: per subscriber, the papers sent or queued among those first seen after
+    `since`; a paper sent before then is not read, since no digest over newer papers holds it."""
+    prepare(engine, clock, count=2)  # today's listing and two subscribers
+    await service.send_now(engine, settings, now=clock)
+    later = clock + timedelta(days=1)
+    service.ingest_path(engine, LISTINGS / "001_da432fa98501e883.txt", now=later)
+    digests = service.plan_digests(engine, settings, now=later)
+    service.enqueue_digests(engine, settings, digests, now=later)  # queued, not yet sent
+    since = later - timedelta(hours=1)
+    newer = {p.id for p in papers.papers_seen_since(engine, since)}
+    everything = outbox.taken_since(engine, None)
+    assert any(ids - newer for ids in everything.values())  # older papers were sent too
+    assert any(ids & newer for ids in everything.values())  # and newer ones are queued
+    expected = {sub: ids & newer for sub, ids in everything.items() if ids & newer}
+    assert outbox.taken_since(engine, since) == expected

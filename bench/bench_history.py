@@ -1,0 +1,129 @@
+"""Benchmark: what a long history of sent digests costs planning. Not a test.
+
+Builds the bench_delivery data (S subscribers, P papers first seen an hour ago), times
+planning every digest (`service.plan_digests`: reading the state, deciding) on it, then adds
+D past days of sent digests (P older papers a day, 25 of them sent to every subscriber each
+day, as digestbot records them) and times the same planning again. Both in this run; it
+prints the medians and the ratio.
+
+    pip install -e . && python bench/bench_history.py [--subscribers 10000] [--days 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_delivery import ingest, subscriptions
+
+from digestbot import service
+from digestbot.db import make_engine
+from digestbot.pipeline import tune_gc
+from digestbot.settings import Settings
+from digestbot.subscribers import sync_subscriptions
+
+PER_DIGEST = 25
+STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLite stores UtcDateTime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--papers", type=int, default=500)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    tune_gc()
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "history.db"
+        settings = Settings(database_url=f"sqlite:///{path}", _env_file=None)  # type: ignore[call-arg]
+        engine = make_engine(settings.database_url)
+        ingest(engine, args.papers, now - timedelta(hours=1))
+        sync_subscriptions(
+            engine, subscriptions(args.subscribers), now=now - timedelta(days=args.days + 1)
+        )
+        fresh = plan_times(engine, settings, now, args.repeat)
+        engine.dispose()
+        rows = add_history(path, args.days, args.papers, now)
+        engine = make_engine(settings.database_url)  # as the next run would open it
+        aged = plan_times(engine, settings, now, args.repeat)
+        engine.dispose()
+    print(
+        f"{args.subscribers} subscribers, {args.papers} new papers; planning every digest "
+        f"(median of {args.repeat}):"
+    )
+    before, after = statistics.median(fresh), statistics.median(aged)
+    print(f"  no history: {before:.2f} s")
+    print(
+        f"  after {args.days} days of digests ({rows:,} papers recorded as sent): "
+        f"{after:.2f} s, {after / before:.2f}x"
+    )
+    print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def plan_times(engine, settings: Settings, now: datetime, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """Seconds for plan_digests, `repeat` times."""
+    found = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        service.plan_digests(engine, settings, now=now)
+        found.append(time.perf_counter() - start)
+    return found
+
+
+def add_history(path: Path, days: int, papers: int, now: datetime) -> int:
+    """Days of past digests, each day's papers first seen that day and sent that day."""
+    rng = random.Random(7)
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA synchronous=OFF")  # only the bench's own setup
+    subscribers = [row[0] for row in connection.execute("SELECT id FROM subscribers")]
+    connection.execute("BEGIN")
+    for day in range(days, 0, -1):
+        when = (now - timedelta(days=day)).replace(tzinfo=None).strftime(STAMP)
+        ids = [f"past.{day}.{n}" for n in range(papers)]
+        connection.executemany(
+            "INSERT INTO papers (id, title, norm_title, abstract, authors, categories, links,"
+            " keywords, sources, first_seen) VALUES (?, 't', 't', 'a', '[]', '[]', '{}', '[]',"
+            " '[]', ?)",
+            [(paper_id, when) for paper_id in ids],
+        )
+        for sub in subscribers:
+            sent = rng.sample(ids, PER_DIGEST)
+            row = connection.execute(
+                "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status,"
+                " attempts, paper_ids, created_at, updated_at, sent_at) VALUES (?, 'digest', ?,"
+                " ?, 'sent', 1, ?, ?, ?, ?)",
+                (
+                    sub,
+                    f"past:{day}",
+                    f"<past.{day}.{sub}@bench>",
+                    json.dumps(sent),
+                    when,
+                    when,
+                    when,
+                ),
+            ).lastrowid
+            connection.executemany(
+                "INSERT INTO sent_papers (subscriber_id, paper_id, delivery_id, sent_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(sub, paper_id, row, when) for paper_id in sent],
+            )
+    connection.execute("COMMIT")
+    connection.close()
+    return days * len(subscribers) * PER_DIGEST
+
+
+if __name__ == "__main__":
+    main()
