@@ -1,10 +1,10 @@
 """Benchmark: what a long history of sent digests costs planning. Not a test.
 
-Builds the bench_delivery data (S subscribers, P papers first seen an hour ago), times
-planning every digest (`service.plan_digests`: reading the state, deciding) on it, then adds
-D past days of sent digests (P older papers a day, 25 of them sent to every subscriber each
-day, as digestbot records them) and times the same planning again. Both in this run; it
-prints the medians and the ratio.
+Two databases with the bench_delivery data (S subscribers, P papers first seen an hour
+ago): one without history, one where D past days of digests went out first (P papers a
+day, 25 of them sent to every subscriber each day, recorded as digestbot records them).
+Times planning every digest (`service.plan_digests`: reading the state, deciding) on each,
+in this run; it prints the medians and the ratio.
 
     pip install -e . && python bench/bench_history.py [--subscribers 10000] [--days 30]
 """
@@ -15,6 +15,7 @@ import argparse
 import json
 import random
 import resource
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -47,19 +48,17 @@ def main() -> None:
     tune_gc()
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "history.db"
-        settings = Settings(database_url=f"sqlite:///{path}", _env_file=None)  # type: ignore[call-arg]
-        engine = make_engine(settings.database_url)
-        ingest(engine, args.papers, now - timedelta(hours=1))
+        base, fresh_db, aged_db = (Path(folder) / f"{n}.db" for n in ("base", "fresh", "aged"))
+        engine = make_engine(f"sqlite:///{base}")
         sync_subscriptions(
             engine, subscriptions(args.subscribers), now=now - timedelta(days=args.days + 1)
         )
-        fresh = plan_times(engine, settings, now, args.repeat)
         engine.dispose()
-        rows = add_history(path, args.days, args.papers, now)
-        engine = make_engine(settings.database_url)  # as the next run would open it
-        aged = plan_times(engine, settings, now, args.repeat)
-        engine.dispose()
+        shutil.copyfile(base, fresh_db)
+        shutil.copyfile(base, aged_db)
+        rows = add_history(aged_db, args.days, args.papers, now)
+        # Today's papers come last, as they would: stored after the history was sent.
+        fresh, aged = (plan_times(db, args, now) for db in (fresh_db, aged_db))
     print(
         f"{args.subscribers} subscribers, {args.papers} new papers; planning every digest "
         f"(median of {args.repeat}):"
@@ -73,13 +72,17 @@ def main() -> None:
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
-def plan_times(engine, settings: Settings, now: datetime, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
-    """Seconds for plan_digests, `repeat` times."""
+def plan_times(database: Path, args: argparse.Namespace, now: datetime) -> list[float]:
+    """Ingest today's papers into `database`, then time plan_digests `args.repeat` times."""
+    settings = Settings(database_url=f"sqlite:///{database}", _env_file=None)  # type: ignore[call-arg]
+    engine = make_engine(settings.database_url)
+    ingest(engine, args.papers, now - timedelta(hours=1))
     found = []
-    for _ in range(repeat):
+    for _ in range(args.repeat):
         start = time.perf_counter()
         service.plan_digests(engine, settings, now=now)
         found.append(time.perf_counter() - start)
+    engine.dispose()
     return found
 
 
@@ -93,11 +96,12 @@ def add_history(path: Path, days: int, papers: int, now: datetime) -> int:
     for day in range(days, 0, -1):
         when = (now - timedelta(days=day)).replace(tzinfo=None).strftime(STAMP)
         ids = [f"past.{day}.{n}" for n in range(papers)]
+        (mark,) = connection.execute("SELECT coalesce(max(id), 0) FROM sent_papers").fetchone()
         connection.executemany(
             "INSERT INTO papers (id, title, norm_title, abstract, authors, categories, links,"
-            " keywords, sources, first_seen) VALUES (?, 't', 't', 'a', '[]', '[]', '{}', '[]',"
-            " '[]', ?)",
-            [(paper_id, when) for paper_id in ids],
+            " keywords, sources, first_seen, sent_mark) VALUES (?, 't', 't', 'a', '[]', '[]',"
+            " '{}', '[]', '[]', ?, ?)",
+            [(paper_id, when, mark) for paper_id in ids],
         )
         for sub in subscribers:
             sent = rng.sample(ids, PER_DIGEST)

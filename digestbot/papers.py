@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from digestbot.db import FeedStateRow, PaperRow
+from digestbot.db import FeedStateRow, PaperRow, SentPaperRow
 from digestbot.models import ListedPaper, Listing, Paper
 from digestbot.sources.http import Validators
 from digestbot.textnorm import normalise_title
@@ -86,11 +86,12 @@ def ingest(
     new = known = 0
     with Session(engine) as session, session.begin():
         index = _Index(session)
+        mark = session.exec(select(func.max(SentPaperRow.id))).one() or 0
         for listed in listing.papers:
             existing = index.find(listed)
             stored = None if existing is None else session.get(PaperRow, existing)
             if stored is None:
-                stored = _new_row(listed, listing.source, now)
+                stored = _new_row(listed, listing.source, now, mark)
                 session.add(stored)
                 new += 1
             else:
@@ -107,7 +108,7 @@ def ingest(
     return IngestResult(listing.source, new, known, listing.skipped)
 
 
-def _new_row(listed: ListedPaper, source: str, now: datetime) -> PaperRow:
+def _new_row(listed: ListedPaper, source: str, now: datetime, sent_mark: int) -> PaperRow:
     return PaperRow(
         id=paper_id(listed),
         title=listed.title,
@@ -125,6 +126,7 @@ def _new_row(listed: ListedPaper, source: str, now: datetime) -> PaperRow:
         keywords=json.dumps(list(listed.keywords)),
         sources=json.dumps([source]),
         first_seen=now,
+        sent_mark=sent_mark,
     )
 
 

@@ -100,21 +100,29 @@ def test_a_database_with_messages_inside_deliveries_keeps_its_queued_email(tmp_p
     reopened.dispose()
 
 
-def test_a_database_from_before_gets_the_indexes_sent_papers_has_now(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """On open, sent_papers loses the index on subscriber_id alone (the unique pair serves
-    it) and gains the one on paper_id that planning reads by."""
+def test_a_database_from_before_gets_a_sent_mark_and_loses_an_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On open, papers stored before sent marks get mark 0 (planning then reads all the
+    history, as before), and sent_papers loses the index on subscriber_id alone."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = make_engine(url)
     with old.begin() as conn:
-        conn.execute(text("DROP INDEX ix_sent_papers_paper_id"))
+        conn.execute(text("ALTER TABLE papers DROP COLUMN sent_mark"))
+        conn.execute(
+            text(
+                "INSERT INTO papers (id, title, norm_title, abstract, authors, categories, links,"
+                " keywords, sources, first_seen) VALUES ('p1', 'T', 't', 'A', '[]', '[]', '{}',"
+                " '[]', '[]', '2026-11-24')"
+            )
+        )
         conn.execute(
             text("CREATE INDEX ix_sent_papers_subscriber_id ON sent_papers (subscriber_id)")
         )
     old.dispose()
     reopened = make_engine(url)
     with reopened.connect() as conn:
+        marks = conn.execute(text("SELECT id, sent_mark FROM papers")).all()
         indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(sent_papers)"))}
     reopened.dispose()
+    assert [tuple(row) for row in marks] == [("p1", 0)]
     assert "ix_sent_papers_subscriber_id" not in indexes
-    assert "ix_sent_papers_paper_id" in indexes
     assert any(name.startswith("sqlite_autoindex_sent_papers") for name in indexes)

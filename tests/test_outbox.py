@@ -8,9 +8,11 @@ import pytest
 from conftest import LISTINGS
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 from test_delivery import prepare, rows
 
 from digestbot import outbox, papers, service
+from digestbot.db import PaperRow, SentPaperRow
 from digestbot.mailer import Outbound
 from digestbot.settings import Settings
 from digestbot.subscribers import active_subscribers
@@ -52,3 +54,21 @@ async def test_what_planning_reads_of_the_history_is_only_the_papers_it_could_se
     assert any(ids & newer for ids in everything.values())  # and newer ones are queued
     expected = {sub: ids & newer for sub, ids in everything.items() if ids & newer}
     assert outbox.taken_since(engine, since) == expected
+
+
+async def test_every_record_of_a_paper_as_sent_comes_after_the_papers_sent_mark(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """What taken_since relies on: a paper's sent mark is the last sent_papers id when it was
+    first stored, so each row recording it as sent has a higher id."""
+    prepare(engine, clock, count=3)
+    await service.send_now(engine, settings, now=clock)
+    later = clock + timedelta(days=1)
+    service.ingest_path(engine, LISTINGS / "001_da432fa98501e883.txt", now=later)
+    await service.send_now(engine, settings, now=later)
+    with Session(engine) as session:
+        marks = dict(session.exec(select(PaperRow.id, PaperRow.sent_mark)).all())
+        sent = session.exec(select(SentPaperRow.id, SentPaperRow.paper_id)).all()
+    distinct = set(marks.values())
+    assert len(distinct) == 2 and min(distinct) == 0  # the second listing came after sends
+    assert sent and all(row_id > marks[paper_id] for row_id, paper_id in sent)
