@@ -151,8 +151,11 @@ async def deliver(
         feed = Feed(outbox.due_ids(engine, now=now))
         feed.close()
     workers = settings.smtp_connections if settings.effective_transport == "smtp" else 1
-    sender = _Sender(engine, settings, now, report, progress, feed, halt)
-    with checkpoints(engine):
+    # One database connection for every SMTP connection's claims and closes: each runs to its
+    # commit without awaiting, so their transactions never overlap, and the pool is not
+    # held a connection per SMTP connection (DIGESTBOT_SMTP_CONNECTIONS goes up to 64).
+    with engine.connect() as db, checkpoints(engine):
+        sender = _Sender(engine, db, settings, now, report, progress, feed, halt)
         results = await asyncio.gather(
             *(sender.run() for _ in range(max(1, workers))), return_exceptions=True
         )
@@ -164,9 +167,11 @@ async def deliver(
 
 @dataclass
 class _Sender:
-    """What each connection's loop shares: one rate limit, one report, one feed."""
+    """What each connection's loop shares: one rate limit, one report, one feed, one
+    database connection."""
 
     engine: Engine
+    db: Connection
     settings: Settings
     now: datetime
     report: Report
@@ -180,41 +185,37 @@ class _Sender:
         self.limit = RateLimit(self.settings.smtp_rate)
 
     async def run(self) -> None:
-        """One connection: claim a row just before sending it, close it with the next claim.
-        Each connection keeps one database connection for the batch."""
+        """One connection: claim a row just before sending it, close it with the next claim."""
         transport = open_transport(self.settings)
         closing: claims.Closing | None = None
-        with self.engine.connect() as db:
-            try:
-                while True:
-                    row_id = self.feed.take()
-                    if closing is not None and (row_id is None or self.limit.interval):
-                        # Nothing to claim at once: close now rather than hold a finished row.
-                        self._settle(db, closing, None)
-                        closing = None
-                    if self.halt is not None and self.halt.is_set():
-                        break  # a clean stop: the row just sent is closed below, no new claim
-                    if row_id is None and (row_id := await self.feed.next()) is None:
-                        break
-                    await self.limit.wait()  # before the claim: `sending` only while sent
-                    row = self._settle(db, closing, row_id)
+        try:
+            while True:
+                row_id = self.feed.take()
+                if closing is not None and (row_id is None or self.limit.interval):
+                    # Nothing to claim at once: close now rather than hold a finished row.
+                    self._settle(closing, None)
                     closing = None
-                    if row is not None:
-                        closing = await self._attempt(transport, row)
-            except TransportUnavailable:
-                self.feed.cancel()
-                raise
-            finally:
-                if closing is not None:
-                    self._settle(db, closing, None)
-                await transport.close()
+                if self.halt is not None and self.halt.is_set():
+                    break  # a clean stop: the row just sent is closed below, no new claim
+                if row_id is None and (row_id := await self.feed.next()) is None:
+                    break
+                await self.limit.wait()  # before the claim: a row is `sending` only while sent
+                row = self._settle(closing, row_id)
+                closing = None
+                if row is not None:
+                    closing = await self._attempt(transport, row)
+        except TransportUnavailable:
+            self.feed.cancel()
+            raise
+        finally:
+            if closing is not None:
+                self._settle(closing, None)
+            await transport.close()
 
-    def _settle(
-        self, db: Connection, closing: claims.Closing | None, claim_id: int | None
-    ) -> outbox.Queued | None:
+    def _settle(self, closing: claims.Closing | None, claim_id: int | None) -> outbox.Queued | None:
         message = None if claim_id is None else self.feed.message(claim_id)
         return claims.settle(
-            db, closing, claim_id=claim_id, now=self.now, by=self.by, message=message
+            self.db, closing, claim_id=claim_id, now=self.now, by=self.by, message=message
         )
 
     async def _attempt(self, transport: Transport, row: outbox.Queued) -> claims.Closing:

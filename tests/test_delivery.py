@@ -284,6 +284,19 @@ async def test_each_connection_carries_many_messages_and_all_are_used(
     assert (inbox.sessions, inbox.peak) == (3, 3)
 
 
+async def test_more_smtp_connections_than_the_database_pool_holds_all_send(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """Twenty SMTP connections (SQLAlchemy's pool holds fifteen database connections) carry
+    forty digests at once: their claims and closes share one database connection."""
+    inbox = Overlapping()
+    target = pointed(settings, smtp_factory(inbox), smtp_connections=20)
+    prepare(engine, clock, count=40)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("sent") == 40 and len(inbox.messages) == 40
+    assert inbox.sessions == 20
+
+
 async def test_the_rate_limit_spaces_messages_across_connections(
     engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
 ) -> None:
