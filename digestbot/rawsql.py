@@ -55,7 +55,9 @@ def _time_format(dialect: Dialect) -> Callable[[Any], Any]:
     """How UtcDateTime binds a datetime on `dialect` (SQLite: a string; PostgreSQL: naive
     UTC), found once per dialect."""
     if (found := _FORMATS.get(dialect.name)) is None:
-        found = UtcDateTime().bind_processor(dialect)
+        # The dialect's own implementation: the generic one leaves SQLite a datetime, which
+        # sqlite3's deprecated adapter would write in another format than SQLAlchemy's.
+        found = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
         assert found is not None  # a TypeDecorator with process_bind_param always has one
         _FORMATS[dialect.name] = found
     return found

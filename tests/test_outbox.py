@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from test_delivery import prepare, rows
 
-from digestbot import outbox, papers, service
+from digestbot import claims, outbox, papers, service
 from digestbot.db import PaperRow, SentPaperRow
 from digestbot.mailer import Outbound
 from digestbot.settings import Settings
@@ -72,3 +74,28 @@ async def test_every_record_of_a_paper_as_sent_comes_after_the_papers_sent_mark(
     distinct = set(marks.values())
     assert len(distinct) == 2 and min(distinct) == 0  # the second listing came after sends
     assert sent and all(row_id > marks[paper_id] for row_id, paper_id in sent)
+
+
+def test_times_written_by_the_per_email_sql_are_stored_as_sqlalchemy_stores_them(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A row enqueued, claimed and closed through the database's own SQL holds its times in
+    the text SQLAlchemy writes and compares against (whole seconds keep their .000000)."""
+    prepare(engine, clock, count=1)
+    on_the_second = clock.replace(microsecond=0)
+    (row_id,) = service.enqueue_digests(
+        engine,
+        settings,
+        service.plan_digests(engine, settings, now=on_the_second),
+        now=on_the_second,
+    )
+    claims.claim(engine, row_id, now=on_the_second, by="me")
+    claims.mark_sent(engine, row_id, where="smtp://test", now=on_the_second)
+    database = settings.database_url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(database)) as conn:
+        stored = conn.execute(
+            "SELECT created_at, updated_at, claimed_at, sent_at FROM deliveries"
+        ).fetchone()
+        joined = conn.execute("SELECT created_at FROM subscribers").fetchone()[0]  # by Core
+    expected = on_the_second.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert set(stored) == {expected} and len(joined) == len(expected)
