@@ -5,12 +5,13 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+from dataclasses import replace
 from datetime import datetime
 from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
-from samples import fixture_digest
+from samples import SAMPLE_SUBSCRIBER, fixture_digest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 from test_delivery import Inbox, pointed, prepare, rows
@@ -101,6 +102,17 @@ async def test_each_row_goes_out_as_its_own_message_to_its_own_subscriber(
     with Session(engine) as session:
         emails = dict(session.exec(select(SubscriberRow.id, SubscriberRow.email)).all())
     assert arrived == {r.message_id: emails[r.subscriber_id] for r in rows(engine)}
+
+
+@pytest.mark.parametrize("name", ["Ada", 'Ève, "the" <Tester>', "Eve\r\nBcc: x@evil.example"])
+def test_the_envelope_kept_with_a_rendered_message_is_the_one_its_headers_give(
+    settings: Settings, clock: datetime, name: str
+) -> None:
+    """What a fresh row is sent with (not read back) equals what Outbound.of reads from the
+    stored bytes, whatever the subscriber's name."""
+    subscriber = replace(SAMPLE_SUBSCRIBER, name=name)
+    (outgoing,) = render_chunk(settings, [fixture_digest(clock, subscriber)], clock)
+    assert outgoing.outbound == Outbound.of(outgoing.raw)
 
 
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="process priority is POSIX only")
