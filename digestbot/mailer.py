@@ -25,6 +25,7 @@ import aiosmtplib
 
 from digestbot.errors import DeliveryError
 from digestbot.settings import Settings
+from digestbot.smtpdata import send_data
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -213,7 +214,7 @@ class SmtpTransport:
             for recipient in outbound.recipients:
                 await client.rcpt(recipient)
             body_sent = True
-            await client.data(outbound.raw)
+            await send_data(client, outbound.raw)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(client)
             raise self._refused(exc) from None

@@ -60,6 +60,23 @@ async def test_smtp_delivers_to_the_server(
     assert smtp_server.inbox.messages[0]["Subject"] == "Hello"
 
 
+@pytest.mark.parametrize("linesep", ["\r\n", "\n"])
+async def test_the_server_gets_the_message_as_it_was_dots_and_all(
+    smtp_settings: Settings, smtp_server: SmtpServer, linesep: str
+) -> None:
+    """Lines that start with a dot arrive intact, whichever line endings the stored bytes have."""
+    message = a_message()
+    message.get_body(("plain",)).set_content(".hidden\n..\n.\nend\n")  # type: ignore[union-attr]
+    raw = message.as_bytes(policy=policy.SMTP.clone(linesep=linesep))
+    transport = open_transport(smtp_settings)
+    try:
+        await send_with(Outbound.of(raw), transport)
+    finally:
+        await transport.close()
+    (envelope,) = smtp_server.inbox.envelopes
+    assert envelope.original_content == raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 async def test_a_refused_connection_is_smtp_unavailable(settings: Settings) -> None:
     """Nobody listening is an TransportUnavailable naming host and port."""
     port = free_port()
