@@ -150,7 +150,7 @@ async def own_ceiling(messages: list[bytes], port: int, connections: int) -> flo
     """Seconds for digestbot's own SMTP transport alone (`mailer.send`, whose DATA skips
     aiosmtplib's line-ending pass for CRLF messages) to send the stored bytes: the ceiling for
     the transport end to end really uses, stricter than both bare aiosmtplib loops."""
-    settings = bench_settings("sqlite://", port, connections)
+    settings = bench_settings("sqlite://", port, connections)  # no database is opened
     outbound = [Outbound.of(raw) for raw in messages]
     chunks = [outbound[i::connections] for i in range(connections)]
 
@@ -165,6 +165,7 @@ async def own_ceiling(messages: list[bytes], port: int, connections: int) -> flo
 
 
 def bench_settings(database_url: str, port: int, connections: int) -> Settings:
+    """Settings for plain SMTP to the sink on loopback over `connections` connections."""
     return Settings(
         database_url=database_url,
         transport="smtp",

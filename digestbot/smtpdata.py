@@ -17,9 +17,9 @@ def wire_data(raw: bytes) -> bytes | None:
 
 async def send_data(client: aiosmtplib.SMTP, raw: bytes) -> None:
     """`client.data(raw)`, without aiosmtplib's line-ending pass when the message needs none:
-    that regular expression costs ~0.4 ms of CPU on a 56 kB digest, the counts in `wire_data`
-    ~0.1 (the bench's transport-alone loop: 0.85 -> 0.44 ms a message). Only aiosmtplib's
-    public calls are used; any other message goes through `data` as it is."""
+    on 56 kB bench digests its normalising and stuffing took 0.49 ms, `wire_data` 0.21, and
+    the bench's transport-alone loop 0.85 -> 0.44 ms of client CPU a message. Only
+    aiosmtplib's public calls are used; any other message goes through `data` as it is."""
     wire = wire_data(raw)
     if wire is None or client.protocol is None:
         await client.data(raw)

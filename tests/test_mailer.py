@@ -18,11 +18,12 @@ from digestbot.mailer import send as send_with
 from digestbot.settings import Settings
 
 
-async def send(message: EmailMessage, settings: Settings) -> str:
-    """Send one message with the transport `settings` configure, then close it."""
+async def send(message: EmailMessage | bytes, settings: Settings) -> str:
+    """Send one message (or its bytes) with the transport `settings` configure, then close it."""
+    raw = message if isinstance(message, bytes) else message.as_bytes(policy=policy.SMTP)
     transport = open_transport(settings)
     try:
-        return await send_with(Outbound.of(message.as_bytes(policy=policy.SMTP)), transport)
+        return await send_with(Outbound.of(raw), transport)
     finally:
         await transport.close()
 
@@ -68,11 +69,7 @@ async def test_the_server_gets_the_message_as_it_was_dots_and_all(
     message = a_message()
     message.get_body(("plain",)).set_content(".hidden\n..\n.\nend\n")  # type: ignore[union-attr]
     raw = message.as_bytes(policy=policy.SMTP.clone(linesep=linesep))
-    transport = open_transport(smtp_settings)
-    try:
-        await send_with(Outbound.of(raw), transport)
-    finally:
-        await transport.close()
+    await send(raw, smtp_settings)
     (envelope,) = smtp_server.inbox.envelopes
     assert envelope.original_content == raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
