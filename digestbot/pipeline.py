@@ -12,6 +12,7 @@ import functools
 import gc
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -80,8 +81,11 @@ def render_pool(settings: Settings) -> ProcessPoolExecutor:
     imported the render code): forking this process is unsafe beside its threads, and a
     spawned process spends most of a second importing the same modules, every batch.
     """
+    context = _context()
+    if context is not _SPAWN:
+        _start_fork_server()
     return ProcessPoolExecutor(
-        settings.render_processes, mp_context=_context(), initializer=_start_render_process
+        settings.render_processes, mp_context=context, initializer=_start_render_process
     )
 
 
@@ -90,9 +94,30 @@ def start_render_server(settings: Settings, batch: int) -> None:
     processes, so that its imports (~0.45 s on another core) overlap reading the state
     instead of holding up the first email (bench_delivery: it came 0.35 s sooner)."""
     if settings.render_processes and batch > SPREAD_OVER and _context() is not _SPAWN:
-        from multiprocessing import forkserver  # POSIX only
+        _start_fork_server()
 
+
+def _start_fork_server() -> None:
+    """Start the fork server, unless it runs, importing its preloads from this process's
+    sys.path. Python before 3.12.8 and 3.13.1 imports them from the working directory first
+    (CPython gh-117378): `digestbot send-now` run in a checkout after `pip install .` would
+    render with the checkout's `digestbot/` beside the installed code it sends with."""
+    from multiprocessing import forkserver  # POSIX only
+
+    wanted = {
+        "PYTHONSAFEPATH": "1",  # no working directory at the head of sys.path
+        "PYTHONPATH": os.pathsep.join(entry or os.getcwd() for entry in sys.path),
+    }
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
         forkserver.ensure_running()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 _SPAWN = multiprocessing.get_context("spawn")

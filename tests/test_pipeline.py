@@ -5,9 +5,12 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import datetime
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 from test_delivery import Inbox, pointed, prepare, rows
 
+import digestbot
 from digestbot import outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow, SubscriberRow, make_engine
 from digestbot.mailer import Outbound
@@ -126,6 +130,41 @@ def test_render_processes_run_below_the_sender_with_fewer_gc_passes(settings: Se
     assert niceness == min(os.nice(0) + RENDER_NICENESS, 19)
     assert thresholds == RENDER_GC_THRESHOLD
     assert (parent != os.getpid()) == ("forkserver" in multiprocessing.get_all_start_methods())
+
+
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(), reason="no fork server here"
+)
+def test_render_processes_import_the_code_the_command_runs_not_a_folder_beside_it(
+    tmp_path: Path,
+) -> None:
+    """Run in a folder holding another `digestbot/` (a checkout beside an installed copy),
+    the render processes still use the code this process imported."""
+    work, bin_dir = tmp_path / "checkout", tmp_path / "bin"
+    (work / "digestbot").mkdir(parents=True)
+    marker = tmp_path / "imported-from-the-folder"
+    (work / "digestbot" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    bin_dir.mkdir()
+    # A script outside the folder, as a console script is: its own folder heads sys.path.
+    (bin_dir / "run.py").write_text(
+        "from digestbot.pipeline import render_pool\n"
+        "from digestbot.settings import Settings\n"
+        "if __name__ == '__main__':\n"
+        "    settings = Settings(render_processes=1, _env_file=None)\n"
+        "    with render_pool(settings) as pool:\n"
+        "        print(pool.submit(eval, \"__import__('digestbot').__file__\").result())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    run = subprocess.run(
+        [sys.executable, str(bin_dir / "run.py")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, digestbot.__file__), run.stderr
+    assert not marker.exists()
 
 
 def test_rendering_leaves_no_cyclic_garbage(settings: Settings, clock: datetime) -> None:
