@@ -301,4 +301,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Debian's SQLite zeroes every freed page (SECURE_DELETE): dropping a day's stored
+    # messages at 10,000 subscribers wrote ~550 MB of zeros, 3.7 s; FAST zeroes only what
+    # costs no extra I/O, 0.19 s.
+    cursor.execute("PRAGMA secure_delete=FAST")
     cursor.close()

@@ -141,7 +141,9 @@ async def deliver(
     """Send every due row (or, with `feed`, the rows it yields until it is closed); an
     unreachable server stops the batch and leaves the rest as they were.
 
-    Rows a crashed run left `sending` become `unknown` first, so they are never resent blindly.
+    Rows a crashed run left `sending` become `unknown` first, so they are never resent blindly;
+    after the batch, rows finished longer ago than DIGESTBOT_KEEP_MESSAGES_DAYS lose their
+    stored messages.
     Setting `halt` (a clean stop) lets each connection finish the message in flight, no more.
     """
     report = Report(
@@ -162,6 +164,7 @@ async def deliver(
     failure = next((r for r in results if isinstance(r, BaseException)), None)
     if failure is not None:
         raise failure
+    outbox.forget_messages(engine, until=now - timedelta(days=settings.keep_messages_days))
     return report
 
 

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     sending_lease: float = Field(
         900.0, gt=0, description="Seconds after which a row still `sending` is taken as crashed."
     )
+    keep_messages_days: float = Field(
+        14.0,
+        ge=0,
+        description="Days a sent or failed email's message is kept; 0 drops it after its batch.",
+    )
     render_processes: int = Field(
         2,
         ge=0,

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 
 import pytest
 from conftest import LISTINGS
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from test_delivery import prepare, rows
 
 from digestbot import claims, outbox, papers, service
-from digestbot.db import PaperRow, SentPaperRow
+from digestbot.db import DeliveryRow, MessageRow, PaperRow, SentPaperRow
+from digestbot.delivery import deliver
 from digestbot.mailer import Outbound
 from digestbot.settings import Settings
 from digestbot.subscribers import active_subscribers
@@ -99,3 +100,56 @@ def test_times_written_by_the_per_email_sql_are_stored_as_sqlalchemy_stores_them
         joined = conn.execute("SELECT created_at FROM subscribers").fetchone()[0]  # by Core
     expected = on_the_second.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
     assert set(stored) == {expected} and len(joined) == len(expected)
+
+
+def stored_messages(engine: Engine) -> set[int]:
+    with Session(engine) as session:
+        return set(session.exec(select(MessageRow.delivery_id)).all())
+
+
+def test_it_forgets_only_the_messages_of_rows_sent_or_failed_by_then(
+    engine: Engine, clock: datetime
+) -> None:
+    """forget_messages drops the messages of sent and failed rows finished at or before
+    `until`; later ones, and every row still to send (pending, retry, unknown), keep theirs."""
+    prepare(engine, clock, count=1)
+    (sub,) = (s.id for s in active_subscribers(engine))
+    later = clock + timedelta(days=1)
+    states = [("sent", clock), ("failed", clock), ("sent", later), ("failed", later)]
+    states += [("pending", clock), ("retry", clock), ("unknown", clock)]
+    keys = [f"daily:{n}" for n in range(len(states))]
+    ids = outbox.enqueue(engine, [outgoing(sub, k, f"<{k}@x>") for k in keys], now=clock)
+    with Session(engine) as session:
+        for row_id, (status, when) in zip(ids, states, strict=True):
+            session.exec(
+                update(DeliveryRow)
+                .where(col(DeliveryRow.id) == row_id)
+                .values(status=status, updated_at=when)
+            )
+        session.commit()
+    assert outbox.forget_messages(engine, until=clock) == 2
+    assert stored_messages(engine) == set(ids[2:])
+    assert outbox.forget_messages(engine, until=later) == 2
+    assert stored_messages(engine) == set(ids[4:])
+    assert [r.status for r in rows(engine)] == [status for status, _ in states]  # rows stay
+
+
+async def test_a_batch_drops_the_messages_of_emails_finished_longer_ago_than_kept(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """After each batch, sent emails keep their messages for DIGESTBOT_KEEP_MESSAGES_DAYS;
+    a batch run later than that drops them (0 drops them at the end of their own batch)."""
+    prepare(engine, clock, count=2)
+    await service.send_now(engine, settings, now=clock)
+    sent = [r.id for r in rows(engine) if r.status == "sent"]
+    assert len(sent) == 2 and stored_messages(engine) == set(sent)
+    await deliver(engine, settings, now=clock + timedelta(days=13.9))
+    assert stored_messages(engine) == set(sent)
+    await deliver(engine, settings, now=clock + timedelta(days=14))
+    assert stored_messages(engine) == set()
+
+    later = clock + timedelta(days=15)
+    service.ingest_path(engine, LISTINGS / "001_da432fa98501e883.txt", now=later)
+    at_once = settings.model_copy(update={"keep_messages_days": 0})
+    await service.send_now(engine, at_once, now=later)
+    assert len(rows(engine)) > 2 and stored_messages(engine) == set()
