@@ -142,8 +142,8 @@ async def deliver(
     unreachable server stops the batch and leaves the rest as they were.
 
     Rows a crashed run left `sending` become `unknown` first, so they are never resent blindly;
-    after the batch, rows finished longer ago than DIGESTBOT_KEEP_MESSAGES_DAYS lose their
-    stored messages.
+    after a batch that sent anything, rows finished longer ago than
+    DIGESTBOT_KEEP_MESSAGES_DAYS lose their stored messages.
     Setting `halt` (a clean stop) lets each connection finish the message in flight, no more.
     """
     report = Report(
@@ -164,7 +164,8 @@ async def deliver(
     failure = next((r for r in results if isinstance(r, BaseException)), None)
     if failure is not None:
         raise failure
-    outbox.forget_messages(engine, until=now - timedelta(days=settings.keep_messages_days))
+    if report.results:  # not on every idle scheduler tick: it reads every finished row
+        outbox.forget_messages(engine, until=now - timedelta(days=settings.keep_messages_days))
     return report
 
 

@@ -137,19 +137,23 @@ def test_it_forgets_only_the_messages_of_rows_sent_or_failed_by_then(
 async def test_a_batch_drops_the_messages_of_emails_finished_longer_ago_than_kept(
     engine: Engine, settings: Settings, clock: datetime
 ) -> None:
-    """After each batch, sent emails keep their messages for DIGESTBOT_KEEP_MESSAGES_DAYS;
-    a batch run later than that drops them (0 drops them at the end of their own batch)."""
+    """A batch that sends drops the messages of emails finished DIGESTBOT_KEEP_MESSAGES_DAYS
+    or more before it (0: its own too); a batch with nothing to send leaves them."""
     prepare(engine, clock, count=2)
     await service.send_now(engine, settings, now=clock)
-    sent = [r.id for r in rows(engine) if r.status == "sent"]
-    assert len(sent) == 2 and stored_messages(engine) == set(sent)
-    await deliver(engine, settings, now=clock + timedelta(days=13.9))
-    assert stored_messages(engine) == set(sent)
-    await deliver(engine, settings, now=clock + timedelta(days=14))
-    assert stored_messages(engine) == set()
+    first = {r.id for r in rows(engine)}
+    assert len(first) == 2 and stored_messages(engine) == first
+    await deliver(engine, settings, now=clock + timedelta(days=30))  # nothing due
+    assert stored_messages(engine) == first
 
-    later = clock + timedelta(days=15)
+    later = clock + timedelta(days=14)
     service.ingest_path(engine, LISTINGS / "001_da432fa98501e883.txt", now=later)
+    await service.send_now(engine, settings, now=later)
+    second = {r.id for r in rows(engine)} - first
+    assert len(second) == 2 and stored_messages(engine) == second
+
+    last = later + timedelta(days=1)
+    service.ingest_path(engine, LISTINGS / "002_cd53a97556a768fd.txt", now=last)
     at_once = settings.model_copy(update={"keep_messages_days": 0})
-    await service.send_now(engine, at_once, now=later)
-    assert len(rows(engine)) > 2 and stored_messages(engine) == set()
+    await service.send_now(engine, at_once, now=last)
+    assert len(rows(engine)) == 6 and stored_messages(engine) == set()
