@@ -33,6 +33,9 @@ from digestbot.settings import Settings
 FIXTURES = Path(__file__).parent / "fixtures"
 LISTINGS = FIXTURES / "listings"
 LISTING_000 = LISTINGS / "000_71ee6fcf9145397c.txt"
+# aiosmtpd's Controller waits 1 s for its server to answer a first (TLS) connection: on a
+# loaded host that ran out twice in the TLS tests, before any test code ran.
+READY_TIMEOUT = 10.0
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +134,9 @@ def smtp_server() -> Iterator[SmtpServer]:
     """A real SMTP server on 127.0.0.1 that records every message it accepts."""
     inbox = Inbox()
     port = free_port()
-    controller = Controller(_Recorder(inbox), hostname="127.0.0.1", port=port)
+    controller = Controller(
+        _Recorder(inbox), hostname="127.0.0.1", port=port, ready_timeout=READY_TIMEOUT
+    )
     controller.start()
     try:
         yield SmtpServer("127.0.0.1", port, inbox)
@@ -261,7 +266,8 @@ def smtp_factory() -> Iterator[Any]:
 
     def start(handler: Any, **kwargs: Any) -> int:
         port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+        options = {"ready_timeout": READY_TIMEOUT, **kwargs}
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
         controller.start()
         controllers.append(controller)
         return port
