@@ -34,7 +34,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 LISTINGS = FIXTURES / "listings"
 LISTING_000 = LISTINGS / "000_71ee6fcf9145397c.txt"
 # aiosmtpd's Controller waits 1 s for its server to answer a first (TLS) connection: on a
-# loaded host that ran out twice in the TLS tests, before any test code ran.
+# loaded host that is the likely cause of two failures of the TLS tests after benchmarks.
 READY_TIMEOUT = 10.0
 
 
