@@ -34,9 +34,10 @@ class Excerpt:
     text: str
     spans: tuple[Span, ...] = ()
 
-    def html(self) -> Markup:
-        """The text escaped, with each highlighted range in `<mark class="hl">`."""
-        text = self.text
+    def html(self, mark: str = _MARK_OPEN) -> Markup:
+        """The text escaped, with each highlighted range in `mark` (markup of the template's
+        own, `<mark class="hl">` by default) and `</mark>`."""
+        text, mark_open = self.text, Markup(mark)
         # Text with nothing to escape (most abstracts) is cut as it is: the same pieces,
         # without an escape call for each.
         clean = _TO_ESCAPE.search(text) is None
@@ -46,7 +47,7 @@ class Excerpt:
             before, marked = text[pos:start], text[start:end]
             if not clean:
                 before, marked = escape(before), escape(marked)
-            pieces += [before, _MARK_OPEN, marked, _MARK_CLOSE]
+            pieces += [before, mark_open, marked, _MARK_CLOSE]
             pos = end
         pieces.append(text[pos:] if clean else escape(text[pos:]))
         # Every piece is escaped text or our own tag, so the plain join is safe (Markup's

@@ -28,16 +28,12 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, Paper
 from digestbot.present import plural, present_digest, short_date, trim_words, wrap
+from digestbot.prestyle import INLINER, Styled
 from digestbot.resources import bundled_path
 from digestbot.sources.links import web_url
 
 # C0/C1 controls, DEL, and Unicode line/paragraph separators must never reach a header.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-# One inliner for every render: the rules of the plain <style> move into style attributes
-# (what most mail clients honour); the <style data-css-inline="keep"> with the @media rules
-# (dark mode, narrow screens) stays where it is, after <meta charset>; nothing is fetched.
-_INLINER = css_inline.CSSInliner(minify_css=True, load_remote_stylesheets=False)
 
 
 @dataclass(frozen=True)
@@ -64,13 +60,21 @@ class Envelope:
     bulk: bool = True
 
 
-def make_environment(templates_dir: Path | None = None, *, auto_reload: bool = True) -> Environment:
+def make_environment(
+    templates_dir: Path | None = None, *, auto_reload: bool = True, inline_css: bool | None = None
+) -> Environment:
     """A Jinja2 environment: the user's templates first, the bundled ones second; with
-    `auto_reload`, each use of a template checks its file for edits."""
+    `auto_reload`, each use of a template checks its file for edits.
+
+    The bundled templates carry their styles from when they are compiled (`prestyle`);
+    with templates of the user's own (or `inline_css`), every HTML email is inlined as it
+    renders instead, so theirs are styled from the stylesheet whatever they hold.
+    """
     loaders = [FileSystemLoader(str(templates_dir))] if templates_dir else []
     loaders.append(FileSystemLoader(str(bundled_path("templates"))))
     env = Environment(
         loader=ChoiceLoader(loaders),
+        extensions=[Styled],
         auto_reload=auto_reload,
         autoescape=lambda name: bool(name and name.endswith((".html", ".htm"))),
         undefined=StrictUndefined,
@@ -84,6 +88,7 @@ def make_environment(templates_dir: Path | None = None, *, auto_reload: bool = T
     env.filters["plural"] = plural
     env.filters["short_date"] = short_date
     env.globals["page_of"] = page_of
+    env.globals["inline_css"] = templates_dir is not None if inline_css is None else inline_css
     return env
 
 
@@ -151,11 +156,13 @@ def render_admin(
 
 def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> Rendered:
     """Render the trio `name`.subject.txt, `name`.txt and `name`.html; the HTML's stylesheet
-    is inlined once (its @media rules stay in their own <style>)."""
+    is inlined when the environment says so (its @media rules stay in their own <style>)."""
     try:
         subject = env.get_template(f"{name}.subject.txt").render(context)
         text = env.get_template(f"{name}.txt").render(context)
-        html = _INLINER.inline(env.get_template(f"{name}.html").render(context))
+        html = env.get_template(f"{name}.html").render(context)
+        if env.globals["inline_css"]:
+            html = INLINER.inline(html)
     except (TemplateError, css_inline.InlineError) as exc:
         raise ConfigError(
             f"cannot render the {name} templates: {exc.__class__.__name__}: {exc}",
