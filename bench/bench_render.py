@@ -1,5 +1,6 @@
-"""Benchmark: the render cost of one 25-paper digest (subject, text and HTML templates, CSS
-inlining, and the RFC 5322 message as bytes), median over many runs. Not a test.
+"""Benchmark: the render cost of one 25-paper digest (subject, text and HTML templates, the
+HTML styled as its templates were compiled, and the RFC 5322 message as bytes), median over
+many runs. Not a test.
 
     pip install -e '.[test]' && python bench/bench_render.py [--repeat 200]
 """

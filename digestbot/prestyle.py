@@ -4,8 +4,8 @@ when Jinja compiles it, by css-inline itself from email.css, instead of once per
 `<td {% styled "td.card" %}>` compiles to `<td class="card" style="…">`, the style being what
 css-inline gives a `td.card` in a document styled by email.css; the last word of the path is
 the element, the words before it its ancestors (`{% styled "td.footer a" %}` for a link in
-the footer). With `inline` off (the environment's `inline_css` global, set when the user has
-templates of their own) it writes only the class, and every email is inlined as it renders.
+the footer). When the environment's `inline_css` global is on (the user has templates of
+their own) it writes only the class, and every email is inlined as it renders instead.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ class Styled(Extension):
     def parse(self, parser: Parser) -> nodes.Output:
         lineno = next(parser.stream).lineno
         path = parser.parse_expression()
-        if not (isinstance(path, nodes.Const) and isinstance(path.value, str) and path.value):
+        if not (
+            isinstance(path, nodes.Const) and isinstance(path.value, str) and path.value.split()
+        ):
             parser.fail('styled takes a quoted element path, like {% styled "td.footer p" %}')
         if self.environment.globals.get("inline_css", False):
             style = ""  # the whole email is inlined when it renders
@@ -47,7 +49,7 @@ class Styled(Extension):
 def attributes(path: str, style: str) -> str:
     """`class="…" style="…"` for the last element of `path`, each only when not empty."""
     _, classes = _step(path.split()[-1])
-    found = [f'class="{" ".join(classes)}"'] if classes else []
+    found = [f'class="{escape(" ".join(classes))}"'] if classes else []
     if style:
         found.append(f'style="{escape(style)}"')
     return " ".join(found)
