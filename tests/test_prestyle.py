@@ -16,6 +16,7 @@ from digestbot.errors import ConfigError
 from digestbot.models import Digest, DigestItem, Match, Paper, Subscriber
 from digestbot.prestyle import attributes, style_of
 from digestbot.render import Rendered, make_environment, render_admin, render_digest
+from digestbot.resources import bundled_path
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 CSS = "td.card { padding: 4px; } .footer a { color: red; } p { margin: 0; } p.x { margin: 1px; }"
@@ -101,6 +102,20 @@ def test_templates_of_ones_own_are_styled_from_the_stylesheet_as_they_render(
     html = EMAILS["alert"](make_environment(tmp_path)).html
     assert '<td class="card" style="background-color:#ffffff;' in html
     assert "mine" in html and "<style>" not in html
+
+
+def test_a_stylesheet_of_ones_own_restyles_the_bundled_templates(tmp_path: Path) -> None:
+    """The README's example: a copied email.css with other colours styles every email."""
+    bundled = bundled_path("templates") / "email.css"
+    css = bundled.read_text().replace(
+        ".card { background-color: #ffffff;", ".card { background-color: #abcdef;"
+    )
+    (tmp_path / "email.css").write_text(css)
+    for email in EMAILS:
+        assert (
+            'class="card" style="background-color:#abcdef;'
+            in EMAILS[email](make_environment(tmp_path)).html
+        ), email
 
 
 def test_a_styled_tag_without_a_quoted_path_is_a_template_error(tmp_path: Path) -> None:
