@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +25,30 @@ class Decided:
     period_key: str
     due_at: datetime
     papers: int
+
+
+class ByChunk:
+    """Decided periods, by subscriber, for a batch committed chunk by chunk: each is added
+    with the chunk that queues its email, and those with nothing to send (`quiet`) with the
+    first commit."""
+
+    def __init__(
+        self, periods: Mapping[int, Decided], sending: Collection[int], *, now: datetime
+    ) -> None:
+        self.periods = periods
+        self.quiet = [entry for sub_id, entry in periods.items() if sub_id not in sending]
+        self.now = now
+
+    def record(
+        self, subscriber_ids: Iterable[int], *, first: bool
+    ) -> Callable[[Session], None] | None:
+        """What a chunk's commit adds: its subscribers' periods (and, if `first`, the quiet
+        ones), or None when that is nothing."""
+        entries = [self.periods[i] for i in subscriber_ids if i in self.periods]
+        entries += self.quiet if first else []
+        if not entries:
+            return None
+        return functools.partial(record_periods, decided=entries, now=self.now)
 
 
 def decided_keys(engine: Engine, *, since: datetime) -> set[tuple[int, str]]:

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from datetime import datetime
@@ -25,7 +25,6 @@ from pathlib import Path
 
 from jinja2 import Environment
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from digestbot import ledger, outbox
 from digestbot.delivery import Feed
@@ -43,7 +42,6 @@ from digestbot.render import (
 )
 from digestbot.settings import Settings
 
-Also = Callable[[Session], None]
 FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
 CHUNK = 100  # digests per commit after that
 AHEAD = 3  # chunks being rendered at once in the render process
@@ -216,25 +214,15 @@ async def enqueue_in_chunks(
     """
     wanted = (d for d in digests if d.items or (send_empty and d.subscriber.send_empty))
     todo: Iterable[Digest] = wanted
-    periods = dict(periods or {})
-    quiet: list[ledger.Decided] = []
+    decided = ledger.ByChunk({}, (), now=now)
     if periods:
         todo = list(wanted)
-        sending = {d.subscriber.id for d in todo}
-        quiet = [entry for sub_id, entry in periods.items() if sub_id not in sending]
-
-    def ledger_of(outgoing: Sequence[outbox.Outgoing], first: bool) -> Also | None:
-        entries = [periods[o.subscriber_id] for o in outgoing if o.subscriber_id in periods]
-        entries += quiet if first else []
-        return (
-            functools.partial(ledger.record_periods, decided=entries, now=now) if entries else None
-        )
-
+        decided = ledger.ByChunk(periods, {d.subscriber.id for d in todo}, now=now)
     chunks = _chunks(iter(todo))
     head = _head(chunks, SPREAD_OVER)
     if not head:
-        if quiet:
-            outbox.enqueue(engine, [], now=now, token=token, also=ledger_of([], True))
+        if decided.quiet:
+            outbox.enqueue(engine, [], now=now, token=token, also=decided.record((), first=True))
         return
     spread = sum(map(len, head)) > SPREAD_OVER
     last: int | None = None
@@ -250,7 +238,7 @@ async def enqueue_in_chunks(
                 now=now,
                 token=token if first else None,
                 after=last,
-                also=ledger_of(outgoing, first),
+                also=decided.record((o.subscriber_id for o in outgoing), first=first),
             )
             feed.put(ids, [o.outbound for o in outgoing])
             last = max(ids)

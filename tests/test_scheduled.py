@@ -144,6 +144,25 @@ async def test_an_empty_digest_is_sent_only_with_send_empty(
     assert sorted(periods) == [(1, 0), (2, len(papers_of(digests(engine)[0]))), (3, 0)]
 
 
+async def test_a_tick_of_many_chunks_records_each_period_once(
+    engine: Engine, settings: Settings
+) -> None:
+    """Twenty emails go out in chunks; each period, the two empty ones too, is recorded once."""
+    terms = ["zzzunmatched"] * 2 + ["transformer"] * 20
+    people = "".join(
+        f"  - email: r{n}@example.org\n    rules:\n      - any: [{term}]\n"
+        for n, term in enumerate(terms)
+    )
+    subscribe(engine, DAY1, "subscribers:\n" + people)
+    service.ingest_path(engine, LISTING_000, now=DAY1)
+    decision, report = await scheduled.send_due(engine, settings, now=DAY1.replace(hour=9))
+    assert decision == scheduled.Decision(emails=20, empty=2) and report.count("sent") == 20
+    with Session(engine) as session:
+        periods = session.exec(select(PeriodRow.subscriber_id, PeriodRow.papers)).all()
+    assert sorted(sub_id for sub_id, _ in periods) == list(range(1, 23))
+    assert sorted(papers for _, papers in periods)[:3] == [0, 0, len(papers_of(digests(engine)[0]))]
+
+
 async def test_papers_arriving_after_an_empty_period_wait_for_the_next_one(
     engine: Engine, settings: Settings
 ) -> None:
