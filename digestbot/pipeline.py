@@ -207,10 +207,8 @@ async def enqueue_in_chunks(
     `digests` is taken lazily, a chunk at a time, unless `periods` (the scheduler's, by
     subscriber) are given: then each chunk's periods commit with its rows, and periods with
     nothing to send (empty, no `send_empty`) with the first commit.
-    Each commit waits for room in `feed`, so rendering runs at most the feed's `keep`
-    messages (and AHEAD chunks) ahead of the senders. A cancelled feed (the server is
-    unreachable) stops it at the next chunk: what was committed stays pending; the rest was
-    never decided.
+    A cancelled feed (the server is unreachable) stops it at the next chunk: what was
+    committed stays pending; the rest was never decided.
     """
     wanted = (d for d in digests if d.items or (send_empty and d.subscriber.send_empty))
     todo: Iterable[Digest] = wanted
@@ -228,7 +226,6 @@ async def enqueue_in_chunks(
     last: int | None = None
     async with aclosing(_rendered(settings, chain(head, chunks), now, spread)) as rendered:
         async for outgoing in rendered:
-            await feed.room(len(outgoing))
             if feed.cancelled:
                 return
             first = last is None

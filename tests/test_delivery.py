@@ -340,38 +340,6 @@ def test_the_feed_hands_out_each_message_once_and_holds_at_most_keep() -> None:
     assert feed.message(1) is None
 
 
-async def test_room_waits_while_a_delivery_holds_keep_messages() -> None:
-    """`room` waits while an attending delivery holds too many messages to fit more, resumes
-    as it takes them, and returns at once when none attends, it holds none, or it stops."""
-    message = Outbound(b"m", "digestbot@example.org", ("reader@example.org",))
-    feed = Feed(keep=3)
-    feed.put([1, 2, 3], [message] * 3)
-    await asyncio.wait_for(feed.room(2), 1)  # no delivery attends: nothing to wait for
-
-    async def still_waiting(waiting: asyncio.Future[None]) -> bool:
-        await asyncio.sleep(0.02)
-        return not waiting.done()
-
-    with feed.attended():
-        waiting = asyncio.ensure_future(feed.room(2))
-        assert await still_waiting(waiting)
-        assert feed.message(feed.take() or 0) is message  # 2 held: 2 more do not fit yet
-        assert await still_waiting(waiting)
-        assert feed.message(feed.take() or 0) is message
-        await asyncio.wait_for(waiting, 1)
-        waiting = asyncio.ensure_future(feed.room(3))
-        assert await still_waiting(waiting)
-    await asyncio.wait_for(waiting, 1)  # the delivery stopped (a clean stop, say)
-    with feed.attended():
-        feed.message(feed.take() or 0)
-        await asyncio.wait_for(feed.room(5), 1)  # none held: even a chunk over `keep` goes
-        feed.put([4, 5, 6], [message] * 3)
-        waiting = asyncio.ensure_future(feed.room(1))
-        assert await still_waiting(waiting)
-        feed.cancel()
-        await asyncio.wait_for(waiting, 1)
-
-
 async def test_a_row_left_sending_by_a_dead_process_becomes_unknown(
     engine: Engine, settings: Settings, clock: datetime
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import multiprocessing
 import os
@@ -16,14 +15,13 @@ from typing import Any
 
 import pytest
 from samples import SAMPLE_SUBSCRIBER, fixture_digest
-from sqlalchemy import Engine, event, func
+from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 from test_delivery import Inbox, pointed, prepare, rows
 
 import digestbot
 from digestbot import outbox, service
 from digestbot.db import DeliveryRow, SentPaperRow, SubscriberRow, make_engine
-from digestbot.delivery import Feed, deliver, deliver_while
 from digestbot.mailer import Outbound
 from digestbot.pipeline import (
     CHUNK,
@@ -31,7 +29,6 @@ from digestbot.pipeline import (
     RENDER_GC_THRESHOLD,
     RENDER_NICENESS,
     SPREAD_OVER,
-    enqueue_in_chunks,
     render_chunk,
     render_pool,
 )
@@ -109,48 +106,6 @@ async def test_each_row_goes_out_as_its_own_message_to_its_own_subscriber(
     with Session(engine) as session:
         emails = dict(session.exec(select(SubscriberRow.id, SubscriberRow.email)).all())
     assert arrived == {r.message_id: emails[r.subscriber_id] for r in rows(engine)}
-
-
-class Unhurried(Inbox):
-    """Takes 30 ms over each message, so rendering runs ahead of sending."""
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.03)
-        return await super().handle_DATA(server, session, envelope)
-
-
-async def test_rendering_ahead_of_the_senders_waits_so_no_message_is_read_back(
-    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
-) -> None:
-    """With the senders slower than rendering, a batch bigger than the feed holds is sent
-    with the messages it was committed with, none read back from the database (a row
-    queued by an earlier run is)."""
-    reads = []
-
-    def note(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.startswith("SELECT raw FROM delivery_messages"):
-            reads.append(parameters)
-
-    event.listen(engine, "before_cursor_execute", note)
-    target = pointed(settings, smtp_factory(Unhurried()), render_processes=0, smtp_connections=2)
-    batch = FIRST_CHUNK + 2 * FIRST_CHUNK + 4 * FIRST_CHUNK  # three chunks; the feed holds 32
-    prepare(engine, clock, count=batch + 1)
-    earlier = service.plan_digests(engine, target, now=clock, emails=[f"reader{batch}@example.org"])
-    service.enqueue_digests(engine, target, earlier, now=clock)
-    await deliver(engine, target, now=clock)
-    assert len(reads) == 1
-
-    reads.clear()
-    token = outbox.state_token(engine)
-    digests = service.plan_digests(engine, target, now=clock)
-
-    async def decide(feed: Feed) -> None:
-        feed.keep = 4 * FIRST_CHUNK
-        await enqueue_in_chunks(engine, target, digests, now=clock, token=token, feed=feed)
-
-    _, report = await deliver_while(engine, target, decide, now=clock)
-    assert report.count("sent") == batch == len(rows(engine)) - 1
-    assert reads == []
 
 
 @pytest.mark.parametrize("name", ["Ada", 'Ève, "the" <Tester>', "Eve\r\nBcc: x@evil.example"])
