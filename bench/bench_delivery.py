@@ -36,15 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import make_papers, make_subscribers
 
-from digestbot import papers as paper_store
 from digestbot import service
-from digestbot.db import MessageRow, make_engine
-from digestbot.mailer import Outbound, open_transport, send
+from digestbot.delivery.pipeline import tune_gc
+from digestbot.delivery.transport import Outbound, open_transport, send
+from digestbot.ingest import papers as paper_store
 from digestbot.models import ListedPaper, Listing
-from digestbot.pipeline import tune_gc
+from digestbot.rules.subscribers import sync_subscriptions
+from digestbot.rules.subscriptions import SubscriptionsFile
 from digestbot.settings import Settings
-from digestbot.subscribers import sync_subscriptions
-from digestbot.subscriptions import SubscriptionsFile
+from digestbot.store.engine import make_engine
+from digestbot.store.tables import MessageRow
 
 
 def free_port() -> int:

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_delivery import ingest, subscriptions
 
 from digestbot import service
-from digestbot.db import make_engine
-from digestbot.pipeline import tune_gc
+from digestbot.delivery.pipeline import tune_gc
+from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.settings import Settings
-from digestbot.subscribers import sync_subscriptions
+from digestbot.store.engine import make_engine
 
 PER_DIGEST = 25
 STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLite stores UtcDateTime

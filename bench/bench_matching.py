@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import EPOCH, make_papers, make_subscribers
 
-from digestbot.digests import DigestBuilder
-from digestbot.matching import PaperText, explain, rank_key
+from digestbot.rules.digests import DigestBuilder
+from digestbot.rules.matching import PaperText, explain, rank_key
 
 
 def peak_rss_mb() -> float:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from samples import fixture_digest
 
-from digestbot.render import (
+from digestbot.compose.render import (
     Envelope,
     build_message,
     make_environment,

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 
-from digestbot import ledger, outbox, papers
-from digestbot.delivery import Feed, Progress, Report, deliver_while
-from digestbot.digests import build_digests, window_start
+from digestbot.delivery import outbox
+from digestbot.delivery.pipeline import enqueue_in_chunks, render_chunk, start_render_server
+from digestbot.delivery.send import Feed, Progress, Report, deliver_while
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, Subscriber
-from digestbot.pipeline import enqueue_in_chunks, render_chunk, start_render_server
+from digestbot.rules.plan import digests_for
+from digestbot.rules.subscribers import active_count, active_subscribers
 from digestbot.settings import Settings
-from digestbot.sources import read_listing
-from digestbot.sources.fetch import SourceSpec, fetch_source
-from digestbot.sources.http import Sleep, make_client
-from digestbot.subscribers import active_count, active_subscribers
 
 
 @dataclass(frozen=True)
@@ -31,50 +26,6 @@ class Outcome:
     papers: int
     status: str  # sent | failed | pending | nothing new
     where: str
-
-
-def ingest_path(
-    engine: Engine,
-    path: Path,
-    *,
-    now: datetime,
-    year: int | None = None,
-    include_replacements: bool = False,
-) -> papers.IngestResult:
-    """Parse the listing at `path` (any supported format) and store it in one transaction."""
-    listing = read_listing(
-        path, today=now.date(), year=year, include_replacements=include_replacements
-    )
-    return papers.ingest(engine, listing, now=now)
-
-
-async def ingest_source(
-    engine: Engine,
-    settings: Settings,
-    spec: SourceSpec,
-    *,
-    now: datetime,
-    day: date | None = None,
-    sleep: Sleep = asyncio.sleep,
-) -> papers.IngestResult:
-    """Fetch one source and store what it lists; nothing is written if any step fails."""
-
-    async with make_client(settings.http_policy) as client:
-        fetched = await fetch_source(
-            spec,
-            client=client,
-            endpoints=settings.endpoints,
-            policy=settings.http_policy,
-            day=day or now.date(),
-            known=lambda url: papers.stored_validators(engine, url),
-            page_delay=settings.arxiv_api_delay,
-            sleep=sleep,
-        )
-    if fetched.listing is None:
-        return papers.IngestResult(fetched.url, 0, 0, (), not_modified=True)
-    found = fetched.validators
-    keep = (fetched.url, found) if found and (found.etag or found.last_modified) else None
-    return papers.ingest(engine, fetched.listing, now=now, validators=keep)
 
 
 def plan_digests(
@@ -98,44 +49,6 @@ def _planned(
         )
     keys = dict.fromkeys((s.id for s in subscribers), f"manual:{now.isoformat()}")
     return subscribers, digests_for(engine, settings, subscribers, now=now, period_keys=keys)
-
-
-def digests_for(
-    engine: Engine,
-    settings: Settings,
-    subscribers: Sequence[Subscriber],
-    *,
-    now: datetime,
-    period_keys: Mapping[int, str],
-) -> Iterator[Digest]:
-    """The digests of `subscribers` over papers new to each since their last digest (or
-    their last scheduled period, even an empty one): the database is read now, each digest
-    decided when it is taken."""
-    last = outbox.last_digests(engine)
-    for sub_id, decided_at in ledger.last_decided(engine).items():
-        last[sub_id] = max(decided_at, last.get(sub_id, decided_at))
-    hours = settings.first_digest_hours
-    starts = {s.id: window_start(last.get(s.id), now, hours, s.created_at) for s in subscribers}
-    since = min(starts.values(), default=now)
-    candidates = papers.papers_seen_since(engine, since)
-    taken = outbox.taken_since(engine, since)
-    digests = build_digests(
-        subscribers, candidates, since=starts, already_sent=taken, now=now, period_key=""
-    )
-    return (replace(d, period_key=period_keys[d.subscriber.id]) for d in digests)
-
-
-def enqueue_digests(
-    engine: Engine,
-    settings: Settings,
-    digests: Sequence[Digest],
-    *,
-    now: datetime,
-    token: tuple[int, int] | None = None,
-) -> list[int]:
-    """Render the non-empty digests and commit them as pending rows in one transaction."""
-    outgoing = render_chunk(settings, [d for d in digests if d.items], now)
-    return outbox.enqueue(engine, outgoing, now=now, token=token)
 
 
 def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) -> bytes | None:

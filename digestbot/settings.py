@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from digestbot.sources.fetch import Endpoints
-from digestbot.sources.http import HttpPolicy
+from digestbot.ingest.fetch import Endpoints
+from digestbot.ingest.http import HttpPolicy
 
 Transport = Literal["smtp", "file"]
 TlsMode = Literal["starttls", "tls", "none"]

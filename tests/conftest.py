@@ -27,8 +27,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
-from digestbot.db import make_engine
 from digestbot.settings import Settings
+from digestbot.store.engine import make_engine
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LISTINGS = FIXTURES / "listings"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from digestbot.digests import build_digest
+from digestbot.ingest import read_listing
+from digestbot.ingest.papers import paper_id
 from digestbot.models import Digest, Paper, Rule, Subscriber
-from digestbot.papers import paper_id
-from digestbot.sources import read_listing
+from digestbot.rules.digests import build_digest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCES = (

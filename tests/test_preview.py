@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 from digestbot import service
 from digestbot.cli import app
+from digestbot.ingest.load import ingest_path
+from digestbot.rules.subscribers import sync_subscriptions
+from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.settings import Settings
-from digestbot.subscribers import sync_subscriptions
-from digestbot.subscriptions import parse_subscriptions
 
 SUBSCRIPTIONS = """\
 subscribers:
@@ -33,7 +34,7 @@ subscribers:
 
 
 def prepare(engine: Engine, now: datetime) -> None:
-    service.ingest_path(engine, LISTING_000, now=now)
+    ingest_path(engine, LISTING_000, now=now)
     sync_subscriptions(engine, parse_subscriptions(SUBSCRIPTIONS, source="s.yaml"), now=now)
 
 

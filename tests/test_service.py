@@ -9,12 +9,14 @@ from conftest import LISTING_000, SmtpServer, free_port, smtp_at
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from digestbot import outbox, service
-from digestbot.db import DeliveryRow, SentPaperRow
-from digestbot.mailer import TransportUnavailable
+from digestbot import service
+from digestbot.delivery import outbox
+from digestbot.delivery.transport import TransportUnavailable
+from digestbot.ingest.load import ingest_path
+from digestbot.rules.subscribers import sync_subscriptions
+from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.settings import Settings
-from digestbot.subscribers import sync_subscriptions
-from digestbot.subscriptions import parse_subscriptions
+from digestbot.store.tables import DeliveryRow, SentPaperRow
 
 SUBSCRIPTIONS = """\
 subscribers:
@@ -42,7 +44,7 @@ async def test_a_listing_file_reaches_the_smtp_inbox(
     engine: Engine, smtp_settings: Settings, smtp_server: SmtpServer, clock: datetime
 ) -> None:
     """Ingest, sync, send: each subscriber gets one digest with their matching papers."""
-    service.ingest_path(engine, LISTING_000, now=clock)
+    ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
     outcomes, _ = await service.send_now(engine, smtp_settings, now=clock)
     assert [(o.email, o.status) for o in outcomes] == [
@@ -60,11 +62,11 @@ async def test_a_second_send_right_after_sends_nothing(
     engine: Engine, smtp_settings: Settings, smtp_server: SmtpServer, clock: datetime
 ) -> None:
     """Papers already sent are not sent again, even with the listing ingested again."""
-    service.ingest_path(engine, LISTING_000, now=clock)
+    ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
     await service.send_now(engine, smtp_settings, now=clock)
     later = clock + timedelta(minutes=5)
-    service.ingest_path(engine, LISTING_000, now=later)
+    ingest_path(engine, LISTING_000, now=later)
     outcomes, _ = await service.send_now(engine, smtp_settings, now=later)
     assert {o.status for o in outcomes} == {"nothing new"}
     assert len(smtp_server.inbox.envelopes) == 2
@@ -74,7 +76,7 @@ async def test_a_subscriber_added_after_the_ingest_gets_todays_papers(
     engine: Engine, settings: Settings, clock: datetime
 ) -> None:
     """A newcomer's first digest looks back a day, so a late sync still gets the listing."""
-    service.ingest_path(engine, LISTING_000, now=clock)
+    ingest_path(engine, LISTING_000, now=clock)
     later = clock + timedelta(hours=6)
     subscribe(engine, later)
     (alice, _bob) = service.plan_digests(engine, settings, now=later)
@@ -88,7 +90,7 @@ async def test_only_papers_first_seen_since_the_last_digest_are_sent(
     engine: Engine, settings: Settings, clock: datetime
 ) -> None:
     """A paper ingested after a digest goes in the next one; nothing else repeats."""
-    service.ingest_path(engine, LISTING_000, now=clock)
+    ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
     await service.send_now(engine, settings, now=clock)
     new_listing = settings.outbox_dir.parent / "new.txt"
@@ -98,7 +100,7 @@ async def test_only_papers_first_seen_since_the_last_digest_are_sent(
         encoding="utf-8",
     )
     later = clock + timedelta(days=1)
-    service.ingest_path(engine, new_listing, now=later)
+    ingest_path(engine, new_listing, now=later)
     (alice, bob) = service.plan_digests(engine, settings, now=later)
     assert [i.paper.title for i in alice.items] == ["A Transformer for Tide Tables"]
     assert bob.items == ()
@@ -109,7 +111,7 @@ async def test_an_unreachable_server_leaves_every_row_pending_and_nothing_sent(
 ) -> None:
     """Connection refused: the error surfaces, rows stay pending, no paper counts as sent."""
     closed = smtp_at(settings, free_port())
-    service.ingest_path(engine, LISTING_000, now=clock)
+    ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
     with pytest.raises(TransportUnavailable):
         await service.send_now(engine, closed, now=clock)
@@ -128,7 +130,7 @@ async def test_pending_rows_go_out_on_the_next_run_without_a_duplicate_digest(
 ) -> None:
     """After an outage the queued digests are sent as they were; no second copy is built."""
     closed = smtp_at(settings, free_port())
-    service.ingest_path(engine, LISTING_000, now=clock)
+    ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
     with pytest.raises(TransportUnavailable):
         await service.send_now(engine, closed, now=clock)
@@ -143,11 +145,11 @@ async def test_changing_rules_never_resends_a_paper(
     engine: Engine, settings: Settings, clock: datetime
 ) -> None:
     """After a rule change, papers already sent stay sent, even if the new rule matches them."""
-    service.ingest_path(engine, LISTING_000, now=clock)
+    ingest_path(engine, LISTING_000, now=clock)
     subscribe(engine, clock)
     await service.send_now(engine, settings, now=clock)
     wider = SUBSCRIPTIONS.replace("any: [transformer]", "any: [transformer, attention]")
     subscribe(engine, clock + timedelta(minutes=1), wider)
-    service.ingest_path(engine, LISTING_000, now=clock + timedelta(minutes=2))
+    ingest_path(engine, LISTING_000, now=clock + timedelta(minutes=2))
     (alice, _bob) = service.plan_digests(engine, settings, now=clock + timedelta(minutes=3))
     assert alice.items == ()

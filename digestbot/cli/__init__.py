@@ -2,7 +2,7 @@
 
 from digestbot.cli import library, mail  # noqa: F401  (importing them registers their commands)
 from digestbot.cli.common import app
-from digestbot.pipeline import tune_gc
+from digestbot.delivery.pipeline import tune_gc
 
 
 def main() -> None:

@@ -15,11 +15,11 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from digestbot import service
-from digestbot.db import make_engine
-from digestbot.delivery import Report
+from digestbot.delivery.send import Report
 from digestbot.errors import ConfigError, DigestbotError
+from digestbot.rules.yamlfile import format_path
 from digestbot.settings import Settings
-from digestbot.yamlfile import format_path
+from digestbot.store.engine import make_engine
 
 app = typer.Typer(
     help="digestbot: email digests of new research papers, matched against your rules.",

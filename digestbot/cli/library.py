@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from digestbot import papers, service
+from digestbot import service
 from digestbot.cli.common import (
     app,
     err,
@@ -27,13 +27,15 @@ from digestbot.cli.common import (
     subscriptions_app,
 )
 from digestbot.errors import ConfigError
+from digestbot.ingest import papers
+from digestbot.ingest.fetch import SourceSpec
+from digestbot.ingest.links import web_url
+from digestbot.ingest.load import ingest_path, ingest_source
 from digestbot.models import Paper
 from digestbot.resources import bundled_path
+from digestbot.rules.subscribers import sync_subscriptions
+from digestbot.rules.subscriptions import load_subscriptions
 from digestbot.settings import Settings
-from digestbot.sources.fetch import SourceSpec
-from digestbot.sources.links import web_url
-from digestbot.subscribers import sync_subscriptions
-from digestbot.subscriptions import load_subscriptions
 
 
 @app.command()
@@ -44,7 +46,7 @@ def demo() -> None:
     now = now_utc()
     with open_engine(settings) as engine:
         for sample in ("sample_listing.txt", "sample_daily_papers.json"):
-            result = service.ingest_path(engine, bundled_path(sample), now=now)
+            result = ingest_path(engine, bundled_path(sample), now=now)
             out.print(f"Ingested {sample}: {result.new} new, {result.known} already known.")
         spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
         sync_subscriptions(engine, spec, now=now)
@@ -88,14 +90,14 @@ def ingest(
         if specs is None:
             assert target is not None
             results = [
-                service.ingest_path(
+                ingest_path(
                     engine, Path(target), now=now, year=year, include_replacements=replacements
                 )
             ]
         else:
             on = day.date() if day else None
             results = [
-                asyncio.run(service.ingest_source(engine, settings, spec, now=now, day=on))
+                asyncio.run(ingest_source(engine, settings, spec, now=now, day=on))
                 for spec in specs
             ]
     for result in results:

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from digestbot import outbox, scheduler, service, statusview
+from digestbot import service
+from digestbot.cli import statusview
 from digestbot.cli.common import (
     app,
     err,
@@ -26,8 +27,10 @@ from digestbot.cli.common import (
     print_outcomes,
     print_summary,
 )
+from digestbot.delivery import outbox
 from digestbot.errors import ConfigError
 from digestbot.models import Digest
+from digestbot.schedule import daemon
 
 
 @app.command("send-now")
@@ -121,7 +124,7 @@ def run() -> None:
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
     with open_engine(settings) as engine:
-        asyncio.run(scheduler.Daemon(settings, engine).run())
+        asyncio.run(daemon.Daemon(settings, engine).run())
 
 
 def _digest_json(digest: Any) -> dict[str, Any]:

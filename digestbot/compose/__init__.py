@@ -1,0 +1,1 @@
+"""Compose stage: what a digest shows, its templates, and the message bytes."""

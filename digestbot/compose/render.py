@@ -1,0 +1,301 @@
+"""Compose stage (pure): an email (digest, alert, operator notice) becomes a subject/text/HTML
+trio of templates, then an RFC 5322 message."""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import hmac
+import quopri
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.charset import BASE64, Charset
+from email.generator import BytesGenerator
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import css_inline
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+
+from digestbot.compose.present import plural, present_digest, short_date, trim_words, wrap
+from digestbot.compose.prestyle import INLINER, Styled
+from digestbot.errors import ConfigError
+from digestbot.ingest.links import web_url
+from digestbot.models import Digest, Paper
+from digestbot.resources import bundled_path
+
+# C0/C1 controls, DEL, and Unicode line/paragraph separators must never reach a header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The three rendered parts of one email."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who sends what to whom, and the header values fixed before rendering."""
+
+    sender: str
+    sender_name: str
+    recipient: str
+    recipient_name: str
+    message_id: str
+    date: datetime
+    unsubscribe_url: str | None = None
+    # Mail to subscribers carries List-Unsubscribe; the operator's notices do not.
+    bulk: bool = True
+
+
+def make_environment(
+    templates_dir: Path | None = None, *, auto_reload: bool = True, inline_css: bool | None = None
+) -> Environment:
+    """A Jinja2 environment: the user's templates first, the bundled ones second; with
+    `auto_reload`, each use of a template checks its file for edits.
+
+    The bundled templates carry their styles from when they are compiled (`prestyle`);
+    with templates of the user's own (or `inline_css`), every HTML email is inlined as it
+    renders instead, so theirs are styled from the stylesheet whatever they hold.
+    """
+    loaders = [FileSystemLoader(str(templates_dir))] if templates_dir else []
+    loaders.append(FileSystemLoader(str(bundled_path("templates"))))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        extensions=[Styled],
+        auto_reload=auto_reload,
+        autoescape=lambda name: bool(name and name.endswith((".html", ".htm"))),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["trim_words"] = trim_words
+    env.filters["web_url"] = web_url
+    env.filters["wrap"] = wrap
+    env.filters["plural"] = plural
+    env.filters["short_date"] = short_date
+    env.globals["page_of"] = page_of
+    env.globals["inline_css"] = templates_dir is not None if inline_css is None else inline_css
+    return env
+
+
+def page_of(paper: Paper) -> str | None:
+    """The page a paper's title links to, when it is an http(s) URL."""
+    return web_url(paper.page())
+
+
+def header_safe(value: str) -> str:
+    """`value` with control characters removed and white space folded to single spaces."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def message_id(kind: str, email: str, period_key: str, domain: str) -> str:
+    """A Message-ID fixed by what the email is, so a resend reuses it."""
+    token = hashlib.sha256(f"{kind}\0{email}\0{period_key}".encode()).hexdigest()[:24]
+    return f"<{kind}.{token}@{header_safe(domain)}>"
+
+
+def unsubscribe_link(base_url: str, email: str, secret: str) -> str:
+    """`base_url` with the address and an HMAC token, so the link cannot be forged."""
+    token = hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()[:32]
+    separator = "&" if "?" in base_url else "?"
+    return f"{base_url}{separator}{urlencode({'email': email, 'token': token})}"
+
+
+def unsubscribe_target(sender: str, recipient: str, url: str | None) -> str:
+    """Where the footer's unsubscribe link points: the signed HTTPS link when configured,
+    otherwise a mail to the sender asking to unsubscribe."""
+    if url and web_url(url):
+        return url
+    return f"mailto:{sender}?subject={quote(f'unsubscribe {recipient}')}"
+
+
+def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") -> Rendered:
+    """Render the subject, text and HTML templates of the digest's kind (digest or alert)."""
+    view = present_digest(digest)
+    context: dict[str, Any] = {
+        "digest": digest,
+        "subscriber": digest.subscriber,
+        "items": digest.items,
+        "count": len(digest.items),
+        "rules": view.topics,
+        "date": digest.generated_at,
+        "view": view,
+        "unsubscribe": unsubscribe,
+    }
+    return render_email(env, digest.kind, context)
+
+
+def render_admin(
+    env: Environment, subject: str, detail: str, *, recipient: str, now: datetime
+) -> Rendered:
+    """The operator's notice (DIGESTBOT_ADMIN_EMAIL): what keeps failing, and the error."""
+    preheader = " ".join(detail.split())[:120]
+    context = {
+        "subject": subject,
+        "detail": detail,
+        "recipient": recipient,
+        "date": now,
+        "view": {"preheader": preheader},  # what layout.html shows before the content
+    }
+    return render_email(env, "admin", context)
+
+
+def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> Rendered:
+    """Render the trio `name`.subject.txt, `name`.txt and `name`.html; the HTML's stylesheet
+    is inlined when the environment says so (its @media rules stay in their own <style>)."""
+    try:
+        subject = env.get_template(f"{name}.subject.txt").render(context)
+        text = env.get_template(f"{name}.txt").render(context)
+        html = env.get_template(f"{name}.html").render(context)
+        if env.globals["inline_css"]:
+            html = INLINER.inline(html)
+    except (TemplateError, css_inline.InlineError) as exc:
+        raise ConfigError(
+            f"cannot render the {name} templates: {exc.__class__.__name__}: {exc}",
+            "fix the template, or unset DIGESTBOT_TEMPLATES_DIR to use the bundled ones",
+        ) from None
+    return Rendered(header_safe(subject), text, html)
+
+
+def transfer_encoding(octets: bytes) -> str:
+    """7bit or 8bit (by what the body holds) while every line fits SMTP's 998 octets
+    (RFC 5322 2.1.1), else quoted-printable, whose soft line breaks keep long lines
+    (inlined CSS) readable."""
+    if max(map(len, octets.splitlines()), default=0) > 998:
+        return "quoted-printable"
+    return "7bit" if octets.isascii() else "8bit"
+
+
+def _part(octets: bytes, subtype: str) -> MIMENonMultipart:
+    """A text part of UTF-8 `octets`, as they are or quoted-printable (`transfer_encoding`)."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    del part["MIME-Version"]  # only the top level carries it (RFC 2045 section 4)
+    part["Content-Transfer-Encoding"] = encoding = transfer_encoding(octets)
+    if encoding == "quoted-printable":
+        # quopri is the standard library's C encoder; the charset's own is pure Python and
+        # costs milliseconds on a 50 kB part.
+        part.set_payload(quopri.encodestring(octets).decode("ascii"))
+    else:
+        # Bytes are kept as they are and written back unchanged; set_payload(body, charset)
+        # would do the same after re-reading the whole body twice to choose the label.
+        part.set_payload(octets)
+    return part
+
+
+class WirePolicy(email.policy.Compat32):
+    """compat32, which writes each short plain header as it is: its folding builds a Header
+    object per header, and no short printable ASCII value needs folding (tests compare)."""
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        """The header line as bytes, folded by compat32's rules."""
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and value.isprintable()
+            and len(name) + 2 + len(value) <= (self.max_line_length or 0)
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+# The email package's compat32 MIME classes keep header values as the strings we checked
+# and encode non-ASCII ones as RFC 2047 words on output, without the new API's per-header
+# parse (a millisecond a digest); lines end in CRLF, ready for SMTP DATA, and a body line
+# starting with "From " stays as written (compat32 would turn it into ">From ").
+WIRE = WirePolicy(linesep="\r\n", mangle_from_=False)
+
+
+class WireGenerator(BytesGenerator):
+    """The email package's BytesGenerator, writing each body in one piece: the stock one
+    splits a 60 kB body into lines and writes them one by one (half a millisecond a digest).
+    Same bytes (tests compare the two); should the package stop calling this hook, the
+    output is still the same, only slower."""
+
+    def _write_lines(self, lines: str) -> None:
+        # Every CRLF, lone CR and lone LF becomes the policy's line separator, as the stock
+        # method's split on \r\n|\r|\n does.
+        linesep = self.policy.linesep if self.policy else "\n"  # flatten sets the policy
+        if "\r" in lines:
+            lines = lines.replace("\r\n", "\n").replace("\r", "\n")
+        if lines:
+            self.write(lines.replace("\n", linesep))
+
+
+def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
+    """A multipart/alternative message with a text and an HTML part and safe headers, as the
+    bytes that are sent; the same rendered digest and envelope always give the same bytes."""
+    # A boundary fixed by the content (not random) so the same digest is the same bytes:
+    # what `preview` shows is exactly what is queued and sent.
+    text, html = rendered.text.encode(), rendered.html.encode()
+    content = hashlib.sha256(envelope.message_id.encode())
+    for part in (text, html):
+        content.update(b"\0")
+        content.update(part)
+    boundary = f"==digestbot-{content.hexdigest()[:32]}=="
+    message = MIMEMultipart("alternative", boundary=boundary)
+    # A Header instance is a documented header value; typeshed only lists str.
+    message["Subject"] = _header(header_safe(rendered.subject))  # type: ignore[assignment]
+    message["From"] = _address(envelope.sender_name, envelope.sender)
+    message["To"] = _address(envelope.recipient_name, envelope.recipient)
+    message["Date"] = format_datetime(envelope.date)
+    message["Message-ID"] = header_safe(envelope.message_id)
+    if envelope.bulk:
+        _list_headers(message, envelope)
+    message.attach(_part(text, "plain"))
+    message.attach(_part(html, "html"))
+    out = BytesIO()
+    WireGenerator(out, policy=WIRE).flatten(message)
+    return out.getvalue()
+
+
+def _list_headers(message: MIMEMultipart, envelope: Envelope) -> None:
+    """List-Unsubscribe (a mailto:, and the signed HTTPS link when there is one) with
+    one-click unsubscribe (RFC 8058)."""
+    unsubscribe = quote(f"unsubscribe {envelope.recipient}")
+    targets = [f"<mailto:{envelope.sender}?subject={unsubscribe}>"]
+    if envelope.unsubscribe_url and web_url(envelope.unsubscribe_url):
+        targets.append(f"<{header_safe(envelope.unsubscribe_url)}>")
+    message["List-Unsubscribe"] = ", ".join(targets)
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+
+
+def _header(value: str) -> str | Header:
+    """Plain ASCII as it is; anything else, or text that spells an RFC 2047 word ("=?"),
+    as base64 words of our own, so a mail client shows the text as written instead of
+    decoding it (into line breaks, say). The package computes a base64 word's length at
+    once (a quoted-printable one it measures character by character)."""
+    if value.isascii() and "=?" not in value:
+        return value
+    # One encoded word when it fits the Subject line (as Header writes it, without
+    # Header's folding machinery, ~0.05 ms a digest); longer ones Header folds.
+    word = _BASE64_UTF8.header_encode(value)
+    if len("Subject: ") + len(word) <= (WIRE.max_line_length or 0) and len(word) <= 75:
+        return word
+    return Header(value, _BASE64_UTF8, header_name="Subject")
+
+
+def _address(name: str, address: str) -> str:
+    """`Name <address>`, the name quoted or RFC 2047-encoded as it needs (encoded too when
+    it spells an encoded word: clients decode those even inside quotes)."""
+    name = header_safe(name)
+    if "=?" in name:
+        return f"{_BASE64_UTF8.header_encode(name)} <{header_safe(address)}>"
+    return formataddr((name, header_safe(address)), charset="utf-8")
+
+
+_BASE64_UTF8 = Charset("utf-8")
+_BASE64_UTF8.header_encoding = BASE64

@@ -1,0 +1,1 @@
+"""Delivery stage: the outbox, its claims, the transports, and batches rendered as they send."""

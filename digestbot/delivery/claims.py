@@ -1,0 +1,169 @@
+"""Delivery stage, outbox claims: take a due row just before sending it, close it once; one write
+transaction per email (a connection closes the row it sent and claims its next together)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, update
+from sqlmodel import col
+
+from digestbot.delivery.outbox import DUE_SQL, Queued
+from digestbot.delivery.transport import Outbound
+from digestbot.store import rawsql
+from digestbot.store.tables import DeliveryRow
+
+
+@dataclass(frozen=True)
+class Closing:
+    """How an attempt ended: sent (detail = where) or retry, failed, unknown (detail = why)."""
+
+    row_id: int
+    status: str
+    detail: str
+    next_attempt_at: datetime | None = None
+
+
+def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> Queued | None:
+    """Take a due row for sending; None when another process already took it."""
+    with engine.connect() as connection:
+        return settle(connection, None, claim_id=row_id, now=now, by=by)
+
+
+def close(engine: Engine, closing: Closing, *, now: datetime) -> None:
+    """Write how an attempt ended, on its own (a sender closes with its next claim)."""
+    with engine.connect() as connection:
+        settle(connection, closing, claim_id=None, now=now, by="")
+
+
+def mark_sent(engine: Engine, row_id: int, *, where: str, now: datetime) -> None:
+    """Close the row as sent and record its papers as sent, in the same transaction."""
+    close(engine, Closing(row_id, "sent", where), now=now)
+
+
+def settle(
+    connection: Connection,
+    closing: Closing | None,
+    *,
+    claim_id: int | None,
+    now: datetime,
+    by: str,
+    message: Outbound | None = None,
+) -> Queued | None:
+    """Close the attempt just made and claim the next row, in one write transaction.
+
+    One transaction per email instead of two: a sender closes a row and takes the next one
+    together, so it never holds more than the row it is sending. `message` is the claimed
+    row's message when the caller holds it already (it committed the row itself), so it is
+    not read back.
+    """
+    with row_transaction(connection):
+        if closing is not None:
+            _close(connection, closing, now=now)
+        if claim_id is None:
+            return None
+        return _claim(connection, claim_id, now=now, by=by, message=message)
+
+
+@contextmanager
+def row_transaction(connection: Connection) -> Iterator[Connection]:
+    """The transaction for claiming and closing rows: BEGIN IMMEDIATE on SQLite; on
+    PostgreSQL a plain one, since claims lock their row (FOR UPDATE SKIP LOCKED) instead of
+    serialising every writer."""
+    with connection.begin():
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection
+
+
+# The per-email statements, as the database's own SQL (see rawsql for why).
+_LOCK = f"SELECT id FROM deliveries WHERE id = :row_id AND {DUE_SQL} FOR UPDATE SKIP LOCKED"
+_CLAIM = (
+    "UPDATE deliveries SET status = 'sending', updated_at = :now, claimed_by = :by, "
+    f"claimed_at = :now, attempts = attempts + 1 WHERE id = :row_id AND {DUE_SQL} "
+    "RETURNING subscriber_id, paper_ids, attempts"
+)
+_MESSAGE = "SELECT raw FROM delivery_messages WHERE delivery_id = :row_id"
+_CLOSE = (
+    "UPDATE deliveries SET status = :status, updated_at = :now, "
+    "next_attempt_at = :next_attempt_at, last_error = :last_error, sent_at = :sent_at, "
+    "delivered_to = :delivered_to WHERE id = :row_id RETURNING id"
+)
+# The closed row's papers into sent_papers, its JSON list expanded by the database: one
+# statement, where one parameter row per paper cost ~0.15 ms an email at 25 papers.
+_RECORD_SENT = {
+    dialect: (
+        "INSERT INTO sent_papers (subscriber_id, paper_id, delivery_id, sent_at) "
+        f"SELECT d.subscriber_id, paper.value, d.id, :now FROM deliveries AS d JOIN {papers} "
+        "ON true WHERE d.id = :row_id ON CONFLICT DO NOTHING"
+    )
+    for dialect, papers in (
+        ("sqlite", "json_each(d.paper_ids) AS paper"),
+        ("postgresql", "json_array_elements_text(CAST(d.paper_ids AS JSON)) AS paper(value)"),
+    )
+}
+
+
+def _claim(
+    connection: Connection, row_id: int, *, now: datetime, by: str, message: Outbound | None
+) -> Queued | None:
+    params = {"row_id": row_id, "now": now, "by": by}
+    # On PostgreSQL, lock the row or skip it if another transaction is claiming it right
+    # now; the conditional UPDATE then re-checks its state under the lock.
+    if connection.dialect.name == "postgresql" and (
+        rawsql.run(connection, _LOCK, params).first() is None
+    ):
+        return None
+    claimed = rawsql.run(connection, _CLAIM, params).first()
+    if claimed is None:
+        return None
+    subscriber_id, paper_ids, attempts = tuple(claimed)
+    if message is None:
+        message = Outbound.of(rawsql.run(connection, _MESSAGE, {"row_id": row_id}).scalar_one())
+    return Queued(
+        id=row_id,
+        subscriber_id=subscriber_id,
+        outbound=message,
+        paper_count=len(json.loads(paper_ids)),
+        attempts=attempts - 1,  # attempts before this one
+    )
+
+
+def _close(connection: Connection, closing: Closing, *, now: datetime) -> None:
+    """Write how an attempt ended; a sent row records its papers as sent in the same step."""
+    assert closing.status in ("sent", "retry", "failed", "unknown")
+    sent = closing.status == "sent"
+    params = {
+        "row_id": closing.row_id,
+        "status": closing.status,
+        "now": now,
+        "next_attempt_at": closing.next_attempt_at,
+        "last_error": None if sent else closing.detail,
+        "sent_at": now if sent else None,
+        "delivered_to": closing.detail if sent else None,
+    }
+    closed = rawsql.run(connection, _CLOSE, params).first()
+    assert closed is not None, f"no delivery row {closing.row_id}"
+    if sent:
+        statement = _RECORD_SENT[connection.dialect.name]
+        rawsql.run(connection, statement, {"row_id": closing.row_id, "now": now})
+
+
+def unclaim(engine: Engine, row_id: int, *, now: datetime) -> None:
+    """Give a claimed row back untouched, as if never attempted (the server was unreachable)."""
+    with engine.connect() as connection, row_transaction(connection):
+        connection.execute(
+            update(DeliveryRow)
+            .where(col(DeliveryRow.id) == row_id, col(DeliveryRow.status) == "sending")
+            .values(
+                status="pending",
+                updated_at=now,
+                attempts=DeliveryRow.attempts - 1,
+                claimed_by=None,
+                claimed_at=None,
+            )
+        )

@@ -1,0 +1,249 @@
+"""Delivery stage, outbox: rows committed before sending, claimed one at a time, closed once
+(the claims themselves are in `claims`).
+
+States: pending -> sending -> sent | retry (next_attempt_at) | failed | unknown.
+A row is claimed with a conditional UPDATE (inside BEGIN IMMEDIATE on SQLite; after
+SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL), so two processes never send the same row.
+A row left in `sending` by a dead process becomes `unknown`: the server may or may not have
+it, so it is resent only on request (`send-now --resend-unknown`), with its original Message-ID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, func, text, update
+from sqlmodel import Session, col, select
+
+from digestbot.delivery.transport import Outbound
+from digestbot.errors import DeliveryError
+from digestbot.store import rawsql
+from digestbot.store.engine import write_session
+from digestbot.store.tables import (
+    CLAIMABLE,
+    FINISHED,
+    DeliveryRow,
+    MessageRow,
+    SentPaperRow,
+    UtcDateTime,
+)
+
+PLAN_ATTEMPTS = 5  # plan-and-enqueue rounds before giving up to a busier process
+
+
+class PlanConflict(Exception):
+    """Another process committed deliveries between our plan and our enqueue."""
+
+
+def too_busy(hint: str) -> DeliveryError:
+    """The error once PLAN_ATTEMPTS rounds all lost to other runs."""
+    return DeliveryError("other runs kept changing the outbox", hint)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A decided email: who gets it, which papers it carries, and the message as bytes with
+    its envelope (flattened at once, so thousands of queued digests do not hold MIME object
+    trees)."""
+
+    subscriber_id: int
+    kind: str
+    period_key: str
+    message_id: str
+    outbound: Outbound
+    paper_ids: tuple[str, ...]
+
+    @property
+    def raw(self) -> bytes:
+        return self.outbound.raw
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A delivery row ready to be sent."""
+
+    id: int
+    subscriber_id: int
+    outbound: Outbound
+    paper_count: int
+    attempts: int
+
+
+def owner() -> str:
+    """Who claims rows: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def state_token(engine: Engine) -> tuple[int, int]:
+    """Changes whenever a delivery is created or a paper recorded as sent."""
+    with Session(engine) as session:
+        last_row = session.exec(select(func.max(DeliveryRow.id))).one()
+        sent = session.exec(select(func.count()).select_from(SentPaperRow)).one()
+    return (last_row or 0, sent)
+
+
+# A row that may be sent at :now: pending, or a retry whose time has come. The senders'
+# claims (claims.py) test the same condition, so a listed id is one they can take.
+DUE_SQL = (
+    "status IN (" + ", ".join(f"'{state}'" for state in CLAIMABLE) + ") "
+    "AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+)
+DUE = text(DUE_SQL).bindparams(bindparam("now", type_=UtcDateTime))
+
+
+def enqueue(
+    engine: Engine,
+    outgoing: Sequence[Outgoing],
+    *,
+    now: datetime,
+    token: tuple[int, int] | None = None,
+    after: int | None = None,
+    also: Callable[[Session], None] | None = None,
+) -> list[int]:
+    """Commit one pending row per email in one write transaction; return their ids.
+
+    With `token` (from state_token before planning), raise PlanConflict if anything was
+    enqueued or sent since, so the caller plans again instead of sending a paper twice.
+    With `after` (the last id this run enqueued, for its next chunk of the same plan), raise
+    it if anyone else enqueued since; rows of that plan being sent meanwhile are no conflict,
+    since their papers were spoken for when the plan was made.
+    `also` adds writes that must commit or fail with these rows (the period ledger).
+    """
+    with write_session(engine) as session:
+        connection = session.connection()
+        last_row = rawsql.run(connection, _LAST_ROW, {}).scalar_one() or 0
+        if token is not None:
+            sent = rawsql.run(connection, _SENT_COUNT, {}).scalar_one()
+            if (last_row, sent) != token:
+                raise PlanConflict
+        if after is not None and last_row != after:
+            raise PlanConflict
+        # One INSERT … RETURNING a row: a multi-row one does not promise its ids in order.
+        ids = [
+            rawsql.run(connection, _INSERT_ROW, _row(item, now)).scalar_one() for item in outgoing
+        ]
+        if ids:
+            messages = [{"id": i, "raw": o.raw} for i, o in zip(ids, outgoing, strict=True)]
+            rawsql.run(connection, _INSERT_MESSAGE, messages)
+        if also is not None:
+            also(session)
+        return ids
+
+
+# Run for every chunk of a batch: the database's own SQL (see rawsql).
+_LAST_ROW = "SELECT max(id) FROM deliveries"
+_SENT_COUNT = "SELECT count(*) FROM sent_papers"
+_INSERT_ROW = (
+    "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status, attempts, "
+    "paper_ids, created_at, updated_at) VALUES (:subscriber_id, :kind, :period_key, "
+    ":message_id, 'pending', 0, :paper_ids, :now, :now) RETURNING id"
+)
+_INSERT_MESSAGE = "INSERT INTO delivery_messages (delivery_id, raw) VALUES (:id, :raw)"
+
+
+def _row(item: Outgoing, now: datetime) -> dict[str, Any]:
+    return {
+        "subscriber_id": item.subscriber_id,
+        "kind": item.kind,
+        "period_key": item.period_key,
+        "message_id": item.message_id,
+        "paper_ids": json.dumps(list(item.paper_ids)),
+        "now": now,
+    }
+
+
+def due_ids(
+    engine: Engine, *, now: datetime, subscriber_ids: Sequence[int] | None = None
+) -> list[int]:
+    """Ids of rows to send now (pending, and retries whose time has come), oldest first.
+
+    Only ids: each message is read when its row is claimed, so a big outbox is never held
+    in memory at once.
+    """
+    query = select(DeliveryRow.id).where(DUE)
+    if subscriber_ids is not None:
+        query = query.where(col(DeliveryRow.subscriber_id).in_(subscriber_ids))
+    with Session(engine) as session:
+        found = session.execute(query.order_by(col(DeliveryRow.id)), {"now": now})
+        return list(found.scalars())
+
+
+def recover(engine: Engine, *, now: datetime, lease: timedelta) -> int:
+    """Rows left `sending` by a process that died (or outlived its lease) become `unknown`."""
+    host = socket.gethostname()
+    recovered = 0
+    with write_session(engine) as session:
+        for row in session.exec(select(DeliveryRow).where(DeliveryRow.status == "sending")):
+            dead = not claimer_alive(row.claimed_by or ":", host)
+            expired = row.claimed_at is None or row.claimed_at + lease < now
+            if dead or expired:
+                row.status, row.updated_at = "unknown", now
+                row.last_error = f"interrupted while sending (claimed by {row.claimed_by})"
+                session.add(row)
+                recovered += 1
+    return recovered
+
+
+def claimer_alive(claimed_by: str, host: str) -> bool:
+    """False only when `claimed_by` ("host:pid") ran on `host` and that process is gone."""
+    claimer_host, _, pid = claimed_by.rpartition(":")
+    return not (claimer_host == host and pid.isdigit() and not _alive(int(pid)))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def resend_unknown(engine: Engine, *, now: datetime) -> int:
+    """Put every `unknown` row back to pending; it keeps its message and Message-ID."""
+    with write_session(engine) as session:
+        result = session.exec(
+            update(DeliveryRow)
+            .where(col(DeliveryRow.status) == "unknown")
+            .values(status="pending", updated_at=now, next_attempt_at=None)
+        )
+        return int(result.rowcount)
+
+
+def forget_messages(engine: Engine, *, until: datetime) -> int:
+    """Drop the stored messages of rows that were sent or failed at or before `until`:
+    nothing sends them again (only pending, retry and unknown rows go out), and at ~55 kB
+    an email they would grow the database every day it runs. Returns how many."""
+    finished = select(DeliveryRow.id).where(
+        col(DeliveryRow.status).in_(FINISHED), col(DeliveryRow.updated_at) <= until
+    )
+    with write_session(engine) as session:
+        result = session.exec(delete(MessageRow).where(col(MessageRow.delivery_id).in_(finished)))
+        return int(result.rowcount)
+
+
+def counts_by_status(engine: Engine) -> dict[str, int]:
+    """How many delivery rows are in each state."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(DeliveryRow.status, func.count()).group_by(col(DeliveryRow.status))
+        ).all()
+    return dict(rows)
+
+
+def problem_rows(engine: Engine) -> list[DeliveryRow]:
+    """Rows needing a person's attention or waiting to retry: unknown, failed, retry."""
+    with Session(engine) as session:
+        query = select(DeliveryRow).where(
+            col(DeliveryRow.status).in_(("unknown", "failed", "retry"))
+        )
+        return list(session.exec(query.order_by(col(DeliveryRow.id))))

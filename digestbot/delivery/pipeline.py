@@ -1,0 +1,316 @@
+"""Delivery stage: render and enqueue digests chunk by chunk while committed chunks are sent.
+
+Rendering (three templates and the MIME message) costs milliseconds a digest, so for a big
+batch it runs in a separate process (DIGESTBOT_RENDER_PROCESSES) on another core; each chunk
+is committed as pending rows before its ids reach the senders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import aclosing
+from datetime import datetime
+from functools import cache
+from itertools import chain, islice
+from multiprocessing.context import BaseContext
+from pathlib import Path
+
+from jinja2 import Environment
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from digestbot.compose.render import (
+    Envelope,
+    build_message,
+    header_safe,
+    make_environment,
+    message_id,
+    render_digest,
+    unsubscribe_link,
+    unsubscribe_target,
+)
+from digestbot.delivery import outbox
+from digestbot.delivery.send import Feed
+from digestbot.delivery.transport import Outbound
+from digestbot.models import Digest
+from digestbot.settings import Settings
+
+FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
+CHUNK = 100  # digests per commit after that
+AHEAD = 3  # chunks being rendered at once in the render process
+# Render processes repay their start (about half a second) only for a batch bigger than this.
+SPREAD_OVER = FIRST_CHUNK + CHUNK
+# Young-generation collections every 20,000 container allocations instead of CPython's 700:
+# a batch allocates millions of short-lived objects (template contexts, MIME parts, rows)
+# that reference counting frees at once, and each collection re-scans the survivors for
+# cycles that are not there. Timed over a 10,000-digest send-now: ~0.45 ms of CPU a digest.
+GC_THRESHOLD = (20_000, 10, 10)
+# A render process lives for one batch and its rendering leaves no cyclic garbage (none
+# found after 500 digests), so it collects only after a million: at 20,000 its collections
+# re-scanned each chunk's digests and its caches, ~0.2 ms of CPU a digest.
+RENDER_GC_THRESHOLD = (1_000_000, 10, 10)
+
+
+# Render processes run ahead of the senders into a bounded queue. When the cores are busy,
+# the process sending (whose SMTP connections idle while it waits for a core) should run
+# first and rendering take what is left; on an idle core niceness changes nothing.
+# bench_delivery on 2 cores: 213-218 -> 242-251 digests/s, the cores 88% -> 97% busy.
+RENDER_NICENESS = 10
+
+
+def tune_gc() -> None:
+    """Collect cyclic garbage less often, in a process that renders and sends batches: the
+    CLI's (a library caller's process keeps its own settings; render processes have theirs)."""
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+def render_pool(settings: Settings) -> ProcessPoolExecutor:
+    """The render processes for one batch, with fewer GC passes and a lower CPU priority
+    than the process that sends.
+
+    Forked from a fork server where there is one (a clean process, started once, that has
+    imported the render code): forking this process is unsafe beside its threads, and a
+    spawned process spends most of a second importing the same modules, every batch.
+    """
+    context = _context()
+    if context is not _SPAWN:
+        _start_fork_server()
+    return ProcessPoolExecutor(
+        settings.render_processes, mp_context=context, initializer=_start_render_process
+    )
+
+
+def start_render_server(settings: Settings, batch: int) -> None:
+    """Start the fork server now when a batch of up to `batch` digests will have render
+    processes, so that its imports (~0.45 s on another core) overlap reading the state
+    instead of holding up the first email (bench_delivery: it came 0.35 s sooner)."""
+    if settings.render_processes and batch > SPREAD_OVER and _context() is not _SPAWN:
+        _start_fork_server()
+
+
+def _start_fork_server() -> None:
+    """Start the fork server, unless it runs, importing its preloads from this process's
+    sys.path. Python before 3.12.8 and 3.13.1 imports them from the working directory first
+    (CPython gh-117378): `digestbot send-now` run in a checkout after `pip install .` would
+    render with the checkout's `digestbot/` beside the installed code it sends with."""
+    from multiprocessing import forkserver  # POSIX only
+
+    wanted = {
+        "PYTHONSAFEPATH": "1",  # no working directory at the head of sys.path
+        "PYTHONPATH": os.pathsep.join(entry or os.getcwd() for entry in sys.path),
+    }
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        forkserver.ensure_running()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+def _context() -> BaseContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return _SPAWN
+    server = multiprocessing.get_context("forkserver")
+    # The command's own module too: each new process imports the main module again.
+    server.set_forkserver_preload(["digestbot.delivery.pipeline", "digestbot.cli"])
+    return server
+
+
+def _start_render_process() -> None:
+    gc.set_threshold(*RENDER_GC_THRESHOLD)
+    if hasattr(os, "nice"):  # POSIX only
+        os.nice(RENDER_NICENESS)
+
+
+def render_outgoing(
+    env: Environment, settings: Settings, digest: Digest, *, now: datetime
+) -> outbox.Outgoing:
+    """The render step, on its own: the delivery row for one digest, rendered with its
+    headers fixed, the message as the bytes that are sent (and that `preview` shows)."""
+    sub = digest.subscriber
+    signed = settings.unsubscribe_url and unsubscribe_link(
+        settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
+    )
+    rendered = render_digest(
+        env,
+        digest,
+        unsubscribe=unsubscribe_target(settings.from_address, sub.email, signed or None),
+    )
+    envelope = Envelope(
+        sender=settings.from_address,
+        sender_name=settings.from_name,
+        recipient=sub.email,
+        recipient_name=sub.name,
+        message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
+        date=now,
+        unsubscribe_url=signed or None,
+    )
+    raw = build_message(rendered, envelope)
+    return outbox.Outgoing(
+        subscriber_id=sub.id,
+        kind=digest.kind,
+        period_key=digest.period_key,
+        message_id=envelope.message_id,
+        # The envelope as build_message wrote it into From and To (Outbound.of reads the
+        # same back from a stored message).
+        outbound=Outbound(raw, header_safe(envelope.sender), (header_safe(sub.email),)),
+        paper_ids=tuple(item.paper.id for item in digest.items),
+    )
+
+
+@cache
+def _environment(templates_dir: Path | None, reload: bool = True) -> Environment:
+    return make_environment(templates_dir, auto_reload=reload)
+
+
+def render_chunk(
+    settings: Settings, digests: Sequence[Digest], now: datetime, *, reload: bool = True
+) -> list[outbox.Outgoing]:
+    """Render a chunk of digests (in the render process: everything here is picklable).
+
+    Render processes pass `reload=False`: they live for one batch, so they read each
+    template once instead of checking five template files for edits at every digest
+    (about 0.15 ms a digest); a long-lived process keeps picking up edits.
+    """
+    env = _environment(settings.templates_dir, reload)
+    return [render_outgoing(env, settings, digest, now=now) for digest in digests]
+
+
+# What a chunk's commit writes beside its rows, given its subscribers and whether it is the
+# first commit of the batch (the scheduler's period ledger): a writer, or None for nothing.
+ChunkWrites = Callable[[Sequence[int], bool], Callable[[Session], None] | None]
+
+
+async def enqueue_in_chunks(
+    engine: Engine,
+    settings: Settings,
+    digests: Iterable[Digest],
+    *,
+    now: datetime,
+    token: tuple[int, int],
+    feed: Feed,
+    send_empty: bool = False,
+    also: ChunkWrites | None = None,
+) -> None:
+    """Render and commit the non-empty digests chunk by chunk, handing each chunk's rows to
+    `feed`; the first commit checks `token`, later ones that nobody else enqueued meanwhile.
+
+    `digests` is taken lazily, a chunk at a time. `also` adds each commit's other writes;
+    when there is nothing to send, what it gives for the first commit is committed alone.
+    A cancelled feed (the server is unreachable) stops it at the next chunk: what was
+    committed stays pending; the rest was never decided.
+    """
+    wanted = (d for d in digests if d.items or (send_empty and d.subscriber.send_empty))
+    chunks = _chunks(wanted)
+    head = _head(chunks, SPREAD_OVER)
+    if not head:
+        alone = also((), True) if also else None
+        if alone is not None:
+            outbox.enqueue(engine, [], now=now, token=token, also=alone)
+        return
+    spread = sum(map(len, head)) > SPREAD_OVER
+    last: int | None = None
+    async with aclosing(_rendered(settings, chain(head, chunks), now, spread)) as rendered:
+        async for outgoing in rendered:
+            if feed.cancelled:
+                return
+            first = last is None
+            ids = outbox.enqueue(
+                engine,
+                outgoing,
+                now=now,
+                token=token if first else None,
+                after=last,
+                also=also([o.subscriber_id for o in outgoing], first) if also else None,
+            )
+            feed.put(ids, [o.outbound for o in outgoing])
+            last = max(ids)
+
+
+def _head(chunks: Iterator[list[Digest]], limit: int) -> list[list[Digest]]:
+    """The first chunks, until they hold more than `limit` digests or run out."""
+    head: list[list[Digest]] = []
+    for chunk in chunks:
+        head.append(chunk)
+        if sum(map(len, head)) > limit:
+            break
+    return head
+
+
+def _chunks(digests: Iterator[Digest]) -> Iterator[list[Digest]]:
+    """FIRST_CHUNK digests, so sending starts at once, then twice as many each time up to
+    CHUNK, so the senders are not left waiting on a long chunk while the first is sent."""
+    size = FIRST_CHUNK
+    while chunk := list(islice(digests, size)):
+        yield chunk
+        size = min(size * 2, CHUNK)
+
+
+async def _rendered(
+    settings: Settings, chunks: Iterator[list[Digest]], now: datetime, spread: bool
+) -> AsyncGenerator[list[outbox.Outgoing], None]:
+    """Each chunk rendered, in order: with `spread` (a big batch), in render processes a few
+    chunks ahead; otherwise here."""
+    if settings.render_processes == 0 or not spread:
+        for chunk in chunks:
+            yield await _render_here(settings, chunk, now)
+        return
+    loop = asyncio.get_running_loop()
+    pool = render_pool(settings)
+
+    def start(chunk: Sequence[Digest]) -> asyncio.Future[list[outbox.Outgoing]]:
+        job = functools.partial(render_chunk, settings, chunk, now, reload=False)
+        return loop.run_in_executor(pool, job)
+
+    # Taking a chunk decides its digests (planning, here in this process) just in time.
+    pending = deque(start(chunk) for chunk in islice(chunks, AHEAD))
+    try:
+        while pending:
+            outgoing = await pending.popleft()
+            if (following := next(chunks, None)) is not None:
+                pending.append(start(following))
+            yield outgoing
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _render_here(
+    settings: Settings, digests: Sequence[Digest], now: datetime
+) -> list[outbox.Outgoing]:
+    """Render in this process, yielding to the senders after each digest."""
+    env = _environment(settings.templates_dir)
+    outgoing = []
+    for digest in digests:
+        outgoing.append(render_outgoing(env, settings, digest, now=now))
+        await asyncio.sleep(0)
+    return outgoing
+
+
+def enqueue_digests(
+    engine: Engine,
+    settings: Settings,
+    digests: Sequence[Digest],
+    *,
+    now: datetime,
+    token: tuple[int, int] | None = None,
+) -> list[int]:
+    """Render the non-empty digests and commit them as pending rows in one transaction."""
+    outgoing = render_chunk(settings, [d for d in digests if d.items], now)
+    return outbox.enqueue(engine, outgoing, now=now, token=token)

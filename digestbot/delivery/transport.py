@@ -1,0 +1,291 @@
+"""Delivery stage: one `send()` for every transport (SMTP via aiosmtplib, or .eml files).
+
+SMTP errors are classified for the outbox: a 5xx is permanent, a 4xx, a dropped connection
+or a timeout before the message body is temporary, and a timeout while waiting for the reply
+to the body is `unknown` (the server may have stored it). An unreachable server, a refused
+login or a missing STARTTLS stop the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import re
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import aiosmtplib
+
+from digestbot.delivery.smtpdata import send_data
+from digestbot.errors import DeliveryError
+from digestbot.settings import Settings
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class TransportUnavailable(DeliveryError):
+    """The transport cannot take mail now (SMTP server down, login refused, outbox folder not
+    writable): nothing in the batch can go out."""
+
+
+class DeliveryUnknown(DeliveryError):
+    """The server may or may not have the message; resending could deliver it twice."""
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A rendered message as stored, with the envelope read from its headers only."""
+
+    raw: bytes
+    sender: str
+    recipients: tuple[str, ...]
+
+    @classmethod
+    def of(cls, raw: bytes) -> Outbound:
+        # Only the header block is parsed: a digest's body is tens of kilobytes.
+        # The CRLF blank line first: looking for a bare "\n\n" too would scan the whole body.
+        end = raw.find(b"\r\n\r\n")
+        end = raw.find(b"\n\n") if end < 0 else end
+        head = raw if end < 0 else raw[: end + 2]
+        # compat32 leaves header values unparsed; getaddresses reads just the addresses.
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+        senders = getaddresses([str(v) for v in headers.get_all("From", [])])
+        return cls(
+            raw=raw,
+            sender=senders[0][1],
+            recipients=tuple(
+                a for _, a in getaddresses([str(v) for v in headers.get_all("To", [])])
+            ),
+        )
+
+    def message(self) -> EmailMessage:
+        """The whole message, parsed (for the file transport's HTML copy)."""
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+class Transport(Protocol):
+    async def send(self, outbound: Outbound) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+async def send(outbound: Outbound, transport: Transport) -> str:
+    """Deliver the message with `transport`; return where it went or raise DeliveryError."""
+    return await transport.send(outbound)
+
+
+def open_transport(settings: Settings) -> Transport:
+    """The configured transport: one SMTP connection (reused for every message) or files."""
+    if settings.effective_transport == "file":
+        return FileTransport(settings.outbox_dir)
+    return SmtpTransport(settings)
+
+
+class FileTransport:
+    """Writes each message as an .eml file plus an .html copy; the Message-ID names both."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def send(self, outbound: Outbound) -> str:
+        return write_files(outbound, self.folder)
+
+    async def close(self) -> None:
+        return None
+
+
+def write_files(outbound: Outbound, folder: Path) -> str:
+    """Write the message as an .eml file, byte for byte what SMTP would get, plus an .html
+    copy of its HTML part; the Message-ID names both."""
+    message = outbound.message()
+    token = _UNSAFE_FILENAME.sub("_", str(message["Message-ID"]).strip("<>").split("@")[0])
+    recipient = _UNSAFE_FILENAME.sub("_", str(message["To"].addresses[0].addr_spec))
+    eml, html_copy = folder / f"{recipient}-{token}.eml", folder / f"{recipient}-{token}.html"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        eml.write_bytes(outbound.raw)
+        html = message.get_body(("html",))
+        if html is not None:
+            html_copy.write_text(str(html.get_content()), encoding="utf-8")
+    except OSError as exc:
+        raise TransportUnavailable(
+            f"cannot write to the outbox folder {folder}: {exc.strerror}",
+            "set DIGESTBOT_OUTBOX_DIR to a writable folder",
+        ) from None
+    return str(eml)
+
+
+class SmtpTransport:
+    """One SMTP connection, opened on first use and reused for every message after."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host = settings.smtp_host or "localhost"
+        self.port = settings.effective_smtp_port
+        self.where = f"smtp://{self.host}:{self.port}"
+        self._client: aiosmtplib.SMTP | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    async def __aenter__(self) -> SmtpTransport:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """TLS settings for `tls` and `starttls`, built once per transport (loading the CA
+        bundle takes ~20 ms, on every reconnect otherwise); none for a plaintext relay."""
+        if self.settings.smtp_tls == "none":
+            return None
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+            if not self.settings.smtp_verify:
+                self._tls.check_hostname = False
+                self._tls.verify_mode = ssl.CERT_NONE
+        return self._tls
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        s = self.settings
+        password = s.smtp_password.get_secret_value() if s.smtp_password else None
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            timeout=s.smtp_timeout,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=s.smtp_tls == "starttls",
+            tls_context=self._tls_context(),
+        )
+        try:
+            await client.connect()
+            if s.smtp_username and password is not None:
+                await client.login(s.smtp_username, password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            client.close()
+            raise TransportUnavailable(
+                f"the SMTP server {self.host}:{self.port} refused the login: "
+                f"{exc.code} {exc.message}",
+                "check DIGESTBOT_SMTP_USERNAME and DIGESTBOT_SMTP_PASSWORD",
+            ) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
+            client.close()
+            raise self._unavailable(exc) from None
+        self._client = client
+        return client
+
+    def _unavailable(self, exc: Exception) -> TransportUnavailable:
+        untrusted = _certificate_problem(exc)
+        if untrusted is not None:
+            return TransportUnavailable(
+                f"the SMTP server {self.host}:{self.port} has a certificate that does not "
+                f"verify ({untrusted})",
+                "set DIGESTBOT_SMTP_HOST to the name on the certificate, or trust its CA "
+                "(SSL_CERT_FILE); DIGESTBOT_SMTP_VERIFY=false only for a test relay",
+            )
+        reason = _reason(exc)
+        if "STARTTLS" in reason.upper():
+            return TransportUnavailable(
+                f"the SMTP server {self.host}:{self.port} does not offer STARTTLS; refusing to "
+                "send in clear text",
+                "use DIGESTBOT_SMTP_TLS=tls, or =none only for a trusted local relay",
+            )
+        return TransportUnavailable(
+            f"cannot connect to the SMTP server {self.host}:{self.port}: {reason}",
+            "check DIGESTBOT_SMTP_HOST, DIGESTBOT_SMTP_PORT and DIGESTBOT_SMTP_TLS",
+        )
+
+    async def send(self, outbound: Outbound) -> str:
+        client = await self._connect()
+        body_sent = False
+        try:
+            await client.mail(outbound.sender)
+            for recipient in outbound.recipients:
+                await client.rcpt(recipient)
+            body_sent = True
+            await send_data(client, outbound.raw)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(client)
+            raise self._refused(exc) from None
+        except aiosmtplib.SMTPTimeoutError:
+            self._drop()
+            if body_sent:
+                raise DeliveryUnknown(
+                    f"{self.where}: no reply after the message was sent; the server may have it",
+                    "check the recipient's mailbox, then `digestbot send-now --resend-unknown`",
+                ) from None
+            raise DeliveryError(f"{self.where}: timed out", "it will be retried") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise DeliveryError(f"{self.where}: {_reason(exc)}", "it will be retried") from None
+        return self.where
+
+    def _refused(self, exc: aiosmtplib.SMTPResponseException) -> DeliveryError:
+        return DeliveryError(
+            f"{self.where} answered {exc.code} {' '.join(exc.message.split())}",
+            "the address or message was refused" if exc.code >= 500 else "it will be retried",
+            permanent=exc.code >= 500,
+        )
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        """After a refusal the connection is still good: RSET it for the next message."""
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+
+    async def close(self) -> None:
+        if self._client is not None and self._client.is_connected:
+            try:
+                await self._client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                self._client.close()
+        self._client = None
+
+
+class RateLimit:
+    """At most `per_second` messages a second across every connection (0 = unlimited)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """What failed in verifying the server's certificate, if that is what `exc` is: raised
+    as it is by STARTTLS, as the cause of aiosmtplib's connect error for implicit TLS."""
+    for seen in (exc, exc.__cause__):
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or _reason(seen)
+    return None

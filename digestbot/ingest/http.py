@@ -1,0 +1,135 @@
+"""Ingest stage, network edge: polite HTTP GETs with retries and conditional requests."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from digestbot import __version__
+from digestbot.errors import SourceError
+
+USER_AGENT = f"digestbot/{__version__} (+https://github.com/digestbot/digestbot)"
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """How patient to be with a server."""
+
+    timeout: float = 20.0
+    retries: int = 3
+    backoff: float = 1.0
+    max_wait: float = 120.0
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the server said identifies its last answer, for a conditional request."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A finished GET: the body, or `not_modified` when the server answered 304."""
+
+    url: str
+    body: bytes
+    validators: Validators
+    not_modified: bool = False
+
+
+def make_client(policy: HttpPolicy) -> httpx.AsyncClient:
+    """An httpx client naming digestbot in its User-Agent, with the policy's timeout."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(policy.timeout),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=True,
+    )
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    policy: HttpPolicy,
+    validators: Validators | None = None,
+    params: dict[str, str] | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> Fetched:
+    """GET `url`, retrying 429, 5xx and network failures with backoff; raise SourceError."""
+    headers = _conditional_headers(validators)
+    for attempt in range(policy.retries + 1):
+        last = attempt == policy.retries
+        try:
+            response = await client.get(url, headers=headers, params=params)
+        except httpx.HTTPError as exc:
+            if last:
+                raise SourceError(
+                    f"{url}: {_reason(exc)} after {attempt + 1} attempts",
+                    "check the URL and your network, or try again later",
+                ) from None
+            await sleep(_backoff(policy, attempt))
+            continue
+        if response.status_code == 304:
+            return Fetched(str(response.url), b"", validators or Validators(), not_modified=True)
+        if response.is_success:
+            return Fetched(str(response.url), response.content, _validators_of(response))
+        if response.status_code not in _RETRY_STATUSES or last:
+            raise SourceError(
+                f"{url}: HTTP {response.status_code} {response.reason_phrase}",
+                "check the URL" if response.status_code < 500 else "try again later",
+            )
+        await sleep(_retry_after(response, policy) or _backoff(policy, attempt))
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _conditional_headers(validators: Validators | None) -> dict[str, str]:
+    headers = {}
+    if validators and validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators and validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    return headers
+
+
+def _validators_of(response: httpx.Response) -> Validators:
+    return Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
+
+
+def _backoff(policy: HttpPolicy, attempt: int) -> float:
+    """Exponential backoff with jitter, so many bots do not retry in step."""
+    base: float = policy.backoff * 2**attempt
+    return min(policy.max_wait, base * random.uniform(0.5, 1.0))
+
+
+def _retry_after(response: httpx.Response, policy: HttpPolicy) -> float | None:
+    """Seconds the server asked us to wait (delta-seconds or an HTTP date), capped."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return min(policy.max_wait, float(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(policy.max_wait, max(0.0, (when - datetime.now(UTC)).total_seconds()))
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    text = " ".join(str(exc).split())
+    return text or exc.__class__.__name__

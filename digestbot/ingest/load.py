@@ -1,0 +1,58 @@
+"""Ingest stage: read a saved listing or fetch a source, and store its papers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from digestbot.ingest import papers, read_listing
+from digestbot.ingest.fetch import SourceSpec, fetch_source
+from digestbot.ingest.http import Sleep, make_client
+from digestbot.settings import Settings
+
+
+def ingest_path(
+    engine: Engine,
+    path: Path,
+    *,
+    now: datetime,
+    year: int | None = None,
+    include_replacements: bool = False,
+) -> papers.IngestResult:
+    """Parse the listing at `path` (any supported format) and store it in one transaction."""
+    listing = read_listing(
+        path, today=now.date(), year=year, include_replacements=include_replacements
+    )
+    return papers.ingest(engine, listing, now=now)
+
+
+async def ingest_source(
+    engine: Engine,
+    settings: Settings,
+    spec: SourceSpec,
+    *,
+    now: datetime,
+    day: date | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> papers.IngestResult:
+    """Fetch one source and store what it lists; nothing is written if any step fails."""
+
+    async with make_client(settings.http_policy) as client:
+        fetched = await fetch_source(
+            spec,
+            client=client,
+            endpoints=settings.endpoints,
+            policy=settings.http_policy,
+            day=day or now.date(),
+            known=lambda url: papers.stored_validators(engine, url),
+            page_delay=settings.arxiv_api_delay,
+            sleep=sleep,
+        )
+    if fetched.listing is None:
+        return papers.IngestResult(fetched.url, 0, 0, (), not_modified=True)
+    found = fetched.validators
+    keep = (fetched.url, found) if found and (found.etag or found.last_modified) else None
+    return papers.ingest(engine, fetched.listing, now=now, validators=keep)

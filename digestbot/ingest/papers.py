@@ -1,0 +1,192 @@
+"""Ingest stage: give listed papers stable ids and upsert them, one transaction per document.
+
+The same paper is one row across sources and days: matched by arXiv id, or, when either side
+has no id, by normalised titles at rapidfuzz ratio >= TITLE_MATCH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from digestbot.ingest.http import Validators
+from digestbot.ingest.textnorm import normalise_title
+from digestbot.models import ListedPaper, Listing, Paper
+from digestbot.store.tables import FeedStateRow, PaperRow, SentPaperRow
+
+TITLE_MATCH = 95.0
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """How one document's papers fared: new, already known, or skipped."""
+
+    source: str
+    new: int
+    known: int
+    skipped: tuple[str, ...]
+    not_modified: bool = False
+
+
+def paper_id(paper: ListedPaper) -> str:
+    """The stable id: the arXiv id when known, otherwise a hash of the normalised title."""
+    if paper.arxiv_id:
+        return paper.arxiv_id
+    digest = hashlib.sha256(normalise_title(paper.title).encode("utf-8")).hexdigest()
+    return f"t-{digest[:16]}"
+
+
+class _Index:
+    """The stored papers' ids and titles, to find the row a listed paper already has."""
+
+    def __init__(self, session: Session) -> None:
+        rows = session.exec(select(PaperRow.id, PaperRow.arxiv_id, PaperRow.norm_title)).all()
+        self.by_arxiv = {arxiv: pid for pid, arxiv, _ in rows if arxiv}
+        self.all = {pid: title for pid, _, title in rows}
+        self.idless = {pid: title for pid, arxiv, title in rows if not arxiv}
+
+    def find(self, listed: ListedPaper) -> str | None:
+        if listed.arxiv_id and listed.arxiv_id in self.by_arxiv:
+            return self.by_arxiv[listed.arxiv_id]
+        # Two different arXiv ids are two papers, however alike their titles.
+        pool = self.idless if listed.arxiv_id else self.all
+        found = process.extractOne(
+            normalise_title(listed.title), pool, scorer=fuzz.ratio, score_cutoff=TITLE_MATCH
+        )
+        return found[2] if found else None
+
+    def record(self, row: PaperRow) -> None:
+        self.all[row.id] = row.norm_title
+        if row.arxiv_id:
+            self.by_arxiv[row.arxiv_id] = row.id
+            self.idless.pop(row.id, None)
+        else:
+            self.idless[row.id] = row.norm_title
+
+
+def ingest(
+    engine: Engine,
+    listing: Listing,
+    *,
+    now: datetime,
+    validators: tuple[str, Validators] | None = None,
+) -> IngestResult:
+    """Store the listing's papers in one transaction; known papers keep their first-seen time.
+
+    `validators` (url, what its server said identifies this answer) are stored in the same
+    transaction, so a document that failed to store is fetched in full next time.
+    """
+    new = known = 0
+    with Session(engine) as session, session.begin():
+        index = _Index(session)
+        mark = session.exec(select(func.max(SentPaperRow.id))).one() or 0
+        for listed in listing.papers:
+            existing = index.find(listed)
+            stored = None if existing is None else session.get(PaperRow, existing)
+            if stored is None:
+                stored = _new_row(listed, listing.source, now, mark)
+                session.add(stored)
+                new += 1
+            else:
+                _merge(stored, listed, listing.source)
+                known += 1
+            index.record(stored)
+        if validators is not None:
+            url, found = validators
+            session.merge(
+                FeedStateRow(
+                    url=url, etag=found.etag, last_modified=found.last_modified, fetched_at=now
+                )
+            )
+    return IngestResult(listing.source, new, known, listing.skipped)
+
+
+def _new_row(listed: ListedPaper, source: str, now: datetime, sent_mark: int) -> PaperRow:
+    return PaperRow(
+        id=paper_id(listed),
+        title=listed.title,
+        norm_title=normalise_title(listed.title),
+        abstract=listed.abstract,
+        arxiv_id=listed.arxiv_id,
+        authors=json.dumps(list(listed.authors)),
+        author_count=listed.author_count or (len(listed.authors) or None),
+        organisation=listed.organisation,
+        published=listed.published,
+        upvotes=listed.upvotes,
+        comments=listed.comments,
+        categories=json.dumps(list(listed.categories)),
+        links=json.dumps(dict(listed.links)),
+        keywords=json.dumps(list(listed.keywords)),
+        sources=json.dumps([source]),
+        first_seen=now,
+        sent_mark=sent_mark,
+    )
+
+
+def _merge(row: PaperRow, listed: ListedPaper, source: str) -> None:
+    """Fill gaps from another sighting; counts only grow; first-seen and id never change."""
+    row.arxiv_id = row.arxiv_id or listed.arxiv_id
+    for name in ("upvotes", "comments"):
+        value = getattr(listed, name)
+        if value is not None:
+            setattr(row, name, max(getattr(row, name) or 0, value))
+    row.published = row.published or listed.published
+    row.organisation = row.organisation or listed.organisation
+    if listed.authors and not json.loads(row.authors):
+        row.authors = json.dumps(list(listed.authors))
+    row.author_count = row.author_count or listed.author_count or (len(listed.authors) or None)
+    if len(listed.abstract) > len(row.abstract):
+        row.abstract = listed.abstract
+    row.categories = _union(row.categories, listed.categories)
+    row.keywords = _union(row.keywords, listed.keywords)
+    row.sources = _union(row.sources, [source])
+    links = json.loads(row.links)
+    links.update({k: v for k, v in listed.links if k not in links})
+    row.links = json.dumps(links)
+
+
+def _union(stored: str, more: Sequence[str]) -> str:
+    return json.dumps(list(dict.fromkeys([*json.loads(stored), *more])))
+
+
+def stored_validators(engine: Engine, url: str) -> Validators | None:
+    """The validators stored for `url`, if it was fetched before."""
+    with Session(engine) as session:
+        row = session.get(FeedStateRow, url)
+        return None if row is None else Validators(row.etag, row.last_modified)
+
+
+def to_paper(row: PaperRow) -> Paper:
+    """The pure value of a stored paper."""
+    return Paper(
+        id=row.id,
+        title=row.title,
+        abstract=row.abstract,
+        first_seen=row.first_seen,
+        published=row.published,
+        upvotes=row.upvotes,
+        author_count=row.author_count,
+        organisation=row.organisation,
+        authors=tuple(json.loads(row.authors)),
+        sources=tuple(json.loads(row.sources)),
+        arxiv_id=row.arxiv_id,
+        categories=tuple(json.loads(row.categories)),
+        links=tuple(json.loads(row.links).items()),
+        comments=row.comments,
+    )
+
+
+def papers_seen_since(engine: Engine, since: datetime | None) -> list[Paper]:
+    """Papers first seen after `since` (all papers when None), newest first."""
+    with Session(engine) as session:
+        query = select(PaperRow).order_by(col(PaperRow.first_seen).desc(), col(PaperRow.id))
+        if since is not None:
+            query = query.where(PaperRow.first_seen > since)
+        return [to_paper(row) for row in session.exec(query)]

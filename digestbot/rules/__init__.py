@@ -1,0 +1,1 @@
+"""Rules stage: the subscriptions file, the rule language, matching and ranking."""

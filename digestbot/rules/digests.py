@@ -1,0 +1,108 @@
+"""Rules stage (pure): decide which papers each subscriber gets this time."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from digestbot.models import Digest, DigestItem, Paper, Subscriber
+from digestbot.rules.matchindex import Matcher, PaperIndex
+
+
+def window_start(
+    last_decided_at: datetime | None,
+    now: datetime,
+    first_hours: float,
+    joined: datetime | None = None,
+) -> datetime:
+    """Papers first seen after this moment are new to the subscriber.
+
+    After a digest (or a scheduled period that found nothing), that is when it was decided.
+    A newcomer looks back `first_hours`, or to when they joined if that is earlier (their
+    first scheduled digest may come days later), so they get recent papers without history.
+    """
+    if last_decided_at is not None:
+        return last_decided_at
+    start = now - timedelta(hours=first_hours)
+    return min(start, joined) if joined is not None else start
+
+
+class DigestBuilder:
+    """Builds digests for many subscribers over one batch of candidate papers."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.index = PaperIndex(papers)
+        self.matcher = Matcher(self.index)
+        self._bit = {p.id: 1 << i for i, p in enumerate(self.index.papers)}
+        self._seen_after: dict[datetime, int] = {}
+
+    def _newer_than(self, since: datetime) -> int:
+        if since not in self._seen_after:
+            mask = 0
+            for i, paper in enumerate(self.index.papers):
+                if paper.first_seen > since:
+                    mask |= 1 << i
+            self._seen_after[since] = mask
+        return self._seen_after[since]
+
+    def build(
+        self,
+        subscriber: Subscriber,
+        *,
+        since: datetime,
+        already_sent: Collection[str],
+        now: datetime,
+        period_key: str,
+    ) -> Digest:
+        """The subscriber's digest: matched papers first seen after `since` and never sent to
+        them, ranked best first and capped at their `max_papers`, whatever the papers'
+        publication dates."""
+        within = self._newer_than(since)
+        for paper_id in already_sent:
+            within &= ~self._bit.get(paper_id, 0)
+        kept, total = self.matcher.top(subscriber, within, subscriber.max_papers)
+        return Digest(
+            subscriber=subscriber,
+            items=tuple(DigestItem(p, m) for p, m in kept),
+            generated_at=now,
+            period_key=period_key,
+            dropped=total - len(kept),
+        )
+
+
+def build_digest(
+    subscriber: Subscriber,
+    papers: Sequence[Paper],
+    *,
+    since: datetime,
+    already_sent: Collection[str],
+    now: datetime,
+    period_key: str,
+) -> Digest:
+    """One subscriber's digest over `papers` (see DigestBuilder.build)."""
+    return DigestBuilder(papers).build(
+        subscriber, since=since, already_sent=already_sent, now=now, period_key=period_key
+    )
+
+
+def build_digests(
+    subscribers: Sequence[Subscriber],
+    papers: Sequence[Paper],
+    *,
+    since: Mapping[int, datetime],
+    already_sent: Mapping[int, Collection[str]],
+    now: datetime,
+    period_key: str,
+) -> Iterator[Digest]:
+    """Every subscriber's digest, sharing one index and every term result; one at a time,
+    so a big batch can start rendering and sending its first digests while the rest are
+    still being decided."""
+    builder = DigestBuilder(papers)
+    for s in subscribers:
+        yield builder.build(
+            s,
+            since=since[s.id],
+            already_sent=already_sent.get(s.id, ()),
+            now=now,
+            period_key=period_key,
+        )

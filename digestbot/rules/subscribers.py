@@ -1,0 +1,170 @@
+"""Rules stage, storage: sync the validated subscriptions into SQLite and read them back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, col, delete, select
+
+from digestbot.models import Rule, Subscriber
+from digestbot.rules.subscriptions import SubscriptionsFile
+from digestbot.store.tables import RuleRow, SubscriberRow
+
+
+@dataclass
+class SyncResult:
+    """Which addresses a sync added, changed, deactivated, reactivated or left alone."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)
+    reactivated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def rule_to_json(rule: Rule) -> dict[str, Any]:
+    """A rule (with its resolved topics) as the JSON object stored for it."""
+    body: dict[str, Any] = json.loads(json.dumps(asdict(rule)))
+    return body
+
+
+def rule_from_json(data: dict[str, Any]) -> Rule:
+    """The inverse of rule_to_json."""
+    return Rule(
+        name=data["name"],
+        any=tuple(data["any"]),
+        all=tuple(data["all"]),
+        none=tuple(data["none"]),
+        authors=tuple(data["authors"]),
+        topics=tuple(rule_from_json(t) for t in data["topics"]),
+        fields=tuple(data["fields"]),
+        min_upvotes=data["min_upvotes"],
+        fuzzy=data["fuzzy"],
+        mode=data["mode"],
+    )
+
+
+def sync_subscriptions(engine: Engine, spec: SubscriptionsFile, *, now: datetime) -> SyncResult:
+    """Make the database match `spec` in one transaction; removed subscribers are deactivated.
+
+    Rules are replaced, never merged; papers already sent stay recorded, so a rule change
+    never sends a paper twice.
+    """
+    result = SyncResult()
+    defaults = spec.defaults
+    with Session(engine) as session, session.begin():
+        rows = {row.email: row for row in session.exec(select(SubscriberRow))}
+        for sub in spec.subscribers:
+            timezone, send_at, frequency = spec.schedule_of(sub)
+            wanted = {
+                "name": sub.name,
+                "timezone": timezone,
+                "send_at": send_at,
+                "frequency": frequency,
+                "max_papers": sub.max_papers or defaults.max_papers,
+                "send_empty": defaults.send_empty if sub.send_empty is None else sub.send_empty,
+            }
+            bodies = [rule_to_json(r) for r in spec.rules_of(sub)]
+            row = rows.get(sub.email)
+            if row is None:
+                row = SubscriberRow(email=sub.email, created_at=now, updated_at=now)
+                result.added.append(sub.email)
+            elif not row.active:
+                result.reactivated.append(sub.email)
+            elif _settings_of(row) != wanted or _bodies(session, row) != bodies:
+                result.changed.append(sub.email)
+            else:
+                result.unchanged.append(sub.email)
+                continue
+            for key, value in wanted.items():
+                setattr(row, key, value)
+            row.active, row.updated_at = True, now
+            session.add(row)
+            session.flush()
+            _replace_rules(session, row, bodies)
+        listed = {s.email for s in spec.subscribers}
+        for email, row in rows.items():
+            if email not in listed and row.active:
+                row.active, row.updated_at = False, now
+                session.add(row)
+                result.deactivated.append(email)
+    return result
+
+
+def _settings_of(row: SubscriberRow) -> dict[str, Any]:
+    keys = ("name", "timezone", "send_at", "frequency", "max_papers", "send_empty")
+    return {key: getattr(row, key) for key in keys}
+
+
+def _bodies(session: Session, row: SubscriberRow) -> list[dict[str, Any]]:
+    query = select(RuleRow).where(RuleRow.subscriber_id == row.id).order_by(col(RuleRow.position))
+    return [json.loads(rule.body) for rule in session.exec(query)]
+
+
+def _replace_rules(session: Session, row: SubscriberRow, bodies: list[dict[str, Any]]) -> None:
+    assert row.id is not None
+    session.exec(delete(RuleRow).where(col(RuleRow.subscriber_id) == row.id))
+    for position, body in enumerate(bodies):
+        session.add(
+            RuleRow(
+                subscriber_id=row.id, position=position, name=body["name"], body=json.dumps(body)
+            )
+        )
+
+
+_SUBSCRIBER_COLUMNS = (
+    col(SubscriberRow.id),
+    col(SubscriberRow.email),
+    col(SubscriberRow.name),
+    col(SubscriberRow.max_papers),
+    col(SubscriberRow.timezone),
+    col(SubscriberRow.send_at),
+    col(SubscriberRow.frequency),
+    col(SubscriberRow.send_empty),
+    col(SubscriberRow.created_at),
+)
+
+
+def active_count(engine: Engine) -> int:
+    """How many subscribers are active: a glance, before reading them all."""
+    with Session(engine) as session:
+        query = select(func.count()).select_from(SubscriberRow).where(col(SubscriberRow.active))
+        return int(session.exec(query).one())
+
+
+def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subscriber]:
+    """Active subscribers with their rules, optionally only those with the given addresses.
+
+    Read as plain rows, not ORM objects: every run reads all of them before the first email
+    goes out (10,000 subscribers with 20,000 rules: ~0.65 s as ORM objects, ~0.3 s as rows).
+    """
+    with Session(engine) as session:
+        query = select_columns(*_SUBSCRIBER_COLUMNS).where(col(SubscriberRow.active))
+        if emails:
+            query = query.where(col(SubscriberRow.email).in_(emails))
+        rows = session.execute(query.order_by(col(SubscriberRow.email))).all()
+        rules: dict[int, list[Rule]] = {}
+        by_position = select(RuleRow.subscriber_id, RuleRow.body).order_by(col(RuleRow.position))
+        for subscriber_id, body in session.execute(by_position):
+            rules.setdefault(subscriber_id, []).append(rule_from_json(json.loads(body)))
+    return [
+        Subscriber(
+            id=row.id,
+            email=row.email,
+            name=row.name,
+            rules=tuple(rules.get(row.id, [])),
+            max_papers=row.max_papers,
+            timezone=row.timezone,
+            send_at=row.send_at,
+            frequency=row.frequency,
+            send_empty=row.send_empty,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]

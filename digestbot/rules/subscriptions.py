@@ -1,0 +1,331 @@
+"""Rules stage: the YAML file validated into pydantic models, then resolved into Rules."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from digestbot.addresses import normalise_address
+from digestbot.errors import SubscriptionsError
+from digestbot.ingest.fetch import SourceKind, SourceSpec
+from digestbot.ingest.links import web_url
+from digestbot.ingest.textnorm import words
+from digestbot.models import Rule
+from digestbot.rules.yamlfile import (
+    YamlProblem,
+    line_order,
+    load_yaml,
+    plain,
+    problem_line,
+    validation_problem,
+)
+
+_HINT = "fix the file and run `digestbot subscriptions validate`"
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_FREQUENCY = re.compile(r"^(daily|weekdays|weekly:(mon|tue|wed|thu|fri|sat|sun))$")
+
+
+def _check_term(term: str) -> str:
+    term = term.strip()
+    if not words(term.rstrip("*")):
+        raise ValueError(f"{term!r} has no letters or digits to match")
+    if "*" in term.rstrip("*") or term.endswith("**"):
+        raise ValueError(f"{term!r}: `*` may only end a term, once")
+    return term
+
+
+def _check_line(text: str) -> str:
+    if any(not ch.isprintable() for ch in text):
+        raise ValueError("must be one line of printable text")
+    return text.strip()
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {name!r} (use an IANA name such as Europe/Berlin)"
+        ) from None
+    return name
+
+
+def _check_time(value: str) -> str:
+    if not _TIME.match(value):
+        raise ValueError(f"{value!r} is not a time of day as HH:MM (24-hour, quoted)")
+    return value
+
+
+def _check_frequency(value: str) -> str:
+    if not _FREQUENCY.match(value):
+        raise ValueError(f"{value!r} is not daily, weekdays or weekly:<mon..sun>")
+    return value
+
+
+FieldName = Literal["title", "abstract", "authors"]
+
+
+def _default_fields() -> list[FieldName]:
+    return ["title", "abstract"]
+
+
+Term = Annotated[str, AfterValidator(_check_term)]
+Line = Annotated[str, AfterValidator(_check_line)]
+Email = Annotated[str, AfterValidator(normalise_address)]
+Timezone = Annotated[str, AfterValidator(_check_timezone)]
+TimeOfDay = Annotated[str, AfterValidator(_check_time)]
+Frequency = Annotated[str, AfterValidator(_check_frequency)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class TopicSpec(_Strict):
+    """A named, reusable rule body."""
+
+    any: list[Term] = Field(default_factory=list)
+    all: list[Term] = Field(default_factory=list)
+    none: list[Term] = Field(default_factory=list)
+    authors: list[Line] = Field(default_factory=list)
+    fields: list[FieldName] = Field(default_factory=_default_fields, min_length=1)
+    min_upvotes: int | None = Field(None, ge=0)
+    fuzzy: int | None = Field(None, ge=50, le=100)
+
+    @model_validator(mode="after")
+    def _needs_positive_condition(self) -> TopicSpec:
+        if not (self.any or self.all or self.authors or getattr(self, "topics", None)):
+            raise ValueError(
+                "needs a positive condition: `any`, `all`, `authors` or `topics` "
+                "(`none` and `min_upvotes` alone match nothing)"
+            )
+        return self
+
+    def to_rule(self, name: str, topics: tuple[Rule, ...] = (), mode: str = "digest") -> Rule:
+        return Rule(
+            name=name,
+            any=tuple(self.any),
+            all=tuple(self.all),
+            none=tuple(self.none),
+            authors=tuple(self.authors),
+            topics=topics,
+            fields=tuple(dict.fromkeys(self.fields)),
+            min_upvotes=self.min_upvotes,
+            fuzzy=self.fuzzy,
+            mode=mode,
+        )
+
+
+class RuleSpec(TopicSpec):
+    """A subscriber's rule: a rule body plus a name, topics and a delivery mode."""
+
+    name: Line | None = None
+    topics: list[str] = Field(default_factory=list)
+    mode: Literal["digest", "alert"] = "digest"
+
+    def display_name(self) -> str:
+        """The rule's name, or what it looks for when it has none."""
+        return self.name or ", ".join([*self.topics, *self.all, *self.any, *self.authors][:3])
+
+
+class Defaults(_Strict):
+    """Values every subscriber inherits unless they set their own."""
+
+    timezone: Timezone = "UTC"
+    send_at: TimeOfDay = "08:00"
+    frequency: Frequency = "daily"
+    max_papers: int = Field(25, ge=1, le=500)
+    send_empty: bool = False
+
+
+class SubscriberSpec(_Strict):
+    """One subscriber: an address, rules, and optional overrides of the defaults."""
+
+    email: Email
+    name: Line = ""
+    timezone: Timezone | None = None
+    send_at: TimeOfDay | None = None
+    frequency: Frequency | None = None
+    max_papers: int | None = Field(None, ge=1, le=500)
+    send_empty: bool | None = None
+    rules: list[RuleSpec] = Field(min_length=1)
+
+
+# When each kind of source publishes (UTC cron): HF's daily list fills during the day; arXiv
+# refreshes its feeds around midnight US Eastern, Sunday to Thursday nights.
+DEFAULT_SCHEDULES: dict[str, str] = {
+    "hf": "0 */2 * * *",
+    "arxiv": "30 5 * * mon-fri",
+    "arxiv-query": "45 5 * * mon-fri",
+    "feed": "0 */6 * * *",
+}
+
+
+def cron_trigger(expression: str) -> CronTrigger:
+    """A UTC cron trigger from 5 fields (minute hour day month weekday), or 6 with a leading
+    seconds field for sub-minute schedules."""
+    fields = expression.split()
+    if len(fields) == 6:
+        second, minute, hour, day, month, weekday = fields
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=weekday,
+            timezone="UTC",
+        )
+    return CronTrigger.from_crontab(expression, timezone="UTC")
+
+
+def _check_cron(value: str) -> str:
+    try:
+        cron_trigger(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a cron expression: {exc}") from None
+    return value
+
+
+class SourceConfig(_Strict):
+    """A listing source to ingest: `hf`, `arxiv` (RSS), `arxiv-query` (API) or `feed`."""
+
+    kind: SourceKind
+    categories: list[str] = Field(default_factory=list)
+    query: str | None = None
+    url: str | None = None
+    include_replacements: bool = False
+    max_results: int = Field(200, ge=1, le=2000)
+    schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
+
+    def effective_schedule(self) -> str:
+        """The cron expression (UTC) the scheduler ingests this source on."""
+        return self.schedule or DEFAULT_SCHEDULES[self.kind]
+
+    @model_validator(mode="after")
+    def _needs_its_target(self) -> SourceConfig:
+        if self.kind == "arxiv" and not self.categories:
+            raise ValueError("an arxiv source needs `categories`, e.g. [cs.CL]")
+        if self.kind == "arxiv-query" and not (self.query or self.categories):
+            raise ValueError("an arxiv-query source needs `query` or `categories`")
+        if self.kind == "feed" and not web_url(self.url):
+            raise ValueError("a feed source needs an http(s) `url`")
+        return self
+
+    def spec(self) -> SourceSpec:
+        """The fetchable form of this source."""
+        return SourceSpec(
+            kind=self.kind,
+            categories=tuple(self.categories),
+            query=self.query,
+            url=self.url,
+            include_replacements=self.include_replacements,
+            max_results=self.max_results,
+        )
+
+
+class SubscriptionsFile(_Strict):
+    """The whole subscriptions file."""
+
+    defaults: Defaults = Field(default_factory=Defaults)
+    topics: dict[str, TopicSpec] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    subscribers: list[SubscriberSpec] = Field(default_factory=list)
+
+    def schedule_of(self, subscriber: SubscriberSpec) -> tuple[str, str, str]:
+        """The subscriber's timezone, send_at and frequency, the defaults filling the gaps."""
+        defaults = self.defaults
+        return (
+            subscriber.timezone or defaults.timezone,
+            subscriber.send_at or defaults.send_at,
+            subscriber.frequency or defaults.frequency,
+        )
+
+    def rules_of(self, subscriber: SubscriberSpec) -> tuple[Rule, ...]:
+        """The subscriber's rules with their topics resolved into rule bodies."""
+        return tuple(
+            spec.to_rule(
+                spec.display_name(),
+                topics=tuple(self.topics[t].to_rule(t) for t in spec.topics),
+                mode=spec.mode,
+            )
+            for spec in subscriber.rules
+        )
+
+
+def load_subscriptions(path: Path) -> SubscriptionsFile:
+    """Read and validate `path`; raise SubscriptionsError listing every problem at once."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SubscriptionsError(
+            [f"{path}: no such file"],
+            "create it from subscriptions.example.yaml or set DIGESTBOT_SUBSCRIPTIONS",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SubscriptionsError([f"{path}: cannot read it: {exc}"], _HINT) from None
+    return parse_subscriptions(text, source=str(path))
+
+
+def parse_subscriptions(text: str, *, source: str) -> SubscriptionsFile:
+    """Parse YAML 1.2 text and validate it; errors read `file:line:column: path: message`."""
+    try:
+        document = load_yaml(text, source)
+    except YamlProblem as exc:
+        raise SubscriptionsError([str(exc)], _HINT) from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise SubscriptionsError([f"{source}:1:1: the file must be a mapping"], _HINT)
+    data = plain(document)
+    problems = _cross_checks(source, document, data)
+    try:
+        parsed = SubscriptionsFile.model_validate(data)
+    except ValidationError as exc:
+        problems += [validation_problem(source, document, err) for err in exc.errors()]
+    if problems:
+        raise SubscriptionsError(sorted(problems, key=line_order), _HINT)
+    return parsed
+
+
+def _cross_checks(source: str, document: Any, data: dict[str, Any]) -> list[str]:
+    """What one field cannot check alone: topic references and duplicate subscribers.
+
+    Runs on the raw data, so these come out together with every field error.
+    """
+    topics = data.get("topics")
+    known = set(topics) if isinstance(topics, dict) else set()
+    problems = []
+    seen: dict[str, int] = {}
+    for i, sub in _items(data.get("subscribers")):
+        for j, rule in _items(sub.get("rules")):
+            names = rule.get("topics")
+            for k, topic in enumerate(names if isinstance(names, list) else []):
+                if isinstance(topic, str) and topic not in known:
+                    listed = ", ".join(sorted(known)) or "none are defined"
+                    where: tuple[str | int, ...] = ("subscribers", i, "rules", j, "topics", k)
+                    message = f"unknown topic {topic!r} ({listed})"
+                    problems.append(problem_line(source, document, where, message))
+        try:
+            email = normalise_address(str(sub.get("email", "")))
+        except ValueError:
+            continue  # reported by the field check
+        # Normalised: the domain is lower-cased, the local part kept as written.
+        if email in seen:
+            message = f"{email} is already subscribed at subscribers[{seen[email]}]"
+            problems.append(problem_line(source, document, ("subscribers", i, "email"), message))
+        else:
+            seen[email] = i
+    return problems
+
+
+def _items(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The mappings of a list, with their indexes; anything else the field checks report."""
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]

@@ -1,0 +1,1 @@
+"""Schedule stage: digest periods, the period ledger, and the `digestbot run` daemon."""

@@ -1,0 +1,308 @@
+"""Schedule stage: the `digestbot run` daemon — APScheduler jobs over the scheduled-runs library.
+
+Jobs are rebuilt from the subscriptions file at every start and on every valid edit: one
+ingest job per source (its cron, UTC), one digest job per distinct (timezone, send_at,
+frequency), and a tick that renews the lease, reloads edits, catches up due periods and sends
+retries. APScheduler forgets runs missed while the process was down; the period ledger does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from digestbot.delivery.send import deliver
+from digestbot.delivery.transport import TransportUnavailable
+from digestbot.errors import ConfigError, DigestbotError
+from digestbot.ingest.load import ingest_source
+from digestbot.rules.subscribers import sync_subscriptions
+from digestbot.rules.subscriptions import (
+    SourceConfig,
+    SubscriptionsFile,
+    cron_trigger,
+    load_subscriptions,
+)
+from digestbot.schedule import ledger, runs
+from digestbot.schedule.periods import WEEKDAYS, hour_minute
+from digestbot.settings import Settings
+from digestbot.store.tables import JobRow
+
+log = logging.getLogger("digestbot.run")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def digest_trigger(timezone: str, send_at: str, frequency: str) -> CronTrigger:
+    """The cron trigger for digests sent at `send_at` local time on `frequency`'s days."""
+    hour, minute = hour_minute(send_at)
+    weekday = {"daily": "*", "weekdays": "mon-fri"}.get(frequency)
+    if weekday is None:
+        weekday = frequency.removeprefix("weekly:")
+        assert weekday in WEEKDAYS
+    return CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=ZoneInfo(timezone))
+
+
+def missed_run(schedule: str, last_success: datetime | None, now: datetime) -> bool:
+    """Whether the source's cron fired (while we were down) since its last good ingest."""
+    if last_success is None:
+        return True
+    fire = cron_trigger(schedule).get_next_fire_time(None, last_success + timedelta(seconds=1))
+    return fire is not None and fire <= now
+
+
+class Daemon:
+    """One `digestbot run`: holds the lease, runs the jobs, stops cleanly on a signal."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = utc_now) -> None:
+        self.settings, self.engine, self.clock = settings, engine, clock
+        self.config: SubscriptionsFile | None = None
+        self.stamp: tuple[int, int] | None = None
+        self.halt = asyncio.Event()
+        self.scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        )
+        self.delivery_lock = asyncio.Lock()
+        self.delivery_failures = 0
+        self.running: set[asyncio.Task[None]] = set()
+
+    # -- configuration -------------------------------------------------------------------
+
+    def _file_stamp(self, path: Path) -> tuple[int, int] | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def reload(self, *, now: datetime) -> bool:
+        """Load the subscriptions file if it changed; a bad edit is logged and ignored."""
+        path = self.settings.subscriptions
+        stamp = self._file_stamp(path)
+        if self.config is not None and stamp == self.stamp:
+            return False
+        try:
+            config = load_subscriptions(path)
+        except DigestbotError as exc:
+            if self.config is None:
+                raise
+            self.stamp = stamp  # log a bad edit once, not every tick
+            log.error("subscriptions file not reloaded, the last good one stays in force: %s", exc)
+            return False
+        self._apply(config, stamp, now=now)
+        return True
+
+    def _apply(
+        self, config: SubscriptionsFile, stamp: tuple[int, int] | None, *, now: datetime
+    ) -> None:
+        """Put a parsed subscriptions file in force: subscribers synced, jobs rebuilt."""
+        result = sync_subscriptions(self.engine, config, now=now)
+        self.config, self.stamp = config, stamp
+        log.info(
+            "subscriptions loaded from %s: %d subscribers (%d added, %d changed, %d removed)",
+            self.settings.subscriptions,
+            len(config.subscribers),
+            len(result.added) + len(result.reactivated),
+            len(result.changed),
+            len(result.deactivated),
+        )
+        self.build_jobs()
+
+    def build_jobs(self) -> None:
+        """Replace every job with those the current configuration asks for."""
+        assert self.config is not None
+        self.scheduler.remove_all_jobs()
+        for source in self.config.sources:
+            name = source.spec().name
+            self._add(
+                f"ingest {name}", cron_trigger(source.effective_schedule()), self.ingest, source
+            )
+        for sub in self.config.subscribers:
+            when = self.config.schedule_of(sub)
+            job_id = f"digests {when[1]} {when[0]} {when[2]}"
+            if self.scheduler.get_job(job_id) is None:
+                self._add(job_id, digest_trigger(*when), self.tick)
+        tick = IntervalTrigger(seconds=self.settings.tick_seconds, timezone=UTC)
+        self._add("tick", tick, self.tick)
+        self.save_jobs()
+
+    def _add(
+        self, job_id: str, trigger: object, func: Callable[..., Awaitable[None]], *args: object
+    ) -> None:
+        self.scheduler.add_job(
+            self._job,
+            trigger,
+            args=(job_id, func, *args),
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+        )
+
+    def save_jobs(self) -> None:
+        rows = [
+            JobRow(id=job.id, description=job.name, next_run_at=getattr(job, "next_run_time", None))
+            for job in self.scheduler.get_jobs()
+        ]
+        ledger.save_jobs(self.engine, rows)
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def _job(self, job_id: str, func: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run one job unless stopping; log what it raised instead of dying."""
+        if self.halt.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.running.add(task)
+        result = "ok"
+        try:
+            await func(*args)
+        except DigestbotError as exc:
+            result = f"error: {exc}"
+            log.error("%s: %s", job_id, exc)
+        except Exception as exc:  # a bug must not stop the daemon; it is logged in full
+            result = f"crashed: {exc!r}"
+            log.exception("%s crashed", job_id)
+        finally:
+            self.running.discard(task)
+        ledger.note_job_run(self.engine, job_id, now=self.clock(), result=result)
+        self.save_jobs()
+
+    async def tick(self) -> None:
+        """Renew the lease, pick up edits, decide due periods and send what is due."""
+        now = self.clock()
+        if not ledger.renew_lease(self.engine, now=now):
+            log.error("another process took over the database lease; stopping")
+            self.halt.set()
+            return
+        self.reload(now=now)
+        await self.deliver(now)
+
+    async def ingest(self, source: SourceConfig) -> None:
+        """Ingest one source; alert on its new papers at once."""
+        now, name = self.clock(), source.spec().name
+        try:
+            result = await ingest_source(self.engine, self.settings, source.spec(), now=now)
+        except DigestbotError as exc:
+            failures = ledger.record_source_run(self.engine, name, now=now, error=str(exc))
+            log.error("ingest %s failed (%d in a row): %s", name, failures, exc)
+            if failures == self.settings.admin_alert_after:
+                await self.tell_admin(f"{name} failed {failures} times in a row", str(exc), now)
+            return
+        ledger.record_source_run(self.engine, name, now=now, new=result.new)
+        log.info(
+            "ingest %s: %d new, %d known%s",
+            name,
+            result.new,
+            result.known,
+            " (not modified)" if result.not_modified else "",
+        )
+        if result.new:
+            alerts = runs.enqueue_alerts(
+                self.engine, self.settings, since=now - runs.ALERT_WINDOW, now=now
+            )
+            log.info("alerts: %d queued", alerts)
+            if alerts:
+                await self.deliver(now, decide=False)
+
+    async def deliver(self, now: datetime, *, decide: bool = True) -> None:
+        """Decide due periods (unless only alerts are waiting) and send every due row."""
+        async with self.delivery_lock:
+            try:
+                if decide:
+                    decision, report = await runs.send_due(
+                        self.engine, self.settings, now=now, halt=self.halt
+                    )
+                    if decision.emails or decision.empty:
+                        log.info(
+                            "digests: %d queued, %d periods with nothing to send",
+                            decision.emails,
+                            decision.empty,
+                        )
+                else:
+                    report = await deliver(self.engine, self.settings, now=now, halt=self.halt)
+            except TransportUnavailable as exc:
+                self.delivery_failures += 1
+                log.error("delivery failed (%d in a row): %s", self.delivery_failures, exc)
+                if self.delivery_failures == self.settings.admin_alert_after:
+                    await self.tell_admin("delivery keeps failing", str(exc), now)
+                return
+            self.delivery_failures = 0
+            if report.results or report.recovered:
+                counts = {s: report.count(s) for s in ("sent", "retry", "failed", "unknown")}
+                log.info("delivery: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+    async def tell_admin(self, subject: str, detail: str, now: datetime) -> None:
+        try:
+            where = await runs.notify_admin(self.settings, subject, detail, now=now)
+        except DigestbotError as exc:
+            log.error("could not email the operator: %s", exc)
+            return
+        if where:
+            log.info("operator told: %s (%s)", subject, where)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def catch_up(self) -> None:
+        """At start: ingest sources whose schedule fired while we were down, then send."""
+        assert self.config is not None
+        runs = ledger.source_runs(self.engine)
+        now = self.clock()
+        for source in self.config.sources:
+            last = runs.get(source.spec().name)
+            if missed_run(source.effective_schedule(), last.last_success_at if last else None, now):
+                await self._job(f"ingest {source.spec().name}", self.ingest, source)
+        await self._job("tick", self.tick)
+
+    async def run(self) -> None:
+        """Run until SIGTERM or SIGINT; the message in flight finishes; the lease is released."""
+        now = self.clock()
+        path = self.settings.subscriptions
+        stamp = self._file_stamp(path)  # before reading: an edit after it reloads next tick
+        config = load_subscriptions(path)  # a broken file stops us before any write
+        holder = ledger.acquire_lease(
+            self.engine, now=now, expiry=timedelta(seconds=self.settings.run_lease)
+        )
+        if holder is not None:
+            raise ConfigError(
+                f"another `digestbot run` ({holder.owner}) is using this database since "
+                f"{holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC",
+                "stop it first; if it died on another host, wait DIGESTBOT_RUN_LEASE seconds",
+            )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            self._apply(config, stamp, now=now)
+            self.scheduler.start()
+            self.save_jobs()
+            log.info("running: %d jobs", len(self.scheduler.get_jobs()))
+            await self.catch_up()
+            await self.halt.wait()
+        finally:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+            await asyncio.gather(*self.running, return_exceptions=True)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            ledger.release_lease(self.engine)
+            log.info("stopped")
+
+    def stop(self) -> None:
+        """Take no new work; jobs in flight finish their current message."""
+        if not self.halt.is_set():
+            log.info("stopping: finishing the work in flight")
+        self.halt.set()

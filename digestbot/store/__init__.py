@@ -1,0 +1,1 @@
+"""Store stage: the engine, the tables and the migrations that make them."""

@@ -1,0 +1,89 @@
+"""`send-now` on a terminal: a rich progress bar while sending, then the summary line."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+from conftest import SmtpServer
+from helpers import prepare
+from sqlalchemy import Engine
+
+from digestbot.settings import Settings
+
+SUMMARY = "Summary: 4 sent, 0 retrying, 0 failed, 0 unknown."
+
+
+def environment(settings: Settings, smtp_server: SmtpServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    for name in ("CI", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(name, None)  # rich reads these; the test wants it to decide by the tty alone
+    env.update(
+        TERM="xterm-256color",
+        COLUMNS="100",
+        DIGESTBOT_DATABASE_URL=settings.database_url,
+        DIGESTBOT_SMTP_HOST=smtp_server.host,
+        DIGESTBOT_SMTP_PORT=str(smtp_server.port),
+        DIGESTBOT_SMTP_TLS="none",
+    )
+    return env
+
+
+def run_on_a_terminal(env: dict[str, str]) -> tuple[int, str]:
+    """Run `digestbot send-now` with stdout and stderr on a pseudo-terminal; all it wrote."""
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "digestbot", "send-now"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed its end of the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return child.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_it_shows_a_progress_bar_and_the_summary_on_a_terminal(
+    engine: Engine, settings: Settings, smtp_server: SmtpServer
+) -> None:
+    """On a pseudo-terminal the output holds rich's bar, its description and the summary."""
+    prepare(engine, datetime.now(UTC), count=4)
+    status, output = run_on_a_terminal(environment(settings, smtp_server))
+    assert status == 0, output
+    # rich draws the live bar as the description then coloured segments, redrawn in place
+    assert re.search(r"\x1b\[2Ksending \x1b\[[0-9;]*m━", output), output[:300]
+    assert SUMMARY in output
+    assert len(smtp_server.inbox.envelopes) == 4
+
+
+def test_it_prints_no_bar_when_the_output_is_not_a_terminal(
+    engine: Engine, settings: Settings, smtp_server: SmtpServer
+) -> None:
+    """Piped, send-now prints the outcomes and the summary, and no bar nor escape codes."""
+    prepare(engine, datetime.now(UTC), count=4)
+    done = subprocess.run(
+        [sys.executable, "-m", "digestbot", "send-now"],
+        env=environment(settings, smtp_server),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert SUMMARY in done.stdout
+    for stream in (done.stdout, done.stderr):
+        assert "sending" not in stream and "\x1b[" not in stream

@@ -1,0 +1,396 @@
+"""Tests for delivering the outbox against real SMTP servers on loopback that misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import signal
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import free_port
+from helpers import Inbox, cli, pointed, prepare, rows
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from digestbot import service
+from digestbot.delivery import claims, outbox
+from digestbot.delivery.pipeline import enqueue_digests
+from digestbot.delivery.send import Feed, deliver, next_attempt
+from digestbot.delivery.transport import Outbound, TransportUnavailable
+from digestbot.settings import Settings
+from digestbot.store.tables import SentPaperRow
+
+
+class BusyOnce(Inbox):
+    """451 for the first message, 250 after."""
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if not getattr(self, "refused", False):
+            self.refused = True
+            return "451 4.3.0 Try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+class NoSuchUser(Inbox):
+    """550 for reader1, everyone else accepted."""
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        if address.startswith("reader1@"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+class SlowAtRcpt(Inbox):
+    """Answers RCPT later than the client waits."""
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(2.0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+class AcceptsLate(Inbox):
+    """Keeps each message, then waits `delay` seconds before answering the final '.'."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(self.delay)
+        return "250 OK"
+
+
+async def test_451_then_250_retries_later_and_then_sends(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """A 4xx puts the row in retry with a next attempt; when that time comes it is sent."""
+    inbox = BusyOnce()
+    target = pointed(settings, smtp_factory(inbox))
+    prepare(engine, clock, count=1)
+    _, report = await service.send_now(engine, target, now=clock)
+    (row,) = rows(engine)
+    assert (row.status, report.count("retry")) == ("retry", 1)
+    assert row.next_attempt_at is not None
+    assert clock + timedelta(seconds=30) <= row.next_attempt_at <= clock + timedelta(seconds=90)
+    early = await deliver(engine, target, now=clock + timedelta(seconds=10))
+    assert early.results == []
+    later = await deliver(engine, target, now=row.next_attempt_at)
+    assert later.count("sent") == 1 and len(inbox.messages) == 1
+    (row,) = rows(engine)
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_temporary_failures_become_failed_after_the_last_attempt(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """After max_attempts temporary failures the row is failed and not tried again."""
+
+    class AlwaysBusy(Inbox):
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            return "421 4.7.0 Busy"
+
+    target = pointed(settings, smtp_factory(AlwaysBusy()), max_attempts=2, retry_backoff=0.0)
+    prepare(engine, clock, count=1)
+    await service.send_now(engine, target, now=clock)
+    await deliver(engine, target, now=clock + timedelta(seconds=1))
+    (row,) = rows(engine)
+    assert (row.status, row.attempts) == ("failed", 2)
+    assert "421" in (row.last_error or "")
+
+
+async def test_550_for_one_recipient_fails_that_row_and_the_rest_go_out(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """A permanent refusal is failed at once, without retry; the batch continues."""
+    inbox = NoSuchUser()
+    target = pointed(settings, smtp_factory(inbox))
+    prepare(engine, clock, count=3)
+    outcomes, _ = await service.send_now(engine, target, now=clock)
+    assert {o.email: o.status for o in outcomes} == {
+        "reader0@example.org": "sent",
+        "reader1@example.org": "failed",
+        "reader2@example.org": "sent",
+    }
+    assert len(inbox.messages) == 2
+    failed = next(r for r in rows(engine) if r.status == "failed")
+    assert failed.attempts == 1 and failed.next_attempt_at is None
+    assert "550 5.1.1 No such user" in (failed.last_error or "")
+
+
+async def test_a_slow_server_is_retried_not_failed(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """A timeout before the message went out is temporary."""
+    target = pointed(settings, smtp_factory(SlowAtRcpt()), smtp_timeout=0.5)
+    prepare(engine, clock, count=1)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("retry") == 1
+    assert rows(engine)[0].status == "retry"
+
+
+async def test_a_server_that_stores_then_times_out_leaves_the_row_unknown(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """No reply after the body: unknown, not resent by a plain rerun, resent on request with
+    the same Message-ID, and its papers count as sent only then."""
+    inbox = AcceptsLate(2.0)  # stores, then never answers in time
+    target = pointed(settings, smtp_factory(inbox), smtp_timeout=0.5)
+    prepare(engine, clock, count=1)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("unknown") == 1 and len(inbox.messages) == 1
+    again, _ = await service.send_now(engine, target, now=clock + timedelta(hours=1))
+    assert len(inbox.messages) == 1 and again[0].status == "nothing new"
+    with Session(engine) as session:
+        assert session.exec(select(SentPaperRow)).all() == []
+    assert outbox.resend_unknown(engine, now=clock) == 1
+    quick = pointed(settings, smtp_factory(Inbox_ := Inbox()))
+    await deliver(engine, quick, now=clock + timedelta(hours=2))
+    assert Inbox_.messages[0]["Message-ID"] == inbox.messages[0]["Message-ID"]
+    assert rows(engine)[0].status == "sent"
+
+
+async def test_a_connection_dropped_at_data_is_retried(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A server that hangs up when told DATA has not got the message: retry."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 flaky ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                writer.close()
+                return
+            writer.write(b"250-flaky\r\n250 OK\r\n" if verb == b"EHLO" else b"250 OK\r\n")
+            await writer.drain()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        prepare(engine, clock, count=1)
+        _, report = await service.send_now(engine, pointed(settings, port), now=clock)
+    finally:
+        server.close()
+    assert report.count("retry") == 1
+    assert rows(engine)[0].status == "retry"
+
+
+async def test_starttls_is_required_when_configured(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """A server without STARTTLS gets nothing in clear text; rows stay pending."""
+    inbox = Inbox()
+    target = pointed(settings, smtp_factory(inbox), smtp_tls="starttls")
+    prepare(engine, clock, count=2)
+    with pytest.raises(TransportUnavailable, match="does not offer STARTTLS"):
+        await service.send_now(engine, target, now=clock)
+    assert inbox.messages == []
+    assert {r.status for r in rows(engine)} == {"pending"}
+
+
+async def test_a_refused_connection_leaves_every_row_pending(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """Nobody listening: one error, nothing sent, nothing attempted."""
+    prepare(engine, clock, count=3)
+    with pytest.raises(TransportUnavailable, match="cannot connect"):
+        await service.send_now(
+            engine, pointed(settings, free_port(), smtp_connections=2), now=clock
+        )
+    assert [(r.status, r.attempts) for r in rows(engine)] == [("pending", 0)] * 3
+
+
+class Overlapping(Inbox):
+    """Holds each message a moment, noting how many are in flight at once and when each came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+        self.arrivals: list[float] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.arrivals.append(time.monotonic())
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(0.05)
+        self.in_flight -= 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_each_connection_carries_many_messages_and_all_are_used(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """With three connections allowed, twelve digests go over exactly three SMTP sessions,
+    three messages in flight at once."""
+    inbox = Overlapping()
+    target = pointed(settings, smtp_factory(inbox), smtp_connections=3)
+    prepare(engine, clock, count=12)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("sent") == 12 and len(inbox.messages) == 12
+    assert (inbox.sessions, inbox.peak) == (3, 3)
+
+
+async def test_more_smtp_connections_than_the_database_pool_holds_all_send(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """Twenty SMTP connections (SQLAlchemy's pool holds fifteen database connections) carry
+    forty digests at once: their claims and closes share one database connection."""
+    inbox = Overlapping()
+    target = pointed(settings, smtp_factory(inbox), smtp_connections=20)
+    prepare(engine, clock, count=40)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("sent") == 40 and len(inbox.messages) == 40
+    assert inbox.sessions == 20
+
+
+async def test_the_rate_limit_spaces_messages_across_connections(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """At 10 messages a second over two connections, six messages reach the server over at
+    least half a second, none of them in a burst with the one before."""
+    inbox = Overlapping()
+    target = pointed(settings, smtp_factory(inbox), smtp_rate=10.0, smtp_connections=2)
+    prepare(engine, clock, count=6)
+    await service.send_now(engine, target, now=clock)
+    arrivals = sorted(inbox.arrivals)
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    # The limiter spaces the sends' starts 0.1 s apart; a message arrives after its own round
+    # trips (the first on each connection after connecting too), which on a busy machine
+    # vary by milliseconds, so gaps and span can each be a little short of 0.1 s and 0.5 s.
+    assert len(gaps) == 5 and arrivals[-1] - arrivals[0] >= 0.45 and min(gaps) >= 0.05
+
+
+def test_retries_back_off_exponentially_with_jitter(settings: Settings, clock: datetime) -> None:
+    """The nth retry waits base x 2^(n-1), scaled by a random factor from 0.5 to 1.5."""
+    random.seed(5)
+    for attempts in (1, 2, 3, 4):
+        nominal = settings.retry_backoff * 2 ** (attempts - 1)
+        waits = [
+            (next_attempt(settings, attempts, clock) - clock).total_seconds() for _ in range(200)
+        ]
+        assert nominal * 0.5 <= min(waits) and max(waits) <= nominal * 1.5
+        assert max(waits) - min(waits) > nominal * 0.8  # spread over most of the range
+
+
+def test_the_feed_hands_out_each_message_once_and_holds_at_most_keep() -> None:
+    """Messages put with their rows come back once each, up to Feed.KEEP held at a time; a
+    row beyond that is read from the database when it is claimed."""
+    feed = Feed()
+    message = Outbound(b"m", "digestbot@example.org", ("reader@example.org",))
+    feed.put(list(range(Feed.KEEP + 5)), [message] * (Feed.KEEP + 5))
+    assert feed.message(0) is message and feed.message(0) is None
+    assert feed.message(Feed.KEEP + 4) is None
+    feed.put([Feed.KEEP + 10], [message])  # room for one again
+    assert feed.message(Feed.KEEP + 10) is message
+    feed.cancel()
+    assert feed.message(1) is None
+
+
+async def test_a_row_left_sending_by_a_dead_process_becomes_unknown(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A claim by a process that no longer exists is recovered as unknown, never resent."""
+    prepare(engine, clock, count=1)
+    digests = service.plan_digests(engine, settings, now=clock)
+    enqueue_digests(engine, settings, digests, now=clock)
+    (row,) = rows(engine)
+    import socket
+
+    assert claims.claim(engine, row.id or 0, now=clock, by=f"{socket.gethostname()}:999999")
+    report = await deliver(engine, settings, now=clock)
+    assert report.recovered == 1 and report.results == []
+    assert rows(engine)[0].status == "unknown"
+
+
+class Slow(Inbox):
+    """Takes its time over each message, so a test can act mid-batch."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if len(self.messages) >= 2:
+            self.arrived.set()
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_run_killed_mid_batch_loses_no_digest(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """kill -9 while sending; the rerun sends the rest, and the interrupted one is unknown
+    until --resend-unknown sends it with the same Message-ID."""
+    now = datetime.now(UTC)
+    prepare(engine, now, count=6)
+    slow = Slow(delay=0.5)
+    port = smtp_factory(slow)
+    first = cli(settings, port, "send-now")
+    assert slow.arrived.wait(timeout=30), "the first run never reached its third message"
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    slow.delay = 0.0
+    second = cli(settings, port, "send-now")
+    out, errors = second.communicate(timeout=60)
+    assert second.returncode == 0, errors
+    assert "interrupted mid-send" in out
+    statuses = [r.status for r in rows(engine)]
+    assert statuses.count("unknown") == 1 and statuses.count("sent") == 5
+    third = cli(settings, port, "send-now", "--resend-unknown")
+    _, errors = third.communicate(timeout=60)
+    assert third.returncode == 0, errors
+    received: dict[str, set[str]] = {}
+    for message in slow.messages:
+        received.setdefault(str(message["To"]), set()).add(str(message["Message-ID"]))
+    assert sorted(received) == [f"reader{n}@example.org" for n in range(6)]
+    assert all(len(ids) == 1 for ids in received.values())
+    assert {r.status for r in rows(engine)} == {"sent"}
+
+
+@pytest.mark.parametrize("queued", [False, True])
+def test_two_send_now_at_once_send_each_digest_once(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime, queued: bool
+) -> None:
+    """Two processes racing over the same outbox deliver every digest exactly once, whether
+    they plan the digests (one re-plans) or both find them queued and race to claim them."""
+    now = datetime.now(UTC)
+    prepare(engine, now, count=8)
+    if queued:
+        enqueue_digests(engine, settings, service.plan_digests(engine, settings, now=now), now=now)
+    inbox = Slow(delay=0.05)
+    port = smtp_factory(inbox)
+    runs = [cli(settings, port, "send-now") for _ in range(2)]
+    for run in runs:
+        _, errors = run.communicate(timeout=60)
+        assert run.returncode == 0, errors
+    recipients = sorted(str(m["To"]) for m in inbox.messages)
+    assert recipients == sorted(f"reader{n}@example.org" for n in range(8))
+    assert len(rows(engine)) == 8
+
+
+async def test_a_halt_finishes_the_message_in_flight_and_takes_no_more(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """Halting mid-batch (a clean stop) lets the message being sent finish; the rest wait."""
+    inbox = AcceptsLate(0.5)  # a moment to say 250
+    target = pointed(settings, smtp_factory(inbox), smtp_timeout=5.0)
+    prepare(engine, clock, count=4)
+    enqueue_digests(engine, target, service.plan_digests(engine, target, now=clock), now=clock)
+    halt = asyncio.Event()
+    run = asyncio.create_task(deliver(engine, target, now=clock, halt=halt))
+    while not inbox.messages:
+        await asyncio.sleep(0.02)
+    halt.set()
+    report = await run
+    assert report.count("sent") == 1
+    assert sorted(row.status for row in rows(engine)) == ["pending", "pending", "pending", "sent"]

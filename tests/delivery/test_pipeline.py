@@ -1,0 +1,200 @@
+"""send-now renders and commits digests chunk by chunk while earlier chunks are being sent."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Inbox, pointed, prepare, rows
+from samples import SAMPLE_SUBSCRIBER, fixture_digest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+import digestbot
+from digestbot import service
+from digestbot.delivery import outbox
+from digestbot.delivery.pipeline import (
+    CHUNK,
+    FIRST_CHUNK,
+    RENDER_GC_THRESHOLD,
+    RENDER_NICENESS,
+    SPREAD_OVER,
+    render_chunk,
+    render_pool,
+)
+from digestbot.delivery.transport import Outbound
+from digestbot.settings import Settings
+from digestbot.store.engine import make_engine
+from digestbot.store.tables import DeliveryRow, SentPaperRow, SubscriberRow
+
+BIG = SPREAD_OVER + 12  # a batch that render processes are worth starting for
+# Two full chunks after the first: rendering them takes long enough (~0.5 s) that the first
+# emails are on the wire before the last chunk is committed, even on a loaded machine.
+LONG = FIRST_CHUNK + 2 * CHUNK
+
+
+class Watching(Inbox):
+    """Notes, as each message arrives, how many rows are committed and that row's state."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__()
+        self.engine = make_engine(database_url)
+        self.seen: list[tuple[int, str | None]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        with Session(self.engine) as db:
+            total = db.exec(select(func.count()).select_from(DeliveryRow)).one()
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            mine = db.exec(
+                select(DeliveryRow.status).where(DeliveryRow.message_id == message["Message-ID"])
+            ).first()
+        self.seen.append((total, mine))
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_it_starts_sending_once_the_first_chunk_is_committed(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """The first email arrives while later chunks are still being rendered, and every email
+    arrives with its row already committed and claimed."""
+    inbox = Watching(settings.database_url)
+    target = pointed(settings, smtp_factory(inbox), render_processes=0, smtp_connections=2)
+    prepare(engine, clock, count=LONG)
+    _, report = await service.send_now(engine, target, now=clock)
+    assert report.count("sent") == LONG == len(inbox.messages)
+    assert inbox.seen[0][0] < LONG
+    assert {status for _, status in inbox.seen} == {"sending"}
+    inbox.engine.dispose()
+
+
+async def test_it_renders_a_big_batch_in_a_render_process_and_sends_each_digest_once(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """With a render process the outcome is the same: each subscriber gets one digest and
+    its papers are recorded as sent."""
+    inbox = Inbox()
+    target = pointed(settings, smtp_factory(inbox), render_processes=1, smtp_connections=2)
+    prepare(engine, clock, count=BIG)
+    outcomes, report = await service.send_now(engine, target, now=clock)
+    recipients = sorted(str(m["To"]) for m in inbox.messages)
+    assert recipients == sorted(f"reader{n}@example.org" for n in range(BIG))
+    assert {o.status for o in outcomes} == {"sent"} and report.count("sent") == BIG
+    with Session(engine) as session:
+        recorded = len(session.exec(select(SentPaperRow)).all())
+    assert recorded == sum(o.papers for o in outcomes) > 0
+    assert {r.status for r in rows(engine)} == {"sent"}
+
+
+async def test_each_row_goes_out_as_its_own_message_to_its_own_subscriber(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """Rows sent from the messages this run just rendered (not read back) still pair up:
+    each Message-ID arrives once, addressed to the subscriber of the row that carries it."""
+    inbox = Inbox()
+    target = pointed(settings, smtp_factory(inbox), render_processes=1, smtp_connections=3)
+    prepare(engine, clock, count=BIG)
+    await service.send_now(engine, target, now=clock)
+    arrived = {str(m["Message-ID"]): str(m["To"]) for m in inbox.messages}
+    assert len(arrived) == len(inbox.messages) == BIG
+    with Session(engine) as session:
+        emails = dict(session.exec(select(SubscriberRow.id, SubscriberRow.email)).all())
+    assert arrived == {r.message_id: emails[r.subscriber_id] for r in rows(engine)}
+
+
+@pytest.mark.parametrize("name", ["Ada", 'Ève, "the" <Tester>', "Eve\r\nBcc: x@evil.example"])
+def test_the_envelope_kept_with_a_rendered_message_is_the_one_its_headers_give(
+    settings: Settings, clock: datetime, name: str
+) -> None:
+    """What a fresh row is sent with (not read back) equals what Outbound.of reads from the
+    stored bytes, whatever the subscriber's name."""
+    subscriber = replace(SAMPLE_SUBSCRIBER, name=name)
+    (outgoing,) = render_chunk(settings, [fixture_digest(clock, subscriber)], clock)
+    assert outgoing.outbound == Outbound.of(outgoing.raw)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="process priority is POSIX only")
+def test_render_processes_run_below_the_sender_with_fewer_gc_passes(settings: Settings) -> None:
+    """A render process runs at a lower CPU priority than this process and with the batch
+    GC thresholds, forked by the fork server where there is one."""
+    with render_pool(settings.model_copy(update={"render_processes": 1})) as pool:
+        niceness = pool.submit(os.nice, 0).result()
+        thresholds = pool.submit(gc.get_threshold).result()
+        parent = pool.submit(os.getppid).result()
+    assert niceness == min(os.nice(0) + RENDER_NICENESS, 19)
+    assert thresholds == RENDER_GC_THRESHOLD
+    assert (parent != os.getpid()) == ("forkserver" in multiprocessing.get_all_start_methods())
+
+
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods(), reason="no fork server here"
+)
+def test_render_processes_import_the_code_the_command_runs_not_a_folder_beside_it(
+    tmp_path: Path,
+) -> None:
+    """Run in a folder holding another `digestbot/` (a checkout beside an installed copy),
+    the render processes still use the code this process imported."""
+    work, bin_dir = tmp_path / "checkout", tmp_path / "bin"
+    (work / "digestbot").mkdir(parents=True)
+    marker = tmp_path / "imported-from-the-folder"
+    (work / "digestbot" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    bin_dir.mkdir()
+    # A script outside the folder, as a console script is: its own folder heads sys.path.
+    (bin_dir / "run.py").write_text(
+        "from digestbot.delivery.pipeline import render_pool\n"
+        "from digestbot.settings import Settings\n"
+        "if __name__ == '__main__':\n"
+        "    settings = Settings(render_processes=1, _env_file=None)\n"
+        "    with render_pool(settings) as pool:\n"
+        "        print(pool.submit(eval, \"__import__('digestbot').__file__\").result())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    run = subprocess.run(
+        [sys.executable, str(bin_dir / "run.py")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, digestbot.__file__), run.stderr
+    assert not marker.exists()
+
+
+def test_rendering_leaves_no_cyclic_garbage(settings: Settings, clock: datetime) -> None:
+    """What the render processes' rare collections rely on: rendering digests (the bundled
+    templates, highlighting, the MIME message) frees everything by reference counting."""
+    digests = [fixture_digest(clock)] * 20
+    render_chunk(settings, digests[:1], clock)  # caches and templates filled first
+    gc.collect()
+    gc.disable()
+    try:
+        render_chunk(settings, digests, clock)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_it_refuses_a_later_chunk_when_another_run_enqueued_in_between(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A chunk after the first checks that the last row is still this run's own."""
+    prepare(engine, clock, count=2)
+    message = Outbound(b"x", "digestbot@example.org", ("reader@example.org",))
+    (first, second) = [
+        outbox.Outgoing(n + 1, "digest", f"p{n}", f"<m{n}@example.org>", message, ())
+        for n in range(2)
+    ]
+    (mine,) = outbox.enqueue(engine, [first], now=clock)
+    outbox.enqueue(engine, [second], now=clock)  # another run
+    again = outbox.Outgoing(1, "digest", "p9", "<m9@example.org>", message, ())
+    with pytest.raises(outbox.PlanConflict):
+        outbox.enqueue(engine, [again], now=clock, after=mine)

@@ -1,0 +1,130 @@
+"""Helpers several test modules share (fixtures themselves are in conftest): data to send,
+rows to read, servers that misbehave, a digest to render."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from typing import Any
+
+from conftest import LISTING_000, smtp_at
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from digestbot import service
+from digestbot.delivery import claims
+from digestbot.delivery.pipeline import enqueue_digests
+from digestbot.ingest.load import ingest_path
+from digestbot.models import Digest, DigestItem, Match, Paper, Subscriber
+from digestbot.rules.subscribers import sync_subscriptions
+from digestbot.rules.subscriptions import parse_subscriptions
+from digestbot.settings import Settings
+from digestbot.store.engine import make_engine
+from digestbot.store.tables import DeliveryRow
+
+NOW = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
+
+
+HOSTILE = 'Evil <script>alert("x")</script>\r\nBcc: victim@evil.example'
+
+
+def a_digest(title: str = "Flash attention, again", name: str = "Alice") -> Digest:
+    sub = Subscriber(1, "alice@example.org", name, ())
+    paper = Paper("p1", title, "We make attention fast. " * 30, NOW, upvotes=4, author_count=3)
+    match = Match(("Efficient attention",), ("attention",), ("attention",), 2.0)
+    return Digest(sub, (DigestItem(paper, match),), NOW, "manual:x")
+
+
+def queued(engine: Engine, settings: Settings, now: datetime, count: int) -> list[int]:
+    """Ids of `count` pending digests, planned and committed through the service."""
+    prepare(engine, now, count=count)
+    digests = service.plan_digests(engine, settings, now=now)
+    return enqueue_digests(engine, settings, digests, now=now)
+
+
+def race(url: str, ids: list[int], now: datetime) -> list[list[int]]:
+    """Two claimers, each with its own engine on `url`, claim `ids` in the same order at the
+    same moment; what each of them won."""
+    engines = [make_engine(url) for _ in range(2)]
+    won: list[list[int]] = [[], []]
+    start = threading.Barrier(2)
+
+    def claimer(n: int) -> None:
+        start.wait()
+        for row_id in ids:
+            if claims.claim(engines[n], row_id, now=now, by=f"claimer{n}"):
+                won[n].append(row_id)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    return won
+
+
+def subscribers(count: int) -> str:
+    people = "".join(
+        f"  - email: reader{n}@example.org\n    rules:\n      - any: [transformer]\n"
+        for n in range(count)
+    )
+    return "subscribers:\n" + people
+
+
+def prepare(engine: Engine, now: datetime, count: int = 3) -> None:
+    ingest_path(engine, LISTING_000, now=now)
+    spec = parse_subscriptions(subscribers(count), source="s.yaml")
+    sync_subscriptions(engine, spec, now=now)
+
+
+def pointed(settings: Settings, port: int, **extra: Any) -> Settings:
+    """`smtp_at` with short timeouts, few attempts and one connection unless `extra` says."""
+    quick = {"smtp_timeout": 1.0, "retry_backoff": 60.0, "max_attempts": 3, "smtp_connections": 1}
+    return smtp_at(settings, port, **{**quick, **extra})
+
+
+def rows(engine: Engine) -> list[DeliveryRow]:
+    with Session(engine) as session:
+        return list(session.exec(select(DeliveryRow).order_by(DeliveryRow.id)))
+
+
+class Inbox:
+    """Accepts everything and keeps it; subclasses misbehave in one way each."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+def cli(settings: Settings, port: int, *args: str) -> subprocess.Popen[str]:
+    """`python -m digestbot ARGS` in its own process, on the same database and server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env.update(
+        DIGESTBOT_DATABASE_URL=settings.database_url,
+        DIGESTBOT_SMTP_HOST="127.0.0.1",
+        DIGESTBOT_SMTP_PORT=str(port),
+        DIGESTBOT_SMTP_TLS="none",
+        DIGESTBOT_SMTP_CONNECTIONS="1",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "digestbot", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )

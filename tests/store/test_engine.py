@@ -1,0 +1,135 @@
+"""Tests for the storage engine settings."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from digestbot.errors import ConfigError
+from digestbot.settings import Settings
+from digestbot.store.engine import (
+    BUSY_TIMEOUT_MS,
+    WAL_AUTOCHECKPOINT_PAGES,
+    checkpoints,
+    make_engine,
+)
+from digestbot.store.tables import PaperRow
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(engine: Engine) -> None:
+    """Readers never block the writer, and a busy writer is waited for, not failed."""
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == BUSY_TIMEOUT_MS
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == WAL_AUTOCHECKPOINT_PAGES
+
+
+def test_freed_pages_are_zeroed_only_where_that_costs_no_extra_writes(engine: Engine) -> None:
+    """secure_delete is FAST (2), not the 1 of builds like Debian's, so dropping old stored
+    messages does not write every freed page full of zeros."""
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA secure_delete")).scalar() == 2
+
+
+def test_a_thread_checkpoints_the_log_while_a_batch_runs(
+    engine: Engine, settings: Settings
+) -> None:
+    """Inside `checkpoints` a commit reaches the database file although it is far below the
+    automatic checkpoint's threshold, and the thread is gone when the block ends."""
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    with checkpoints(engine, every=0.01):
+        before = path.stat().st_size
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE filler (data BLOB)"))
+            conn.execute(text("INSERT INTO filler VALUES (randomblob(400000))"))
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 400_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        grown = path.stat().st_size - before
+    assert grown >= 400_000
+    assert "wal-checkpoints" not in {t.name for t in threading.enumerate()}
+
+
+def test_naive_datetimes_are_refused(engine: Engine) -> None:
+    """Every stored time is timezone-aware, so comparisons never mix naive and aware."""
+    row = PaperRow(id="x", title="t", norm_title="t", abstract="a", first_seen=datetime(2026, 1, 1))
+    with Session(engine) as session, pytest.raises(Exception, match="timezone-aware"):
+        session.add(row)
+        session.commit()
+
+
+def test_an_unusable_database_url_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A folder that does not exist gives a clear error, not a traceback."""
+    with pytest.raises(ConfigError, match="cannot open the database"):
+        make_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}")
+
+
+def test_a_url_whose_driver_is_missing_is_a_clear_error() -> None:
+    """A database URL needing an uninstalled driver says which and how to get one."""
+    with pytest.raises(ConfigError, match="needs a database driver that is not installed"):
+        make_engine("mysql://reader@127.0.0.1/digestbot")
+
+
+def test_a_database_with_messages_inside_deliveries_keeps_its_queued_email(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The earlier layout (deliveries.message) is moved to delivery_messages on open."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = make_engine(url)
+    with old.begin() as conn:
+        conn.execute(text("ALTER TABLE deliveries ADD COLUMN message BLOB"))
+        conn.execute(
+            text(
+                "INSERT INTO subscribers (email, name, active, max_papers, timezone, send_at,"
+                " frequency, send_empty, created_at, updated_at) VALUES ('a@example.org', '',"
+                " 1, 25, 'UTC', '08:00', 'daily', 0, '2026-11-24', '2026-11-24')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status,"
+                " attempts, paper_ids, message, created_at, updated_at) VALUES (1, 'digest',"
+                " 'k', '<m@example.org>', 'pending', 0, '[]', :raw, '2026-11-24', '2026-11-24')"
+            ),
+            {"raw": b"To: a@example.org\r\n\r\nhello\r\n"},
+        )
+    old.dispose()
+    reopened = make_engine(url)
+    with reopened.connect() as conn:
+        columns = {row[1] for row in conn.execute(text("PRAGMA table_info(deliveries)"))}
+        raw = conn.execute(text("SELECT raw FROM delivery_messages WHERE delivery_id = 1"))
+        assert "message" not in columns
+        assert raw.scalar_one() == b"To: a@example.org\r\n\r\nhello\r\n"
+    reopened.dispose()
+
+
+def test_a_database_from_before_gets_a_sent_mark_and_loses_an_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On open, papers stored before sent marks get mark 0 (planning then reads all the
+    history, as before), and sent_papers loses the index on subscriber_id alone."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = make_engine(url)
+    with old.begin() as conn:
+        conn.execute(text("ALTER TABLE papers DROP COLUMN sent_mark"))
+        conn.execute(
+            text(
+                "INSERT INTO papers (id, title, norm_title, abstract, authors, categories, links,"
+                " keywords, sources, first_seen) VALUES ('p1', 'T', 't', 'A', '[]', '[]', '{}',"
+                " '[]', '[]', '2026-11-24')"
+            )
+        )
+        conn.execute(
+            text("CREATE INDEX ix_sent_papers_subscriber_id ON sent_papers (subscriber_id)")
+        )
+    old.dispose()
+    reopened = make_engine(url)
+    with reopened.connect() as conn:
+        marks = conn.execute(text("SELECT id, sent_mark FROM papers")).all()
+        indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(sent_papers)"))}
+    reopened.dispose()
+    assert [tuple(row) for row in marks] == [("p1", 0)]
+    assert "ix_sent_papers_subscriber_id" not in indexes
+    assert any(name.startswith("sqlite_autoindex_sent_papers") for name in indexes)
