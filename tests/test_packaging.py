@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_wheel_carries_templates_example_and_sample_listing(tmp_path: Path) -> None:
-    """A non-editable install finds everything the demo needs inside the package."""
+    """A non-editable install finds everything the demo and the migrations need inside the
+    package."""
     subprocess.run(
         [
             sys.executable,
@@ -42,8 +43,12 @@ def test_the_wheel_carries_templates_example_and_sample_listing(tmp_path: Path) 
         "digestbot/subscriptions.example.yaml",
         "digestbot/data/sample_listing.txt",
         "digestbot/data/sample_daily_papers.json",
+        "digestbot/store/migrations/env.py",
+        "digestbot/store/migrations/script.py.mako",
     }
     assert expected <= names
+    revisions = {p.name for p in (ROOT / "digestbot/store/migrations/versions").glob("*.py")}
+    assert revisions and {f"digestbot/store/migrations/versions/{r}" for r in revisions} <= names
 
 
 def test_ci_runs_the_readme_test_command_word_for_word() -> None:

@@ -20,6 +20,7 @@ from digestbot.errors import ConfigError, DigestbotError
 from digestbot.rules.yamlfile import format_path
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
+from digestbot.store.migrate import Upgraded
 
 app = typer.Typer(
     help="digestbot: email digests of new research papers, matched against your rules.",
@@ -30,7 +31,9 @@ app = typer.Typer(
 subscriptions_app = typer.Typer(help="Check and load the subscriptions file.", no_args_is_help=True)
 papers_app = typer.Typer(help="Look at the papers digestbot has ingested.", no_args_is_help=True)
 app.add_typer(subscriptions_app, name="subscriptions")
+db_app = typer.Typer(help="Look at and upgrade the database's schema.", no_args_is_help=True)
 app.add_typer(papers_app, name="papers")
+app.add_typer(db_app, name="db")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -73,11 +76,19 @@ def open_engine(settings: Settings) -> Iterator[Engine]:
     """The database engine of `settings`, tables created; its connections are closed when
     the block ends, however it ends (Python 3.13 warns of every SQLite connection that is
     left to the garbage collector)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, on_upgrade=say_upgraded)
     try:
         yield engine
     finally:
         engine.dispose()
+
+
+def say_upgraded(done: Upgraded) -> None:
+    """Tell the user their database was upgraded (a new one is simply created)."""
+    if done.before is not None:
+        err.print(
+            f"Upgraded the database from revision {done.before} to {done.after}.", markup=False
+        )
 
 
 def normalised_addresses(emails: Sequence[str]) -> list[str]:

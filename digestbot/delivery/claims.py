@@ -3,7 +3,6 @@ transaction per email (a connection closes the row it sent and claims its next t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,11 +81,14 @@ def row_transaction(connection: Connection) -> Iterator[Connection]:
 
 # The per-email statements, as the database's own SQL (see rawsql for why).
 _LOCK = f"SELECT id FROM deliveries WHERE id = :row_id AND {DUE_SQL} FOR UPDATE SKIP LOCKED"
-_CLAIM = (
-    "UPDATE deliveries SET status = 'sending', updated_at = :now, claimed_by = :by, "
-    f"claimed_at = :now, attempts = attempts + 1 WHERE id = :row_id AND {DUE_SQL} "
-    "RETURNING subscriber_id, paper_ids, attempts"
-)
+_CLAIM = {
+    dialect: (
+        "UPDATE deliveries SET status = 'sending', updated_at = :now, claimed_by = :by, "
+        f"claimed_at = :now, attempts = attempts + 1 WHERE id = :row_id AND {DUE_SQL} "
+        f"RETURNING subscriber_id, {length}(paper_ids), attempts"
+    )
+    for dialect, length in (("sqlite", "json_array_length"), ("postgresql", "jsonb_array_length"))
+}
 _MESSAGE = "SELECT raw FROM delivery_messages WHERE delivery_id = :row_id"
 _CLOSE = (
     "UPDATE deliveries SET status = :status, updated_at = :now, "
@@ -103,7 +105,7 @@ _RECORD_SENT = {
     )
     for dialect, papers in (
         ("sqlite", "json_each(d.paper_ids) AS paper"),
-        ("postgresql", "json_array_elements_text(CAST(d.paper_ids AS JSON)) AS paper(value)"),
+        ("postgresql", "jsonb_array_elements_text(d.paper_ids) AS paper(value)"),
     )
 }
 
@@ -118,17 +120,17 @@ def _claim(
         rawsql.run(connection, _LOCK, params).first() is None
     ):
         return None
-    claimed = rawsql.run(connection, _CLAIM, params).first()
+    claimed = rawsql.run(connection, _CLAIM[connection.dialect.name], params).first()
     if claimed is None:
         return None
-    subscriber_id, paper_ids, attempts = tuple(claimed)
+    subscriber_id, paper_count, attempts = tuple(claimed)
     if message is None:
         message = Outbound.of(rawsql.run(connection, _MESSAGE, {"row_id": row_id}).scalar_one())
     return Queued(
         id=row_id,
         subscriber_id=subscriber_id,
         outbound=message,
-        paper_count=len(json.loads(paper_ids)),
+        paper_count=paper_count,
         attempts=attempts - 1,  # attempts before this one
     )
 

@@ -7,7 +7,6 @@ has no id, by normalised titles at rapidfuzz ratio >= TITLE_MATCH.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,16 +114,16 @@ def _new_row(listed: ListedPaper, source: str, now: datetime, sent_mark: int) ->
         norm_title=normalise_title(listed.title),
         abstract=listed.abstract,
         arxiv_id=listed.arxiv_id,
-        authors=json.dumps(list(listed.authors)),
+        authors=list(listed.authors),
         author_count=listed.author_count or (len(listed.authors) or None),
         organisation=listed.organisation,
         published=listed.published,
         upvotes=listed.upvotes,
         comments=listed.comments,
-        categories=json.dumps(list(listed.categories)),
-        links=json.dumps(dict(listed.links)),
-        keywords=json.dumps(list(listed.keywords)),
-        sources=json.dumps([source]),
+        categories=list(listed.categories),
+        links=dict(listed.links),
+        keywords=list(listed.keywords),
+        sources=[source],
         first_seen=now,
         sent_mark=sent_mark,
     )
@@ -139,21 +138,20 @@ def _merge(row: PaperRow, listed: ListedPaper, source: str) -> None:
             setattr(row, name, max(getattr(row, name) or 0, value))
     row.published = row.published or listed.published
     row.organisation = row.organisation or listed.organisation
-    if listed.authors and not json.loads(row.authors):
-        row.authors = json.dumps(list(listed.authors))
+    if listed.authors and not row.authors:
+        row.authors = list(listed.authors)
     row.author_count = row.author_count or listed.author_count or (len(listed.authors) or None)
     if len(listed.abstract) > len(row.abstract):
         row.abstract = listed.abstract
     row.categories = _union(row.categories, listed.categories)
     row.keywords = _union(row.keywords, listed.keywords)
     row.sources = _union(row.sources, [source])
-    links = json.loads(row.links)
-    links.update({k: v for k, v in listed.links if k not in links})
-    row.links = json.dumps(links)
+    # New values, never changed in place: a JSON column notices only assignments.
+    row.links = {**dict(listed.links), **row.links}
 
 
-def _union(stored: str, more: Sequence[str]) -> str:
-    return json.dumps(list(dict.fromkeys([*json.loads(stored), *more])))
+def _union(stored: Sequence[str], more: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*stored, *more]))
 
 
 def stored_validators(engine: Engine, url: str) -> Validators | None:
@@ -174,11 +172,11 @@ def to_paper(row: PaperRow) -> Paper:
         upvotes=row.upvotes,
         author_count=row.author_count,
         organisation=row.organisation,
-        authors=tuple(json.loads(row.authors)),
-        sources=tuple(json.loads(row.sources)),
+        authors=tuple(row.authors),
+        sources=tuple(row.sources),
         arxiv_id=row.arxiv_id,
-        categories=tuple(json.loads(row.categories)),
-        links=tuple(json.loads(row.links).items()),
+        categories=tuple(row.categories),
+        links=tuple(row.links.items()),
         comments=row.comments,
     )
 

@@ -3,7 +3,6 @@ their last digest was decided), read from the outbox and the period ledger."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -46,7 +45,7 @@ def taken_since(engine: Engine, since: datetime | None) -> dict[int, set[str]]:
                 if paper_id in marks:
                     taken.setdefault(sub_id, set()).add(paper_id)
         for row in session.exec(select(DeliveryRow).where(col(DeliveryRow.status).in_(OPEN))):
-            taken.setdefault(row.subscriber_id, set()).update(json.loads(row.paper_ids))
+            taken.setdefault(row.subscriber_id, set()).update(row.paper_ids)
     return taken
 
 

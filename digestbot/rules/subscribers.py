@@ -104,18 +104,14 @@ def _settings_of(row: SubscriberRow) -> dict[str, Any]:
 
 def _bodies(session: Session, row: SubscriberRow) -> list[dict[str, Any]]:
     query = select(RuleRow).where(RuleRow.subscriber_id == row.id).order_by(col(RuleRow.position))
-    return [json.loads(rule.body) for rule in session.exec(query)]
+    return [rule.body for rule in session.exec(query)]
 
 
 def _replace_rules(session: Session, row: SubscriberRow, bodies: list[dict[str, Any]]) -> None:
     assert row.id is not None
     session.exec(delete(RuleRow).where(col(RuleRow.subscriber_id) == row.id))
     for position, body in enumerate(bodies):
-        session.add(
-            RuleRow(
-                subscriber_id=row.id, position=position, name=body["name"], body=json.dumps(body)
-            )
-        )
+        session.add(RuleRow(subscriber_id=row.id, position=position, name=body["name"], body=body))
 
 
 _SUBSCRIBER_COLUMNS = (
@@ -152,7 +148,7 @@ def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subsc
         rules: dict[int, list[Rule]] = {}
         by_position = select(RuleRow.subscriber_id, RuleRow.body).order_by(col(RuleRow.position))
         for subscriber_id, body in session.execute(by_position):
-            rules.setdefault(subscriber_id, []).append(rule_from_json(json.loads(body)))
+            rules.setdefault(subscriber_id, []).append(rule_from_json(body))
     return [
         Subscriber(
             id=row.id,

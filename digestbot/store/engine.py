@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from digestbot.errors import ConfigError
-from digestbot.store import tables  # noqa: F401  (registers the tables create_all makes)
-from digestbot.store.upgrade import upgrade
+from digestbot.store.migrate import Upgraded, current, ensure_current
 
 BUSY_TIMEOUT_MS = 30_000
 WRITE_LOCK = 0x64696765  # PostgreSQL advisory lock key of write_session ("dige")
@@ -75,8 +74,11 @@ def _checkpoint_until(engine: Engine, stop: threading.Event, every: float) -> No
         connection.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for `url` and the tables; SQLite gets WAL and a busy timeout."""
+def make_engine(
+    url: str, *, upgrade: bool = True, on_upgrade: Callable[[Upgraded], None] | None = None
+) -> Engine:
+    """The engine for `url`, its schema checked: an older one is upgraded (unless not
+    `upgrade`, for `digestbot db`), a newer one refused. SQLite gets WAL and a busy timeout."""
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not psycopg2
     try:
@@ -94,13 +96,19 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        SQLModel.metadata.create_all(engine)
-        upgrade(engine)
+        if upgrade:
+            ensure_current(engine, on_upgrade=on_upgrade)
+        else:
+            current(engine)  # opens it: a bad path fails here, not in the command
     except SQLAlchemyError as exc:
+        engine.dispose()
         raise ConfigError(
             f"cannot open the database {url!r}: {exc.__class__.__name__}: {exc.args[0]}",
             "check that its folder exists and is writable",
         ) from None
+    except ConfigError:
+        engine.dispose()
+        raise
     return engine
 
 

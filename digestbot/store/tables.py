@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 # The states of a delivery row (see delivery.outbox), and groups of them.
@@ -13,6 +23,15 @@ STATES = ("pending", "sending", "sent", "retry", "failed", "unknown")
 OPEN = ("pending", "sending", "retry", "unknown")  # papers in these rows are spoken for
 CLAIMABLE = ("pending", "retry")
 FINISHED = ("sent", "failed")  # never sent again
+KINDS = ("digest", "alert")
+
+# JSON in SQLite (text that its JSON functions read), JSONB in PostgreSQL.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _one_of(table: str, column: str, values: tuple[str, ...]) -> CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"ck_{table}_{column}")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -38,19 +57,19 @@ class PaperRow(SQLModel, table=True):
     __tablename__ = "papers"
     id: str = Field(primary_key=True)
     title: str
-    norm_title: str = Field(index=True)
+    norm_title: str
     abstract: str
     arxiv_id: str | None = Field(default=None, index=True)
-    authors: str = "[]"  # JSON list of names
+    authors: list[str] = Field(default_factory=list, sa_type=Json)
     author_count: int | None = None
     organisation: str | None = None
     published: date | None = None
     upvotes: int | None = None
     comments: int | None = None
-    categories: str = "[]"  # JSON list
-    links: str = "{}"  # JSON object kind -> URL
-    keywords: str = "[]"  # JSON list
-    sources: str = "[]"  # JSON list of the sources that listed it
+    categories: list[str] = Field(default_factory=list, sa_type=Json)
+    links: dict[str, str] = Field(default_factory=dict, sa_type=Json)  # kind -> URL
+    keywords: list[str] = Field(default_factory=list, sa_type=Json)
+    sources: list[str] = Field(default_factory=list, sa_type=Json)  # those that listed it
     first_seen: datetime = Field(index=True, sa_type=UtcDateTime)
     # The highest sent_papers.id when this paper was first stored: every row recording it as
     # sent comes later, so planning reads the sent papers after its candidates' lowest mark.
@@ -92,16 +111,24 @@ class RuleRow(SQLModel, table=True):
     subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
     position: int
     name: str
-    body: str  # JSON of the resolved rule, topics included (see subscribers.rule_to_json)
+    # The resolved rule, topics included (see subscribers.rule_to_json).
+    body: dict[str, Any] = Field(sa_type=Json)
 
 
 class DeliveryRow(SQLModel, table=True):
     """One email: decided and stored before it is sent, so nothing is lost between steps."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("subscriber_id", "kind", "period_key"),)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "kind", "period_key"),
+        # A subscriber's last digest, and their alerts today, read without a scan.
+        Index("ix_deliveries_subscriber_kind_created", "subscriber_id", "kind", "created_at"),
+        _one_of("deliveries", "status", STATES),
+        _one_of("deliveries", "kind", KINDS),
+        CheckConstraint("attempts >= 0", name="ck_deliveries_attempts"),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id")
     kind: str = "digest"
     period_key: str
     message_id: str = Field(unique=True)
@@ -110,7 +137,7 @@ class DeliveryRow(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     claimed_by: str | None = None  # "host:pid" of the process sending it
     claimed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    paper_ids: str = "[]"  # JSON list, recorded as sent when the server accepts
+    paper_ids: list[str] = Field(default_factory=list, sa_type=Json)  # sent when accepted
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -153,11 +180,15 @@ class PeriodRow(SQLModel, table=True):
     """
 
     __tablename__ = "digest_periods"
-    __table_args__ = (UniqueConstraint("subscriber_id", "period_key"),)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "period_key"),
+        # A subscriber's latest decided period, read without a scan.
+        Index("ix_digest_periods_subscriber_decided", "subscriber_id", "decided_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id")
     period_key: str  # the subscriber's local date of the send, see periods.Period
-    due_at: datetime = Field(sa_type=UtcDateTime)
+    due_at: datetime = Field(sa_type=UtcDateTime, index=True)
     decided_at: datetime = Field(sa_type=UtcDateTime)
     papers: int = 0
 

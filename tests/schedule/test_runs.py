@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -75,7 +74,7 @@ def alerts_at(engine: Engine, settings: Settings, now: datetime) -> int:
 
 
 def papers_of(row: DeliveryRow) -> set[str]:
-    return set(json.loads(row.paper_ids))
+    return set(row.paper_ids)
 
 
 async def test_a_period_is_decided_once_at_the_subscribers_local_time(

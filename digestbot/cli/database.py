@@ -1,0 +1,43 @@
+"""CLI commands over the database itself: `db upgrade` and `db current`."""
+
+from __future__ import annotations
+
+from digestbot.cli.common import db_app, friendly, load_settings, out, say_upgraded
+from digestbot.store import migrate
+from digestbot.store.engine import make_engine
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """Upgrade the database to this digestbot's schema (every command also does it on open)."""
+    settings = load_settings()
+    engine = make_engine(settings.database_url, upgrade=False)
+    try:
+        done = migrate.ensure_current(engine, on_upgrade=say_upgraded)
+        if done is None:
+            out.print(f"The database is at revision {migrate.head()}: nothing to do.")
+    finally:
+        engine.dispose()
+
+
+@db_app.command("current")
+@friendly
+def db_current() -> None:
+    """Show the database's schema revision and the one this digestbot needs; changes nothing."""
+    settings = load_settings()
+    engine = make_engine(settings.database_url, upgrade=False)
+    try:
+        revision = migrate.current(engine)
+        made = migrate.has_tables(engine)
+    finally:
+        engine.dispose()
+    needed = migrate.head()
+    if revision is None:
+        at = "made by digestbot 0.1.0 (no revision)" if made else "empty"
+    else:
+        at = f"at revision {revision}"
+    verdict = "up to date" if revision == needed else "opening it upgrades it"
+    if revision is not None and revision not in migrate.known():
+        verdict = "newer than this digestbot: upgrade digestbot"
+    out.print(f"The database is {at}; this digestbot needs {needed} ({verdict}).")
