@@ -202,7 +202,7 @@ async def enqueue_in_chunks(
     digests: Iterable[Digest],
     *,
     now: datetime,
-    token: tuple[int, int],
+    token: int,
     feed: Feed,
     send_empty: bool = False,
     also: ChunkWrites | None = None,
@@ -309,7 +309,7 @@ def enqueue_digests(
     digests: Sequence[Digest],
     *,
     now: datetime,
-    token: tuple[int, int] | None = None,
+    token: int | None = None,
 ) -> list[int]:
     """Render the non-empty digests and commit them as pending rows in one transaction."""
     outgoing = render_chunk(settings, [d for d in digests if d.items], now)
