@@ -16,6 +16,7 @@ from digestbot.models import Digest, Subscriber
 from digestbot.rules.plan import digests_for
 from digestbot.rules.subscribers import active_count, active_subscribers
 from digestbot.settings import Settings
+from digestbot.store.thread import DbThread
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ async def send_now(
     """Decide digests, then render and commit them chunk by chunk while the committed ones are
     being sent (and every older due row of the same subscribers); one Outcome per subscriber."""
 
-    async def plan(feed: Feed) -> list[Subscriber]:
-        return await _plan_and_enqueue(engine, settings, now, emails, feed)
+    async def plan(feed: Feed, db: DbThread) -> list[Subscriber]:
+        return await _plan_and_enqueue(engine, settings, now, emails, feed, db)
 
     start_render_server(settings, len(emails) if emails else active_count(engine))
 
@@ -85,7 +86,12 @@ async def send_now(
 
 
 async def _plan_and_enqueue(
-    engine: Engine, settings: Settings, now: datetime, emails: Sequence[str], feed: Feed
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    emails: Sequence[str],
+    feed: Feed,
+    db: DbThread,
 ) -> list[Subscriber]:
     """Plan against a state token; plan again if another run committed first. Digests are
     decided as the pipeline takes them, so the first go out while the rest are decided;
@@ -100,13 +106,14 @@ async def _plan_and_enqueue(
             yield digest
 
     for attempt in range(outbox.PLAN_ATTEMPTS):
-        token = outbox.state_token(engine)
-        subscribers, digests = _planned(engine, settings, now=now, emails=emails)
+        token = await db.run(outbox.state_token, engine)
+        subscribers, digests = await db.run(_planned, engine, settings, now=now, emails=emails)
         if attempt == 0:  # older due rows of these subscribers go out with the new ones
-            feed.put(outbox.due_ids(engine, now=now, subscriber_ids=[s.id for s in subscribers]))
+            ids = [s.id for s in subscribers]
+            feed.put(await db.run(outbox.due_ids, engine, now=now, subscriber_ids=ids))
         try:
             await enqueue_in_chunks(
-                engine, settings, noted(digests), now=now, token=token, feed=feed
+                engine, settings, noted(digests), now=now, token=token, feed=feed, db=db
             )
         except outbox.PlanConflict:
             continue  # another run enqueued meanwhile: plan again on fresh state

@@ -42,6 +42,7 @@ from digestbot.delivery.send import Feed
 from digestbot.delivery.transport import Outbound
 from digestbot.models import Digest
 from digestbot.settings import Settings
+from digestbot.store.thread import DbThread
 
 FIRST_CHUNK = 8  # digests in the first commit, so sending starts at once
 CHUNK = 100  # digests per commit after that
@@ -204,13 +205,15 @@ async def enqueue_in_chunks(
     now: datetime,
     token: int,
     feed: Feed,
+    db: DbThread,
     send_empty: bool = False,
     also: ChunkWrites | None = None,
 ) -> None:
     """Render and commit the non-empty digests chunk by chunk, handing each chunk's rows to
     `feed`; the first commit checks `token`, later ones that nobody else enqueued meanwhile.
 
-    `digests` is taken lazily, a chunk at a time. `also` adds each commit's other writes;
+    `digests` is taken lazily, a chunk at a time; each commit runs on the database thread
+    `db`. `also` adds each commit's other writes;
     when there is nothing to send, what it gives for the first commit is committed alone.
     A cancelled feed (the server is unreachable) stops it at the next chunk: what was
     committed stays pending; the rest was never decided.
@@ -221,7 +224,7 @@ async def enqueue_in_chunks(
     if not head:
         alone = also((), True) if also else None
         if alone is not None:
-            outbox.enqueue(engine, [], now=now, token=token, also=alone)
+            await db.run(outbox.enqueue, engine, [], now=now, token=token, also=alone)
         return
     spread = sum(map(len, head)) > SPREAD_OVER
     last: int | None = None
@@ -230,7 +233,8 @@ async def enqueue_in_chunks(
             if feed.cancelled:
                 return
             first = last is None
-            ids = outbox.enqueue(
+            ids = await db.run(
+                outbox.enqueue,
                 engine,
                 outgoing,
                 now=now,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from digestbot.delivery.transport import (
 from digestbot.errors import DeliveryError
 from digestbot.settings import Settings
 from digestbot.store.engine import checkpoints
+from digestbot.store.thread import DbThread
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -108,10 +110,21 @@ class Feed:
         return self.take()
 
 
+Clock = Callable[[], datetime]
+
+
+def clock_from(now: datetime) -> Clock:
+    """A clock that reads `now` at first and moves on with the real time, so every claim,
+    close and retry of a long batch is stamped when it happens (a batch stamped with its start
+    outlives DIGESTBOT_SENDING_LEASE, and another run takes its live rows for crashed)."""
+    started = time.monotonic()
+    return lambda: now + timedelta(seconds=time.monotonic() - started)
+
+
 async def deliver_while(
     engine: Engine,
     settings: Settings,
-    decide: Callable[[Feed], Awaitable[T]],
+    decide: Callable[[Feed, DbThread], Awaitable[T]],
     *,
     now: datetime,
     due: Iterable[int] = (),
@@ -119,19 +132,21 @@ async def deliver_while(
     halt: asyncio.Event | None = None,
 ) -> tuple[T, Report]:
     """Send the `due` rows, then those `decide` puts in the feed while it decides and commits
-    them; if deciding fails, the senders stop after the message in flight and it re-raises."""
+    them (its database work on the batch's database thread); if deciding fails, the senders
+    stop after the message in flight and it re-raises."""
     feed = Feed(due)
-    sending = asyncio.ensure_future(
-        deliver(engine, settings, now=now, progress=progress, feed=feed, halt=halt)
-    )
-    try:
-        decided = await decide(feed)
-    except BaseException:
-        feed.cancel()
-        await asyncio.gather(sending, return_exceptions=True)
-        raise
-    feed.close()
-    return decided, await sending
+    with DbThread() as db:
+        sending = asyncio.ensure_future(
+            deliver(engine, settings, now=now, progress=progress, feed=feed, halt=halt, db=db)
+        )
+        try:
+            decided = await decide(feed, db)
+        except BaseException:
+            feed.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            raise
+        feed.close()
+        return decided, await sending
 
 
 async def deliver(
@@ -142,47 +157,59 @@ async def deliver(
     progress: Progress | None = None,
     feed: Feed | None = None,
     halt: asyncio.Event | None = None,
+    db: DbThread | None = None,
 ) -> Report:
-    """Send every due row (or, with `feed`, the rows it yields until it is closed); an
-    unreachable server stops the batch and leaves the rest as they were.
+    """Send every row due at `now` (or, with `feed`, the rows it yields until it is closed);
+    an unreachable server stops the batch and leaves the rest as they were.
 
     Rows a crashed run left `sending` become `unknown` first, so they are never resent blindly;
     after a batch that sent anything, rows finished longer ago than
     DIGESTBOT_KEEP_MESSAGES_DAYS lose their stored messages.
     Setting `halt` (a clean stop) lets each connection finish the message in flight, no more.
     """
-    report = Report(
-        recovered=outbox.recover(engine, now=now, lease=timedelta(seconds=settings.sending_lease))
-    )
+    if db is None:
+        with DbThread() as own:
+            return await deliver(
+                engine, settings, now=now, progress=progress, feed=feed, halt=halt, db=own
+            )
+    clock = clock_from(now)
+    lease = timedelta(seconds=settings.sending_lease)
+    report = Report(recovered=await db.run(outbox.recover, engine, now=clock(), lease=lease))
     if feed is None:
-        feed = Feed(outbox.due_ids(engine, now=now))
+        feed = Feed(await db.run(outbox.due_ids, engine, now=now))
         feed.close()
     workers = settings.smtp_connections if settings.effective_transport == "smtp" else 1
-    # One database connection for every SMTP connection's claims and closes: each runs to its
-    # commit without awaiting, so their transactions never overlap, and the pool is not
+    # One database connection for every SMTP connection's claims and closes, used on the
+    # batch's one database thread, so their transactions never overlap and the pool is not
     # held a connection per SMTP connection (DIGESTBOT_SMTP_CONNECTIONS goes up to 64).
-    with engine.connect() as db, checkpoints(engine):
-        sender = _Sender(engine, db, settings, now, report, progress, feed, halt)
-        results = await asyncio.gather(
-            *(sender.run() for _ in range(max(1, workers))), return_exceptions=True
-        )
+    connection = await db.run(engine.connect)
+    try:
+        with checkpoints(engine):
+            sender = _Sender(engine, connection, db, settings, clock, report, progress, feed, halt)
+            results = await asyncio.gather(
+                *(sender.run() for _ in range(max(1, workers))), return_exceptions=True
+            )
+    finally:
+        await db.run(connection.close)
     failure = next((r for r in results if isinstance(r, BaseException)), None)
     if failure is not None:
         raise failure
-    if report.results:  # not on every idle scheduler tick: it reads every finished row
-        outbox.forget_messages(engine, until=now - timedelta(days=settings.keep_messages_days))
+    if report.results:  # not on every idle scheduler tick
+        until = clock() - timedelta(days=settings.keep_messages_days)
+        await db.run(outbox.forget_messages, engine, until=until)
     return report
 
 
 @dataclass
 class _Sender:
     """What each connection's loop shares: one rate limit, one report, one feed, one
-    database connection."""
+    database connection on one database thread, one clock."""
 
     engine: Engine
-    db: Connection
+    connection: Connection
+    db: DbThread
     settings: Settings
-    now: datetime
+    clock: Clock
     report: Report
     progress: Progress | None
     feed: Feed
@@ -202,14 +229,14 @@ class _Sender:
                 row_id = self.feed.take()
                 if closing is not None and (row_id is None or self.limit.interval):
                     # Nothing to claim at once: close now rather than hold a finished row.
-                    self._settle(closing, None)
+                    await self._settle(closing, None)
                     closing = None
                 if self.halt is not None and self.halt.is_set():
                     break  # a clean stop: the row just sent is closed below, no new claim
                 if row_id is None and (row_id := await self.feed.next()) is None:
                     break
                 await self.limit.wait()  # before the claim: a row is `sending` only while sent
-                row = self._settle(closing, row_id)
+                row = await self._settle(closing, row_id)
                 closing = None
                 if row is not None:
                     closing = await self._attempt(transport, row)
@@ -218,18 +245,36 @@ class _Sender:
             raise
         finally:
             if closing is not None:
-                self._settle(closing, None)
+                await self._settle(closing, None)
             await transport.close()
 
-    def _settle(self, closing: claims.Closing | None, claim_id: int | None) -> outbox.Queued | None:
+    async def _settle(
+        self, closing: claims.Closing | None, claim_id: int | None
+    ) -> outbox.Queued | None:
         message = None if claim_id is None else self.feed.message(claim_id)
-        return claims.settle(
-            self.db, closing, claim_id=claim_id, now=self.now, by=self.by, message=message
+        return await self.db.run(
+            claims.settle,
+            self.connection,
+            closing,
+            claim_id=claim_id,
+            now=self.clock(),
+            by=self.by,
+            message=message,
         )
 
     async def _attempt(self, transport: Transport, row: outbox.Queued) -> claims.Closing:
         """Send one claimed row; return how to close it (the caller writes it)."""
-        closing = await _attempt(self.engine, self.settings, transport, row, self.now)
+        try:
+            where = await send(row.outbound, transport)
+        except TransportUnavailable:
+            await self.db.run(claims.unclaim, self.engine, row.id, now=self.clock())
+            raise
+        except DeliveryUnknown as exc:
+            closing = claims.Closing(row.id, "unknown", str(exc))
+        except DeliveryError as exc:
+            closing = _failed(self.settings, row, exc, self.clock())
+        else:
+            closing = claims.Closing(row.id, "sent", where)
         # The report outlives the batch: it keeps the envelope, not the message bytes.
         slim = replace(row, outbound=replace(row.outbound, raw=b""))
         self.report.results.append((slim, closing.status, closing.detail))
@@ -238,21 +283,12 @@ class _Sender:
         return closing
 
 
-async def _attempt(
-    engine: Engine, settings: Settings, transport: Transport, row: outbox.Queued, now: datetime
+def _failed(
+    settings: Settings, row: outbox.Queued, exc: DeliveryError, now: datetime
 ) -> claims.Closing:
-    """Send one claimed row; return its new status and where or why."""
-    try:
-        where = await send(row.outbound, transport)
-    except TransportUnavailable:
-        claims.unclaim(engine, row.id, now=now)
-        raise
-    except DeliveryUnknown as exc:
-        return claims.Closing(row.id, "unknown", str(exc))
-    except DeliveryError as exc:
-        attempts = row.attempts + 1
-        if exc.permanent or attempts >= settings.max_attempts:
-            return claims.Closing(row.id, "failed", str(exc))
-        when = next_attempt(settings, attempts, now)
-        return claims.Closing(row.id, "retry", str(exc), next_attempt_at=when)
-    return claims.Closing(row.id, "sent", where)
+    """A refused or interrupted attempt: failed for good, or retried after a backoff."""
+    attempts = row.attempts + 1
+    if exc.permanent or attempts >= settings.max_attempts:
+        return claims.Closing(row.id, "failed", str(exc))
+    when = next_attempt(settings, attempts, now)
+    return claims.Closing(row.id, "retry", str(exc), next_attempt_at=when)

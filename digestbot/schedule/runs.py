@@ -25,6 +25,7 @@ from digestbot.rules.subscribers import active_subscribers
 from digestbot.schedule import ledger
 from digestbot.schedule.periods import Period, latest_period, local_day_start
 from digestbot.settings import Settings
+from digestbot.store.thread import DbThread
 
 ALERT_WINDOW = timedelta(microseconds=1)  # an ingest's papers have first_seen == its `now`
 
@@ -64,26 +65,29 @@ async def send_due(
     return await deliver_while(
         engine,
         settings,
-        lambda feed: _decide(engine, settings, now=now, feed=feed),
+        lambda feed, db: _decide(engine, settings, now=now, feed=feed, db=db),
         now=now,
-        due=outbox.due_ids(engine, now=now),
         halt=halt,
     )
 
 
-async def _decide(engine: Engine, settings: Settings, *, now: datetime, feed: Feed) -> Decision:
+async def _decide(
+    engine: Engine, settings: Settings, *, now: datetime, feed: Feed, db: DbThread
+) -> Decision:
+    feed.put(await db.run(outbox.due_ids, engine, now=now))  # retries and older rows first
     for _ in range(outbox.PLAN_ATTEMPTS):
-        token = outbox.state_token(engine)
-        subscribers = active_subscribers(engine)
+        token = await db.run(outbox.state_token, engine)
+        subscribers = await db.run(active_subscribers, engine)
         # Only the latest period counts and it is at most a week old (weekly:<day>).
-        decided = ledger.decided_keys(engine, since=now - timedelta(days=8))
+        decided = await db.run(ledger.decided_keys, engine, since=now - timedelta(days=8))
         due = due_periods(subscribers, decided, now)
         if not due:
             return Decision()
         keys = {sub.id: period.key for sub, period in due}
-        digests = list(
-            digests_for(engine, settings, [sub for sub, _ in due], now=now, period_keys=keys)
+        planned = await db.run(
+            digests_for, engine, settings, [sub for sub, _ in due], now=now, period_keys=keys
         )
+        digests = list(planned)  # deciding is work for this thread, not the database's
         periods = {
             sub.id: ledger.Decided(sub.id, period.key, period.due_at, len(digest.items))
             for (sub, period), digest in zip(due, digests, strict=True)
@@ -98,6 +102,7 @@ async def _decide(engine: Engine, settings: Settings, *, now: datetime, feed: Fe
                 now=now,
                 token=token,
                 feed=feed,
+                db=db,
                 send_empty=True,
                 also=decided_now.record,
             )

@@ -6,8 +6,10 @@ import asyncio
 import itertools
 import random
 import signal
+import sqlite3
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +25,7 @@ from digestbot.delivery.pipeline import enqueue_digests
 from digestbot.delivery.send import Feed, deliver, next_attempt
 from digestbot.delivery.transport import Outbound, TransportUnavailable
 from digestbot.settings import Settings
+from digestbot.store.engine import make_engine
 from digestbot.store.tables import SentPaperRow
 
 
@@ -394,3 +397,68 @@ async def test_a_halt_finishes_the_message_in_flight_and_takes_no_more(
     report = await run
     assert report.count("sent") == 1
     assert sorted(row.status for row in rows(engine)) == ["pending", "pending", "pending", "sent"]
+
+
+async def test_a_batch_longer_than_the_sending_lease_keeps_its_rows_alive(
+    engine: Engine, settings: Settings, smtp_factory: Any
+) -> None:
+    """Each claim is stamped when it happens, so another run recovering crashed rows while a
+    batch outlives DIGESTBOT_SENDING_LEASE never takes a live row for a crashed one."""
+    start = datetime.now(UTC)
+    prepare(engine, start - timedelta(hours=1), count=6)
+    port = smtp_factory(Slow(0.3))
+    lease = timedelta(seconds=1)
+    recovered: list[int] = []
+    done = threading.Event()
+
+    def another_run() -> None:
+        other = make_engine(settings.database_url)
+        while not done.wait(0.1):
+            recovered.append(outbox.recover(other, now=datetime.now(UTC), lease=lease))
+        other.dispose()
+
+    watcher = threading.Thread(target=another_run)
+    watcher.start()
+    try:
+        _, report = await service.send_now(engine, pointed(settings, port), now=start)
+    finally:
+        done.set()
+        watcher.join()
+    assert report.count("sent") == 6
+    assert len(recovered) > 10 and sum(recovered) == 0
+
+
+async def test_a_write_lock_held_elsewhere_never_stalls_the_event_loop(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """While another process holds the database's write lock, the batch's claims wait on
+    their own thread: the event loop that drives the SMTP connections keeps running."""
+    prepare(engine, clock, count=8)
+    server = Slow(0.05)
+    port = smtp_factory(server)
+    path = settings.database_url.removeprefix("sqlite:///")
+
+    def hold_the_lock() -> None:
+        server.arrived.wait(10)
+        with closing(sqlite3.connect(path, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            time.sleep(1.5)
+            other.execute("COMMIT")
+
+    beats: list[float] = []
+
+    async def heartbeat() -> None:
+        while True:
+            beats.append(time.monotonic())
+            await asyncio.sleep(0.02)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    beating = asyncio.ensure_future(heartbeat())
+    try:
+        _, report = await service.send_now(engine, pointed(settings, port), now=clock)
+    finally:
+        beating.cancel()
+        holder.join()
+    assert report.count("sent") == 8
+    assert max(b - a for a, b in itertools.pairwise(beats)) < 0.5

@@ -151,7 +151,7 @@ async def test_a_batch_drops_the_messages_of_emails_finished_longer_ago_than_kep
     await deliver(engine, settings, now=clock + timedelta(days=30))  # nothing due
     assert stored_messages(engine) == first
 
-    later = clock + timedelta(days=14)
+    later = clock + timedelta(days=14, seconds=10)  # its emails finished just after `clock`
     ingest_path(engine, LISTINGS / "001_da432fa98501e883.txt", now=later)
     await service.send_now(engine, settings, now=later)
     second = {r.id for r in rows(engine)} - first
