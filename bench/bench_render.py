@@ -21,13 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from samples import fixture_digest
 
-from digestbot.compose.render import (
-    Envelope,
-    build_message,
-    make_environment,
-    render_digest,
-    transfer_encoding,
-)
+from digestbot.compose.mime import transfer_encoding
+from digestbot.compose.render import Envelope, build_message, make_environment, render_digest
 
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 

@@ -3,21 +3,15 @@ trio of templates, then an RFC 5322 message."""
 
 from __future__ import annotations
 
-import email.policy
 import hashlib
 import hmac
-import quopri
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.charset import BASE64, Charset
-from email.generator import BytesGenerator
 from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,6 +19,7 @@ from urllib.parse import quote, urlencode
 import css_inline
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
 
+from digestbot.compose.mime import MAX_LINE, multipart_alternative
 from digestbot.compose.present import plural, present_digest, short_date, trim_words, wrap
 from digestbot.compose.prestyle import INLINER, Styled
 from digestbot.errors import ConfigError
@@ -171,70 +166,6 @@ def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> Ren
     return Rendered(header_safe(subject), text, html)
 
 
-def transfer_encoding(octets: bytes) -> str:
-    """7bit or 8bit (by what the body holds) while every line fits SMTP's 998 octets
-    (RFC 5322 2.1.1), else quoted-printable, whose soft line breaks keep long lines
-    (inlined CSS) readable."""
-    if max(map(len, octets.splitlines()), default=0) > 998:
-        return "quoted-printable"
-    return "7bit" if octets.isascii() else "8bit"
-
-
-def _part(octets: bytes, subtype: str) -> MIMENonMultipart:
-    """A text part of UTF-8 `octets`, as they are or quoted-printable (`transfer_encoding`)."""
-    part = MIMENonMultipart("text", subtype, charset="utf-8")
-    del part["MIME-Version"]  # only the top level carries it (RFC 2045 section 4)
-    part["Content-Transfer-Encoding"] = encoding = transfer_encoding(octets)
-    if encoding == "quoted-printable":
-        # quopri is the standard library's C encoder; the charset's own is pure Python and
-        # costs milliseconds on a 50 kB part.
-        part.set_payload(quopri.encodestring(octets).decode("ascii"))
-    else:
-        # Bytes are kept as they are and written back unchanged; set_payload(body, charset)
-        # would do the same after re-reading the whole body twice to choose the label.
-        part.set_payload(octets)
-    return part
-
-
-class WirePolicy(email.policy.Compat32):
-    """compat32, which writes each short plain header as it is: its folding builds a Header
-    object per header, and no short printable ASCII value needs folding (tests compare)."""
-
-    def fold_binary(self, name: str, value: Any) -> bytes:
-        """The header line as bytes, folded by compat32's rules."""
-        if (
-            isinstance(value, str)
-            and value.isascii()
-            and value.isprintable()
-            and len(name) + 2 + len(value) <= (self.max_line_length or 0)
-        ):
-            return f"{name}: {value}{self.linesep}".encode("ascii")
-        return super().fold_binary(name, value)
-
-
-# The email package's compat32 MIME classes keep header values as the strings we checked
-# and encode non-ASCII ones as RFC 2047 words on output, without the new API's per-header
-# parse (a millisecond a digest); lines end in CRLF, ready for SMTP DATA, and a body line
-# starting with "From " stays as written (compat32 would turn it into ">From ").
-WIRE = WirePolicy(linesep="\r\n", mangle_from_=False)
-
-
-class WireGenerator(BytesGenerator):
-    """The email package's BytesGenerator, writing each body in one piece: the stock one
-    splits a 60 kB body into lines and writes them one by one (half a millisecond a digest).
-    Same bytes (tests compare the two); should the package stop calling this hook, the
-    output is still the same, only slower."""
-
-    def _write_lines(self, lines: str) -> None:
-        # Every CRLF, lone CR and lone LF becomes the policy's line separator, as the stock
-        # method's split on \r\n|\r|\n does.
-        linesep = self.policy.linesep if self.policy else "\n"  # flatten sets the policy
-        if "\r" in lines:
-            lines = lines.replace("\r\n", "\n").replace("\r", "\n")
-        if lines:
-            self.write(lines.replace("\n", linesep))
-
-
 def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
     """A multipart/alternative message with a text and an HTML part and safe headers, as the
     bytes that are sent; the same rendered digest and envelope always give the same bytes."""
@@ -246,31 +177,34 @@ def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
         content.update(b"\0")
         content.update(part)
     boundary = f"==digestbot-{content.hexdigest()[:32]}=="
-    message = MIMEMultipart("alternative", boundary=boundary)
-    # A Header instance is a documented header value; typeshed only lists str.
-    message["Subject"] = _header(header_safe(rendered.subject))  # type: ignore[assignment]
-    message["From"] = _address(envelope.sender_name, envelope.sender)
-    message["To"] = _address(envelope.recipient_name, envelope.recipient)
-    message["Date"] = format_datetime(envelope.date)
-    message["Message-ID"] = header_safe(envelope.message_id)
+    return multipart_alternative(message_headers(rendered, envelope), boundary, text, html)
+
+
+def message_headers(rendered: Rendered, envelope: Envelope) -> list[tuple[str, str | Header]]:
+    """The message's own headers, in order, each value safe to write as it is."""
+    headers: list[tuple[str, str | Header]] = [
+        ("Subject", _header(header_safe(rendered.subject))),
+        ("From", _address(envelope.sender_name, envelope.sender)),
+        ("To", _address(envelope.recipient_name, envelope.recipient)),
+        ("Date", format_datetime(envelope.date)),
+        ("Message-ID", header_safe(envelope.message_id)),
+    ]
     if envelope.bulk:
-        _list_headers(message, envelope)
-    message.attach(_part(text, "plain"))
-    message.attach(_part(html, "html"))
-    out = BytesIO()
-    WireGenerator(out, policy=WIRE).flatten(message)
-    return out.getvalue()
+        headers.extend(_list_headers(envelope))
+    return headers
 
 
-def _list_headers(message: MIMEMultipart, envelope: Envelope) -> None:
+def _list_headers(envelope: Envelope) -> list[tuple[str, str]]:
     """List-Unsubscribe (a mailto:, and the signed HTTPS link when there is one) with
     one-click unsubscribe (RFC 8058)."""
     unsubscribe = quote(f"unsubscribe {envelope.recipient}")
     targets = [f"<mailto:{envelope.sender}?subject={unsubscribe}>"]
     if envelope.unsubscribe_url and web_url(envelope.unsubscribe_url):
         targets.append(f"<{header_safe(envelope.unsubscribe_url)}>")
-    message["List-Unsubscribe"] = ", ".join(targets)
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return [
+        ("List-Unsubscribe", ", ".join(targets)),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
 
 
 def _header(value: str) -> str | Header:
@@ -283,7 +217,7 @@ def _header(value: str) -> str | Header:
     # One encoded word when it fits the Subject line (as Header writes it, without
     # Header's folding machinery, ~0.05 ms a digest); longer ones Header folds.
     word = _BASE64_UTF8.header_encode(value)
-    if len("Subject: ") + len(word) <= (WIRE.max_line_length or 0) and len(word) <= 75:
+    if len("Subject: ") + len(word) <= MAX_LINE and len(word) <= 75:
         return word
     return Header(value, _BASE64_UTF8, header_name="Subject")
 

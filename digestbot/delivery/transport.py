@@ -1,9 +1,9 @@
 """Delivery stage: one `send()` for every transport (SMTP via aiosmtplib, or .eml files).
 
 SMTP errors are classified for the outbox: a 5xx is permanent, a 4xx, a dropped connection
-or a timeout before the message body is temporary, and a timeout while waiting for the reply
-to the body is `unknown` (the server may have stored it). An unreachable server, a refused
-login or a missing STARTTLS stop the whole batch.
+or a timeout before DATA is temporary, and a timeout during DATA (waiting for its 354 or for
+the reply to the body) is `unknown` (the server may have stored it). An unreachable server,
+a refused login or a missing STARTTLS stop the whole batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Protocol
 
 import aiosmtplib
 
-from digestbot.delivery.smtpdata import send_data
 from digestbot.errors import DeliveryError
 from digestbot.settings import Settings
 
@@ -208,21 +207,23 @@ class SmtpTransport:
 
     async def send(self, outbound: Outbound) -> str:
         client = await self._connect()
-        body_sent = False
+        in_data = False
         try:
             await client.mail(outbound.sender)
             for recipient in outbound.recipients:
                 await client.rcpt(recipient)
-            body_sent = True
-            await send_data(client, outbound.raw)
+            in_data = True
+            # aiosmtplib's `data` times out alike waiting for the 354 (before the body) and for
+            # the reply after it, so either counts as unknown: never resend blindly.
+            await client.data(outbound.raw)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(client)
             raise self._refused(exc) from None
         except aiosmtplib.SMTPTimeoutError:
             self._drop()
-            if body_sent:
+            if in_data:
                 raise DeliveryUnknown(
-                    f"{self.where}: no reply after the message was sent; the server may have it",
+                    f"{self.where}: no reply during DATA; the server may have the message",
                     "check the recipient's mailbox, then `digestbot send-now --resend-unknown`",
                 ) from None
             raise DeliveryError(f"{self.where}: timed out", "it will be retried") from None

@@ -1,29 +1,36 @@
-"""The message as sent: SMTP-ready bytes from the email package, explicit transfer encodings."""
+"""The message as sent: SMTP-ready bytes, the email package's own byte for byte, explicit transfer
+encodings."""
 
 from __future__ import annotations
 
+import quopri
+import re
+from collections.abc import Sequence
+from datetime import UTC
 from email import message_from_bytes, policy
-from email.charset import Charset
 from email.generator import BytesGenerator
 from email.header import Header
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from io import BytesIO
 from pathlib import Path
 
+import pytest
 from helpers import HOSTILE, NOW, a_digest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from digestbot.compose.mime import header_line, multipart_alternative, transfer_encoding
 from digestbot.compose.render import (
     _BASE64_UTF8,
-    WIRE,
     Envelope,
-    WireGenerator,
+    Rendered,
     _header,
     build_message,
+    header_safe,
     make_environment,
+    message_headers,
     message_id,
     render_digest,
 )
@@ -108,61 +115,139 @@ def test_it_reads_the_envelope_back_from_the_stored_bytes() -> None:
     )
 
 
-LINE_BREAKS = st.lists(st.sampled_from(["\r\n", "\r", "\n", "a", " ", "é", "…", "From "])).map(
-    "".join
-)
-
-
-@given(LINE_BREAKS, LINE_BREAKS, st.booleans())
-def test_our_generator_writes_the_same_bytes_as_the_email_packages(
-    text: str, html: str, preamble: bool
-) -> None:
-    """Bodies written in one piece equal the stock line-by-line output, whatever the breaks."""
-    message = MIMEMultipart("alternative", boundary="==b==")
-    # a preamble is written with the same hook (and must be ASCII)
-    message.preamble = text.encode("ascii", "ignore").decode() if preamble else None
-    for body, subtype in ((text, "plain"), (html, "html")):
-        part = MIMENonMultipart("text", subtype)
-        charset = Charset("utf-8")
-        charset.body_encoding = None  # type: ignore[assignment]
-        part.set_payload(body, charset)
-        message.attach(part)
-    ours, stock = BytesIO(), BytesIO()
-    WireGenerator(ours, policy=WIRE).flatten(message)
-    BytesGenerator(stock, policy=WIRE).flatten(message)
-    assert ours.getvalue() == stock.getvalue()
-
-
+# The email package's own way to write the same message: compat32 as the MIME classes use it,
+# with SMTP's line endings and bodies left as written.
 STOCK = policy.compat32.clone(linesep="\r\n", mangle_from_=False)
 
 
+def stock_message(
+    headers: Sequence[tuple[str, str | Header]], boundary: str, text: bytes, html: bytes
+) -> bytes:
+    """The message built with the email package's MIME classes and written by its stock
+    BytesGenerator, with the same transfer encodings as ours (quoted-printable from the
+    body with its line breaks made LF, as ours)."""
+    message = MIMEMultipart("alternative", boundary=boundary)
+    for name, value in headers:
+        message[name] = value  # type: ignore[assignment]
+    for body, subtype in ((text, "plain"), (html, "html")):
+        part = MIMENonMultipart("text", subtype, charset="utf-8")
+        del part["MIME-Version"]
+        part["Content-Transfer-Encoding"] = encoding = transfer_encoding(body)
+        if encoding == "quoted-printable":
+            lf = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            part.set_payload(quopri.encodestring(lf).decode("ascii"))
+        else:
+            part.set_payload(body)
+        message.attach(part)
+    out = BytesIO()
+    BytesGenerator(out, policy=STOCK).flatten(message)
+    return out.getvalue()
+
+
+def stock_headers(*headers: tuple[str, str | Header]) -> bytes:
+    """The header block the stock BytesGenerator writes for a message of just `headers`."""
+    message = Message()
+    for name, value in headers:
+        message[name] = value  # type: ignore[assignment]
+    out = BytesIO()
+    BytesGenerator(out, policy=STOCK).flatten(message)
+    return out.getvalue()
+
+
+def crlf(text: str) -> str:
+    """`text` with every CRLF, lone CR and lone LF made CRLF."""
+    return re.sub(r"\r\n|\r|\n", "\r\n", text)
+
+
+# Line breaks of every kind, "From " and dots at a line's start, "=" (quoted-printable's
+# escape), non-ASCII, and a run long enough to need quoted-printable.
+BODIES = st.lists(
+    st.sampled_from(["\r\n", "\r", "\n", "a", " ", "\t", ".", "=", "é", "…", "From ", "é" * 600])
+).map("".join)
+NAMES = st.text()
+ADDRESSES = st.emails()
+
+
+@st.composite
+def emails(draw: st.DrawFn) -> tuple[Rendered, Envelope]:
+    """Any rendered email and envelope: arbitrary subject, names, addresses and bodies."""
+    recipient = draw(ADDRESSES)
+    envelope = Envelope(
+        draw(ADDRESSES),
+        draw(NAMES),
+        recipient,
+        draw(NAMES),
+        message_id("digest", recipient, draw(st.text()), "example.org"),
+        draw(st.datetimes(timezones=st.just(UTC))),
+        draw(st.none() | st.just("https://example.org/u?email=a%40b&token=c") | st.text()),
+        draw(st.booleans()),
+    )
+    return Rendered(draw(st.text()), draw(BODIES), draw(BODIES)), envelope
+
+
+BOUNDARY = "==digestbot-0123456789abcdef0123456789abcdef=="
+
+
+@given(emails(), st.from_regex(r"[0-9A-Za-z'()+_,./:=?-]{1,70}", fullmatch=True))
+def test_our_message_is_the_bytes_the_email_packages_generator_writes(
+    email: tuple[Rendered, Envelope], boundary: str
+) -> None:
+    """Whatever the subject, names, addresses, bodies and boundary: byte for byte the stock
+    BytesGenerator's output for the same message built from the email package's classes."""
+    rendered, envelope = email
+    headers = message_headers(rendered, envelope)
+    text, html = rendered.text.encode(), rendered.html.encode()
+    assert multipart_alternative(headers, boundary, text, html) == stock_message(
+        headers, boundary, text, html
+    )
+
+
+@given(emails())
+def test_our_message_parses_to_the_same_headers_text_and_html_as_the_email_packages(
+    email: tuple[Rendered, Envelope],
+) -> None:
+    """Read back with the modern parser: the headers and decoded bodies of the email
+    package's own message, and the bodies as rendered (line breaks made CRLF)."""
+    rendered, envelope = email
+    headers = message_headers(rendered, envelope)
+    text, html = rendered.text.encode(), rendered.html.encode()
+    ours = parsed(multipart_alternative(headers, BOUNDARY, text, html))
+    theirs = parsed(stock_message(headers, BOUNDARY, text, html))
+    assert [(k, str(v)) for k, v in ours.items()] == [(k, str(v)) for k, v in theirs.items()]
+    assert ours["Subject"] == header_safe(rendered.subject)
+    assert not ours.defects
+    bodies = []
+    for message in (ours, theirs):
+        plain, rich = message.get_body(("plain",)), message.get_body(("html",))
+        assert plain is not None and rich is not None
+        bodies.append((plain.get_content(), rich.get_content()))
+    assert bodies[0] == bodies[1] == (crlf(rendered.text), crlf(rendered.html))
+
+
+@pytest.mark.parametrize("boundary", ['a"b', "a\\b", "", "a b", "x" * 71, "a\r\nBcc: x"])
+def test_a_boundary_that_is_not_written_as_it_is_is_refused(boundary: str) -> None:
+    """Only boundaries that need no quoting or folding: anything else would change the header."""
+    with pytest.raises(ValueError):
+        multipart_alternative([], boundary, b"", b"")
+
+
 @given(st.sampled_from(["Subject", "To", "Content-Type", "List-Unsubscribe-Post"]), st.text())
-def test_our_policy_folds_every_header_as_compat32_does(name: str, value: str) -> None:
+def test_our_header_lines_are_what_compat32_writes(name: str, value: str) -> None:
     """Short plain values skip the folding machinery and still come out byte for byte the same."""
-    assert WIRE.fold_binary(name, value) == STOCK.fold_binary(name, value)
+    assert header_line(name, value) + b"\r\n" == stock_headers((name, value))
 
 
 @given(st.text(st.sampled_from('ab ;,="<>@.~'), min_size=60, max_size=120))
 def test_plain_values_around_the_line_length_are_compared_too(value: str) -> None:
     """The same on printable ASCII near 78 columns, where the short path ends."""
-    assert WIRE.fold_binary("To", value) == STOCK.fold_binary("To", value)
+    assert header_line("To", value) + b"\r\n" == stock_headers(("To", value))
 
 
 @given(st.text(st.sampled_from("ab ·…é日=?-"), min_size=1, max_size=80))
 def test_a_subject_written_as_one_encoded_word_is_what_header_would_write(value: str) -> None:
     """A short non-ASCII Subject skips Header's folding and still comes out byte for byte the
     same as the Header the email package would fold."""
-    ours, theirs = (
-        MIMEMultipart("alternative", boundary="b"),
-        MIMEMultipart("alternative", boundary="b"),
-    )
-    ours["Subject"] = _header(value)  # type: ignore[assignment]
-    theirs["Subject"] = Header(value, _BASE64_UTF8, header_name="Subject")  # type: ignore[assignment]
+    theirs: str | Header = Header(value, _BASE64_UTF8, header_name="Subject")
     if value.isascii() and "=?" not in value:
-        theirs.replace_header("Subject", value)
-    written = []
-    for message in (ours, theirs):
-        out = BytesIO()
-        WireGenerator(out, policy=WIRE).flatten(message)
-        written.append(out.getvalue())
-    assert written[0] == written[1]
+        theirs = value
+    assert header_line("Subject", _header(value)) + b"\r\n" == stock_headers(("Subject", theirs))
