@@ -1,21 +1,21 @@
-"""Benchmark: end-to-end digests per second (match, render, enqueue, deliver over SMTP on
-loopback) against the transport ceiling (a bare aiosmtplib loop sending the same messages
-over the same number of connections), measured in the same run. Not a test.
+"""Benchmark: digests per second end to end (`send-now`: match, render, enqueue, deliver over
+SMTP on loopback) against the yardstick, a bare aiosmtplib `sendmail` loop sending the same
+stored message bytes over the same number of connections, measured in the same run; and,
+for each speed trick the code keeps, end to end with that trick taken out. Not a test.
 
-Each round runs send-now in a new process on a copy of the same database, then the
-ceilings, in another, on the messages that run stored; the medians of the rounds close it.
+Each round runs send-now in a new process on a copy of the same database, once as shipped
+and once per variant (bench/variants.py: a patched copy of the package), in turn; then the
+yardstick on the messages the first run stored. The medians of the rounds close it.
 
     pip install -e '.[test]'     # aiosmtpd is the sink
     python bench/bench_delivery.py [--subscribers 10000] [--papers 500] [--connections 4]
-                                   [--rounds 3]
+                                   [--rounds 3] [--variants all|none|NAME,NAME]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import email
-import email.policy
 import os
 import resource
 import shutil
@@ -35,10 +35,10 @@ from sqlmodel import Session, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import make_papers, make_subscribers
+from variants import VARIANTS, patched_copy
 
 from digestbot import service
 from digestbot.delivery.pipeline import tune_gc
-from digestbot.delivery.transport import Outbound, open_transport, send
 from digestbot.ingest import papers as paper_store
 from digestbot.models import ListedPaper, Listing
 from digestbot.rules.subscribers import sync_subscriptions
@@ -113,26 +113,9 @@ def ingest(engine, count: int, now: datetime) -> None:  # type: ignore[no-untype
     paper_store.ingest(engine, Listing("bench", listed), now=now)
 
 
-async def ceiling(messages: list[bytes], port: int, connections: int) -> float:
-    """Seconds for a bare aiosmtplib loop to send `messages` over `connections` connections."""
-    parsed = [email.message_from_bytes(m, policy=email.policy.default) for m in messages]
-    chunks = [parsed[i::connections] for i in range(connections)]
-
-    async def one(chunk):  # type: ignore[no-untyped-def]
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
-        await client.connect()
-        for message in chunk:
-            await client.send_message(message)
-        await client.quit()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(one(c) for c in chunks))
-    return time.perf_counter() - start
-
-
-async def raw_ceiling(messages: list[bytes], port: int, connections: int) -> float:
-    """Seconds to send the stored bytes as they are (sendmail, no re-serialising): a stricter
-    ceiling than `ceiling`, whose send_message flattens each parsed message again."""
+async def sendmail_loop(messages: list[bytes], port: int, connections: int) -> float:
+    """Seconds for a bare aiosmtplib loop to send the stored bytes as they are (`sendmail`)
+    over `connections` connections: the yardstick."""
     chunks = [messages[i::connections] for i in range(connections)]
 
     async def one(chunk):  # type: ignore[no-untyped-def]
@@ -147,25 +130,7 @@ async def raw_ceiling(messages: list[bytes], port: int, connections: int) -> flo
     return time.perf_counter() - start
 
 
-async def own_ceiling(messages: list[bytes], port: int, connections: int) -> float:
-    """Seconds for digestbot's own SMTP transport alone (`mailer.send`, whose DATA skips
-    aiosmtplib's line-ending pass for CRLF messages) to send the stored bytes: the ceiling for
-    the transport end to end really uses, stricter than both bare aiosmtplib loops."""
-    settings = bench_settings("sqlite://", port, connections)  # no database is opened
-    outbound = [Outbound.of(raw) for raw in messages]
-    chunks = [outbound[i::connections] for i in range(connections)]
-
-    async def one(chunk):  # type: ignore[no-untyped-def]
-        async with open_transport(settings) as transport:
-            for message in chunk:
-                await send(message, transport)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(one(c) for c in chunks))
-    return time.perf_counter() - start
-
-
-def bench_settings(database_url: str, port: int, connections: int) -> Settings:
+def bench_settings(database_url: str, port: int, connections: int, **extra: object) -> Settings:
     """Settings for plain SMTP to the sink on loopback over `connections` connections."""
     return Settings(
         database_url=database_url,
@@ -175,6 +140,7 @@ def bench_settings(database_url: str, port: int, connections: int) -> Settings:
         smtp_tls="none",
         smtp_connections=connections,
         _env_file=None,  # type: ignore[call-arg]
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -183,32 +149,49 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--papers", type=int, default=500)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3, help="end to end, then the ceilings")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variants", default="all", help="all, none, or names joined by ,")
     # One round's parts, each run by main() in a new process (see rounds()).
     parser.add_argument("--send-now", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--ceilings", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--yardstick", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sink-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--render-processes", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--now", type=datetime.fromisoformat, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.send_now:
-        end_to_end(args.send_now, args.port, args.sink_pid, args.connections, args.now)
-    elif args.ceilings:
-        ceilings(args.ceilings, args.port, args.connections)
+        end_to_end(args)
+    elif args.yardstick:
+        yardstick(args.yardstick, args.port, args.connections)
     else:
         summary(rounds(args))
 
 
-def rounds(args: argparse.Namespace) -> list[tuple[float, float, float, float]]:
+def chosen(spec: str) -> list[str]:
+    if spec == "none":
+        return []
+    names = list(VARIANTS) if spec == "all" else spec.split(",")
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {sorted(VARIANTS)}")
+    return names
+
+
+Round = dict[str, float]  # "shipped", "yardstick" and each variant: digests (msgs) per second
+
+
+def rounds(args: argparse.Namespace) -> list[Round]:
     """Make the database once; then each round runs send-now on a copy of it in a new
-    process (as the `digestbot send-now` command runs: its own fork server, a heap nothing
-    else used) and the three ceilings on the messages it stored, in another."""
+    process (as the `digestbot send-now` command runs: its own fork server, a fresh heap),
+    as shipped and then once per variant, and the yardstick on what the first run stored."""
+    names = chosen(args.variants)
     port = free_port()
     sink = start_sink(port)
     found = []
     try:
         with tempfile.TemporaryDirectory() as folder:
-            seed, database = Path(folder) / "seed.db", Path(folder) / "round.db"
+            work = Path(folder)
+            seed, database = work / "seed.db", work / "round.db"
             now = datetime.now(UTC)
             engine = make_engine(f"sqlite:///{seed}")
             ingest(engine, args.papers, now - timedelta(hours=1))
@@ -216,104 +199,108 @@ def rounds(args: argparse.Namespace) -> list[tuple[float, float, float, float]]:
                 engine, subscriptions(args.subscribers), now=now - timedelta(hours=1)
             )
             engine.dispose()  # checkpoints the log: the one file holds the whole state
+            copies = {
+                name: patched_copy(name, work / f"variant{n}") for n, name in enumerate(names)
+            }
             print(
                 f"{args.subscribers} subscribers, {args.papers} papers, "
                 f"{args.connections} SMTP connections, {args.rounds} rounds"
             )
+            common = ["--port", str(port), "--connections", str(args.connections)]
+            when = ["--now", now.isoformat(), "--sink-pid", str(sink.pid)]
             for n in range(1, args.rounds + 1):
-                shutil.copyfile(seed, database)
-                common = ["--port", str(port), "--connections", str(args.connections)]
-                when = ["--now", now.isoformat(), "--sink-pid", str(sink.pid)]
-                e2e = part(["--send-now", str(database), *when, *common])
-                sent, bare, raw, own = part(["--ceilings", str(database), *common])
-                database.unlink()
-                print(
-                    f"  round {n}: transport ceiling (bare aiosmtplib send_message, the same "
-                    f"{sent:.0f} messages, {args.connections} connections) {bare:.0f} msgs/s, "
-                    f"end to end / it {e2e[0] / bare:.0%}; stricter ceiling (the stored bytes "
-                    f"as they are, sendmail) {raw:.0f} msgs/s, end to end / it {e2e[0] / raw:.0%}; "
-                    f"digestbot's own transport alone {own:.0f} msgs/s, end to end / it "
-                    f"{e2e[0] / own:.0%}"
-                )
-                found.append((e2e[0], bare, raw, own))
+                found.append({})
+                for name in ["shipped", *names]:
+                    shutil.copyfile(seed, database)
+                    extra = ["--render-processes", "0"] if name == "render processes" else []
+                    env = (
+                        {**os.environ, "PYTHONPATH": str(copies[name])} if name in copies else None
+                    )
+                    print(f"  round {n}, {name}:")
+                    (found[-1][name],) = part(
+                        ["--send-now", str(database), *when, *common, *extra], env
+                    )
+                    if name == "shipped":
+                        (found[-1]["yardstick"],) = part(["--yardstick", str(database), *common])
+                        print(f"    yardstick (bare aiosmtplib sendmail loop, same bytes): "
+                              f"{found[-1]['yardstick']:.0f} msgs/s")  # fmt: skip
+                    database.unlink()
     finally:
         sink.terminate()
         sink.wait()
     return found
 
 
-def part(arguments: list[str]) -> list[float]:
+def part(arguments: list[str], env: dict[str, str] | None = None) -> list[float]:
     """Run this file with `arguments` in a new process; pass its report lines on and return
     the figures on its last line."""
     done = subprocess.run(
-        [sys.executable, __file__, *arguments], check=True, capture_output=True, text=True
+        [sys.executable, __file__, *arguments], check=True, capture_output=True, text=True, env=env
     )
     *report, figures = done.stdout.splitlines()
     for line in report:
-        print(line)
+        print("    " + line)
     return [float(v) for v in figures.split()]
 
 
-def end_to_end(database: Path, port: int, sink_pid: int, connections: int, now: datetime) -> None:
-    """send-now on `database` to the sink; print what it did, then its digests/s alone."""
+def end_to_end(args: argparse.Namespace) -> None:
+    """send-now on the database to the sink; print what it did, then its digests/s alone."""
+    import digestbot
+
     tune_gc()  # as the `digestbot` command does at start
-    settings = bench_settings(f"sqlite:///{database}", port, connections)
+    settings = bench_settings(
+        f"sqlite:///{args.send_now}", args.port, args.connections,
+        render_processes=args.render_processes,
+    )  # fmt: skip
     engine = make_engine(settings.database_url)
-    cpu_before = cpu_seconds(sink_pid)
+    cpu_before = cpu_seconds(args.sink_pid)
     peaks = RenderPeaks()
     peaks.start()
-    marks: list[float] = []  # when each email was done with
     start = time.perf_counter()
-    _, report = asyncio.run(
-        service.send_now(
-            engine, settings, now=now, progress=lambda _: marks.append(time.perf_counter())
-        )
-    )
+    _, report = asyncio.run(service.send_now(engine, settings, now=args.now))
     e2e = time.perf_counter() - start
     peaks.done.set()
     engine.dispose()
     sent = report.count("sent")
+    used = [
+        (b - a) / sent * 1000 for a, b in zip(cpu_before, cpu_seconds(args.sink_pid), strict=True)
+    ]
     print(
-        f"end to end (match, render, enqueue, deliver): {sent} digests in {e2e:.2f} s "
-        f"= {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB (render processes "
-        f"{peaks.mb:.0f} MB)"
-    )
-    if len(marks) > 1000:
-        steady = (len(marks) - 1000) / (marks[-1] - marks[999])
-        print(
-            f"  first email after {marks[0] - start:.2f} s, the 1,000th after "
-            f"{marks[999] - start:.2f} s; from there on {steady:.0f} digests/s"
-        )
-    used = [(b - a) / sent * 1000 for a, b in zip(cpu_before, cpu_seconds(sink_pid), strict=True)]
-    print(
-        f"  CPU per digest: this process {used[0]:.2f} ms (plan, enqueue, SMTP client, "
-        f"outbox), render processes {used[1]:.2f} ms, SMTP sink {used[2]:.2f} ms"
+        f"{sent} digests in {e2e:.2f} s = {sent / e2e:.0f} digests/s; peak RSS {rss():.0f} MB "
+        f"(render processes {peaks.mb:.0f} MB); CPU a digest: this process {used[0]:.2f} ms, "
+        f"render processes {used[1]:.2f} ms, sink {used[2]:.2f} ms "
+        f"[{Path(digestbot.__file__).parent.parent.name}]"
     )
     print(sent / e2e)
 
 
-def ceilings(database: Path, port: int, connections: int) -> None:
-    """Print how many messages `database` stores and the msgs/s of the three ceilings on them."""
+def yardstick(database: Path, port: int, connections: int) -> None:
+    """Print the yardstick's msgs/s on the messages `database` stores."""
     engine = make_engine(f"sqlite:///{database}")
     with Session(engine) as session:
         messages = list(session.exec(select(MessageRow.raw)))
     engine.dispose()
-    bare = len(messages) / asyncio.run(ceiling(messages, port, connections))
-    raw = len(messages) / asyncio.run(raw_ceiling(messages, port, connections))
-    own = len(messages) / asyncio.run(own_ceiling(messages, port, connections))
-    print(len(messages), bare, raw, own)
+    print(len(messages) / asyncio.run(sendmail_loop(messages, port, connections)))
 
 
-def summary(found: list[tuple[float, float, float, float]]) -> None:
-    """Medians over the rounds, and the median of the rounds' ratios (each ratio pairs an
-    end-to-end run with the ceilings measured right after it)."""
-    e2e, bare, raw, own = (statistics.median(r[k] for r in found) for k in range(4))
-    by_bare, by_raw, by_own = (statistics.median(r[0] / r[k] for r in found) for k in (1, 2, 3))
+def summary(found: list[Round]) -> None:
+    """Medians over the rounds: end to end against the yardstick, and what each trick gives
+    (each ratio pairs runs of the same round)."""
+    median = statistics.median
+    shipped = median(r["shipped"] for r in found)
+    ratio = median(r["shipped"] / r["yardstick"] for r in found)
     print(
-        f"median of {len(found)} rounds: end to end {e2e:.0f} digests/s; send_message "
-        f"ceiling {bare:.0f} msgs/s, ratio {by_bare:.0%}; stricter ceiling {raw:.0f} msgs/s, "
-        f"ratio {by_raw:.0%}; digestbot's own transport {own:.0f} msgs/s, ratio {by_own:.0%}"
+        f"median of {len(found)} rounds: end to end {shipped:.0f} digests/s, yardstick "
+        f"{median(r['yardstick'] for r in found):.0f} msgs/s, end to end / yardstick {ratio:.0%}"
     )
+    for name in [k for k in found[0] if k not in ("shipped", "yardstick")]:
+        gain = median(r["shipped"] / r[name] - 1 for r in found)
+        rounds_ = ", ".join(f"{r['shipped'] / r[name] - 1:+.0%}" for r in found)
+        without = median(r[name] for r in found)
+        print(
+            f"  without {name}: {without:.0f} digests/s; the trick gives {gain:+.0%} "
+            f"(rounds {rounds_}){'' if gain >= 0.10 else '  < 10%'}"
+        )
 
 
 def cpu_seconds(sink_pid: int) -> tuple[float, float, float]:
