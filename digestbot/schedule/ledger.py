@@ -52,12 +52,15 @@ class ByChunk:
         return functools.partial(record_periods, decided=entries, now=self.now)
 
 
-def decided_keys(engine: Engine, *, since: datetime) -> set[tuple[int, str]]:
-    """(subscriber, period key) pairs decided, sent or empty, for periods due after `since`."""
+def decided_keys(engine: Engine, keys: Collection[str]) -> set[tuple[int, str]]:
+    """(subscriber, period key) pairs decided, sent or empty, among periods keyed `keys`:
+    read through the period-key index, as many rows as subscribers, however long the ledger."""
+    if not keys:
+        return set()
     with Session(engine) as session:
         rows = session.exec(
             select(PeriodRow.subscriber_id, PeriodRow.period_key).where(
-                col(PeriodRow.due_at) >= since
+                col(PeriodRow.period_key).in_(sorted(keys))
             )
         ).all()
     return {(sub_id, key) for sub_id, key in rows}

@@ -38,23 +38,23 @@ class Decision:
     empty: int = 0
 
 
-def due_periods(
-    subscribers: Sequence[Subscriber], decided: set[tuple[int, str]], now: datetime
+def latest_periods(
+    subscribers: Sequence[Subscriber], now: datetime
 ) -> list[tuple[Subscriber, Period]]:
-    """Subscribers whose latest period is due by `now` and not decided yet.
+    """Each subscriber's latest period due by `now`, decided or not.
 
     Only the latest period counts, so a day of downtime gives one catch-up digest, not
     several; a period due before the subscriber was added is not theirs.
     """
-    due = []
+    latest = []
     for sub in subscribers:
         period = latest_period(sub.timezone, sub.send_at, sub.frequency, now)
-        if period is None or (sub.id, period.key) in decided:
+        if period is None:
             continue
         if sub.created_at is not None and period.due_at < sub.created_at:
             continue
-        due.append((sub, period))
-    return due
+        latest.append((sub, period))
+    return latest
 
 
 async def send_due(
@@ -78,9 +78,10 @@ async def _decide(
     for _ in range(outbox.PLAN_ATTEMPTS):
         token = await db.run(outbox.state_token, engine)
         subscribers = await db.run(active_subscribers, engine)
-        # Only the latest period counts and it is at most a week old (weekly:<day>).
-        decided = await db.run(ledger.decided_keys, engine, since=now - timedelta(days=8))
-        due = due_periods(subscribers, decided, now)
+        latest = latest_periods(subscribers, now)
+        dates = {period.key for _, period in latest}  # a few local dates
+        decided = await db.run(ledger.decided_keys, engine, dates)
+        due = [(sub, period) for sub, period in latest if (sub.id, period.key) not in decided]
         if not due:
             return Decision()
         keys = {sub.id: period.key for sub, period in due}

@@ -187,8 +187,9 @@ class PeriodRow(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscribers.id")
-    period_key: str  # the subscriber's local date of the send, see periods.Period
-    due_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    # The subscriber's local date of the send (see periods.Period), searched on every tick.
+    period_key: str = Field(index=True)
+    due_at: datetime = Field(sa_type=UtcDateTime)
     decided_at: datetime = Field(sa_type=UtcDateTime)
     papers: int = 0
 

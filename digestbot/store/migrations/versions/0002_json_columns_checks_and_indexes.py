@@ -54,14 +54,14 @@ def upgrade() -> None:
         batch.create_check_constraint("ck_deliveries_attempts", "attempts >= 0")
     with op.batch_alter_table("digest_periods") as batch:
         batch.drop_index("ix_digest_periods_subscriber_id")  # UNIQUE(subscriber_id, …) serves
-        batch.create_index("ix_digest_periods_due_at", ["due_at"])
+        batch.create_index("ix_digest_periods_period_key", ["period_key"])
         batch.create_index("ix_digest_periods_subscriber_decided", ["subscriber_id", "decided_at"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("digest_periods") as batch:
         batch.drop_index("ix_digest_periods_subscriber_decided")
-        batch.drop_index("ix_digest_periods_due_at")
+        batch.drop_index("ix_digest_periods_period_key")
         batch.create_index("ix_digest_periods_subscriber_id", ["subscriber_id"])
     with op.batch_alter_table("deliveries") as batch:
         for name in ("ck_deliveries_attempts", "ck_deliveries_kind", "ck_deliveries_status"):
