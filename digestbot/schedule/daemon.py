@@ -2,7 +2,7 @@
 
 Jobs are rebuilt from the subscriptions file at every start and on every valid edit: one
 ingest job per source (its cron, UTC), one digest job per distinct (timezone, send_at,
-frequency), and a tick that renews the lease, reloads edits, catches up due periods and sends
+frequency), and a tick that checks the lock, reloads edits, catches up due periods and sends
 retries. APScheduler forgets runs missed while the process was down; the period ledger does not.
 """
 
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,6 +36,7 @@ from digestbot.rules.subscriptions import (
 from digestbot.schedule import ledger, runs
 from digestbot.schedule.periods import WEEKDAYS, hour_minute
 from digestbot.settings import Settings
+from digestbot.store.lock import DaemonLock, LockTaken, daemon_lock
 from digestbot.store.tables import JobRow
 
 log = logging.getLogger("digestbot.run")
@@ -64,7 +66,7 @@ def missed_run(schedule: str, last_success: datetime | None, now: datetime) -> b
 
 
 class Daemon:
-    """One `digestbot run`: holds the lease, runs the jobs, stops cleanly on a signal."""
+    """One `digestbot run`: holds the lock, runs the jobs, stops cleanly on a signal."""
 
     def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = utc_now) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
@@ -78,6 +80,8 @@ class Daemon:
         self.delivery_lock = asyncio.Lock()
         self.delivery_failures = 0
         self.running: set[asyncio.Task[None]] = set()
+        self.lock: DaemonLock | None = None  # held from `run` on
+        self.lock_lost = False
 
     # -- configuration -------------------------------------------------------------------
 
@@ -182,12 +186,14 @@ class Daemon:
         self.save_jobs()
 
     async def tick(self) -> None:
-        """Renew the lease, pick up edits, decide due periods and send what is due."""
+        """Check the lock, renew the lease, pick up edits, decide due periods and send."""
         now = self.clock()
-        if not ledger.renew_lease(self.engine, now=now):
-            log.error("another process took over the database lease; stopping")
+        if self.lock is not None and not self.lock.held():
+            log.error("lost the database lock to another `digestbot run`; stopping")
+            self.lock_lost = True
             self.halt.set()
             return
+        ledger.renew_lease(self.engine, now=now)
         self.reload(now=now)
         await self.deliver(now)
 
@@ -268,20 +274,32 @@ class Daemon:
         await self._job("tick", self.tick)
 
     async def run(self) -> None:
-        """Run until SIGTERM or SIGINT; the message in flight finishes; the lease is released."""
+        """Run until SIGTERM or SIGINT; the message in flight finishes; the lock is released."""
         now = self.clock()
         path = self.settings.subscriptions
         stamp = self._file_stamp(path)  # before reading: an edit after it reloads next tick
         config = load_subscriptions(path)  # a broken file stops us before any write
-        holder = ledger.acquire_lease(
-            self.engine, now=now, expiry=timedelta(seconds=self.settings.run_lease)
-        )
-        if holder is not None:
-            raise ConfigError(
-                f"another `digestbot run` ({holder.owner}) is using this database since "
-                f"{holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC",
-                "stop it first; if it died on another host, wait DIGESTBOT_RUN_LEASE seconds",
-            )
+        with ExitStack() as held:
+            try:
+                self.lock = held.enter_context(daemon_lock(self.engine))
+            except LockTaken:
+                raise self._refusal() from None
+            ledger.take_lease(self.engine, now=now)
+            await self._serve(config, stamp, now=now)
+
+    def _refusal(self) -> ConfigError:
+        """The error for a second `run`, naming the first from the lease row if it has one."""
+        holder = ledger.lease(self.engine)
+        who = f" ({holder.owner})" if holder else ""
+        since = f" since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
+        what = f"another `digestbot run`{who} is using this database{since}"
+        return ConfigError(what, "stop it first")
+
+    async def _serve(
+        self, config: SubscriptionsFile, stamp: tuple[int, int] | None, *, now: datetime
+    ) -> None:
+        """Run the jobs until halted; on the way out forget them and the lease, unless
+        another process holds the lock by then."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -298,7 +316,8 @@ class Daemon:
             await asyncio.gather(*self.running, return_exceptions=True)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-            ledger.release_lease(self.engine)
+            if not self.lock_lost:
+                ledger.release_lease(self.engine)
             log.info("stopped")
 
     def stop(self) -> None:
