@@ -40,7 +40,10 @@ class Styled(Extension):
             style = ""  # the whole email is inlined when it renders
         else:
             loader = self.environment.loader
-            assert loader is not None  # make_environment always sets one
+            if loader is None:
+                parser.fail(
+                    f"styled reads {STYLESHEET} through the template loader, and there is none"
+                )
             css, _, _ = loader.get_source(self.environment, STYLESHEET)
             style = style_of(css, path.value)
         return nodes.Output([nodes.TemplateData(attributes(path.value, style))], lineno=lineno)

@@ -53,7 +53,8 @@ def digest_trigger(timezone: str, send_at: str, frequency: str) -> CronTrigger:
     weekday = {"daily": "*", "weekdays": "mon-fri"}.get(frequency)
     if weekday is None:
         weekday = frequency.removeprefix("weekly:")
-        assert weekday in WEEKDAYS
+        if weekday not in WEEKDAYS:
+            raise ValueError(f"no digest frequency {frequency!r}")  # parsing refuses it
     return CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=ZoneInfo(timezone))
 
 
@@ -123,19 +124,18 @@ class Daemon:
             len(result.changed),
             len(result.deactivated),
         )
-        self.build_jobs()
+        self.build_jobs(config)
 
-    def build_jobs(self) -> None:
-        """Replace every job with those the current configuration asks for."""
-        assert self.config is not None
+    def build_jobs(self, config: SubscriptionsFile) -> None:
+        """Replace every job with those `config` asks for."""
         self.scheduler.remove_all_jobs()
-        for source in self.config.sources:
+        for source in config.sources:
             name = source.spec().name
             self._add(
                 f"ingest {name}", cron_trigger(source.effective_schedule()), self.ingest, source
             )
-        for sub in self.config.subscribers:
-            when = self.config.schedule_of(sub)
+        for sub in config.subscribers:
+            when = config.schedule_of(sub)
             job_id = f"digests {when[1]} {when[0]} {when[2]}"
             if self.scheduler.get_job(job_id) is None:
                 self._add(job_id, digest_trigger(*when), self.tick)
@@ -169,7 +169,8 @@ class Daemon:
         if self.halt.is_set():
             return
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:  # APScheduler's asyncio executor runs each job as a task
+            raise RuntimeError(f"job {job_id} runs outside an asyncio task")
         self.running.add(task)
         result = "ok"
         try:
@@ -262,12 +263,11 @@ class Daemon:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, config: SubscriptionsFile) -> None:
         """At start: ingest sources whose schedule fired while we were down, then send."""
-        assert self.config is not None
         runs = ledger.source_runs(self.engine)
         now = self.clock()
-        for source in self.config.sources:
+        for source in config.sources:
             last = runs.get(source.spec().name)
             if missed_run(source.effective_schedule(), last.last_success_at if last else None, now):
                 await self._job(f"ingest {source.spec().name}", self.ingest, source)
@@ -308,7 +308,7 @@ class Daemon:
             self.scheduler.start()
             self.save_jobs()
             log.info("running: %d jobs", len(self.scheduler.get_jobs()))
-            await self.catch_up()
+            await self.catch_up(config)
             await self.halt.wait()
         finally:
             if self.scheduler.running:

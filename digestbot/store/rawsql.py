@@ -58,6 +58,7 @@ def _time_format(dialect: Dialect) -> Callable[[Any], Any]:
         # The dialect's own implementation: the generic one leaves SQLite a datetime, which
         # sqlite3's deprecated adapter would write in another format than SQLAlchemy's.
         found = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
-        assert found is not None  # a TypeDecorator with process_bind_param always has one
+        if found is None:  # a TypeDecorator with process_bind_param always has one
+            raise RuntimeError(f"UtcDateTime binds nothing on {dialect.name}")
         _FORMATS[dialect.name] = found
     return found
