@@ -87,7 +87,7 @@ def ticks(seed: Path, database: Path, port: int, now: datetime) -> tuple[float, 
     shutil.copyfile(seed, database)
     settings = bench_settings(f"sqlite:///{database}", port, 4)
     engine = make_engine(settings.database_url)
-    ledger.acquire_lease(engine, now=now, expiry=timedelta(minutes=2))
+    ledger.take_lease(engine, now=now)
     found = []
     for moment in (now, now + timedelta(seconds=30)):
         start = time.perf_counter()

@@ -89,9 +89,6 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(
         30.0, gt=0, description="How often `run` checks for due digests, retries and edits."
     )
-    run_lease: float = Field(
-        120.0, gt=0, description="Seconds without a heartbeat before a `run` counts as gone."
-    )
     templates_dir: Path | None = Field(
         None, description="Folder of templates that override the bundled ones."
     )

@@ -367,3 +367,12 @@ def pg_engine(pg_settings: Settings) -> Iterator[Engine]:
     engine = make_engine(pg_settings.database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
+    """The SQLite file of `settings`, or a fresh database of the throwaway PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return settings.database_url
+    pg_settings: Settings = request.getfixturevalue("pg_settings")
+    return pg_settings.database_url

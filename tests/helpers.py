@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from typing import Any
@@ -128,3 +130,21 @@ def cli(settings: Settings, port: int, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Whether `predicate` comes true within `timeout` seconds (polled every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+ADVISORY_LOCKS = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+
+
+def advisory_holders(connection: Any) -> list[int]:
+    """The other PostgreSQL sessions holding an advisory lock, seen from `connection`."""
+    return [pid for (pid,) in connection.execute(ADVISORY_LOCKS).fetchall()]

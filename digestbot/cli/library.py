@@ -87,12 +87,9 @@ def ingest(
     now = now_utc()
     specs = _ingest_specs(settings, target, source, category, query, replacements, configured)
     with open_engine(settings) as engine:
-        if specs is None:
-            assert target is not None
+        if isinstance(specs, Path):
             results = [
-                ingest_path(
-                    engine, Path(target), now=now, year=year, include_replacements=replacements
-                )
+                ingest_path(engine, specs, now=now, year=year, include_replacements=replacements)
             ]
         else:
             on = day.date() if day else None
@@ -119,8 +116,8 @@ def _ingest_specs(
     query: str | None,
     replacements: bool,
     configured: bool,
-) -> list[SourceSpec] | None:
-    """What to fetch; None means `target` is a file to read."""
+) -> list[SourceSpec] | Path:
+    """What to fetch, or the file to read."""
     if configured:
         spec = load_subscriptions(settings.subscriptions)
         if not spec.sources:
@@ -133,7 +130,7 @@ def _ingest_specs(
     if source is None:
         if not target:
             raise ConfigError("nothing to ingest", "give a file, a URL, --source or --all")
-        return None
+        return Path(target)
     return [
         SourceSpec(
             kind=source.value,

@@ -122,7 +122,9 @@ def run() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S%z",
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
+    # Their per-run (and per-open) lines would drown ours.
+    for chatty in ("apscheduler", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     with open_engine(settings) as engine:
         asyncio.run(daemon.Daemon(settings, engine).run())
 

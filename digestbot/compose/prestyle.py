@@ -40,7 +40,10 @@ class Styled(Extension):
             style = ""  # the whole email is inlined when it renders
         else:
             loader = self.environment.loader
-            assert loader is not None  # make_environment always sets one
+            if loader is None:
+                parser.fail(
+                    f"styled reads {STYLESHEET} through the template loader, and there is none"
+                )
             css, _, _ = loader.get_source(self.environment, STYLESHEET)
             style = style_of(css, path.value)
         return nodes.Output([nodes.TemplateData(attributes(path.value, style))], lineno=lineno)
@@ -55,6 +58,8 @@ def attributes(path: str, style: str) -> str:
     return " ".join(found)
 
 
+# One entry: an element path of the templates and its style, ~3 KiB; the bundled templates
+# have about 30, so 512 (~1.5 MiB) leaves room for a user's own.
 @lru_cache(maxsize=512)
 def style_of(css: str, path: str) -> str:
     """The style attribute css-inline gives the last element of `path` (`tag.class…`

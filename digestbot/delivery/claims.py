@@ -16,6 +16,8 @@ from digestbot.delivery.transport import Outbound
 from digestbot.store import rawsql
 from digestbot.store.tables import DeliveryRow
 
+ENDINGS = ("sent", "retry", "failed", "unknown")  # the states an attempt ends in
+
 
 @dataclass(frozen=True)
 class Closing:
@@ -25,6 +27,10 @@ class Closing:
     status: str
     detail: str
     next_attempt_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in ENDINGS:
+            raise ValueError(f"an attempt ends as one of {ENDINGS}, not {self.status!r}")
 
 
 def claim(engine: Engine, row_id: int, *, now: datetime, by: str) -> Queued | None:
@@ -137,7 +143,6 @@ def _claim(
 
 def _close(connection: Connection, closing: Closing, *, now: datetime) -> None:
     """Write how an attempt ended; a sent row records its papers as sent in the same step."""
-    assert closing.status in ("sent", "retry", "failed", "unknown")
     sent = closing.status == "sent"
     params = {
         "row_id": closing.row_id,
@@ -148,8 +153,9 @@ def _close(connection: Connection, closing: Closing, *, now: datetime) -> None:
         "sent_at": now if sent else None,
         "delivered_to": closing.detail if sent else None,
     }
-    closed = rawsql.run(connection, _CLOSE, params).first()
-    assert closed is not None, f"no delivery row {closing.row_id}"
+    if rawsql.run(connection, _CLOSE, params).first() is None:
+        # Rows are never deleted: the id is wrong, and the transaction is rolled back.
+        raise RuntimeError(f"no delivery row {closing.row_id} to close as {closing.status}")
     if sent:
         statement = _RECORD_SENT[connection.dialect.name]
         rawsql.run(connection, statement, {"row_id": closing.row_id, "now": now})

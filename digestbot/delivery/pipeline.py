@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequen
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 from itertools import chain, islice
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -174,7 +174,9 @@ def render_outgoing(
     )
 
 
-@cache
+# One entry: a Jinja environment with its compiled templates (~110 KiB) per templates folder
+# and reload mode; a process uses one or two, so 4 is ~0.5 MiB at most.
+@lru_cache(maxsize=4)
 def _environment(templates_dir: Path | None, reload: bool = True) -> Environment:
     return make_environment(templates_dir, auto_reload=reload)
 

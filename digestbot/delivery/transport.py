@@ -66,9 +66,7 @@ class Outbound:
 
     def message(self) -> EmailMessage:
         """The whole message, parsed (for the file transport's HTML copy)."""
-        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
 
 
 class Transport(Protocol):

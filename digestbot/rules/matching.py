@@ -32,7 +32,10 @@ class Term:
     prefix: bool
 
 
-@lru_cache(maxsize=65536)
+# One entry: a term as written and parsed, ~0.3 KiB. Every subscriber's terms are parsed for
+# each plan; 1,000 generated subscribers had 440 distinct ones, so 8192 (~2.4 MiB) holds
+# them all with room to spare.
+@lru_cache(maxsize=8192)
 def parse_term(raw: str) -> Term:
     """`quantiz*` is a prefix term; `self-attention` is the two words self, attention."""
     text = raw.strip()

@@ -108,7 +108,8 @@ def _bodies(session: Session, row: SubscriberRow) -> list[dict[str, Any]]:
 
 
 def _replace_rules(session: Session, row: SubscriberRow, bodies: list[dict[str, Any]]) -> None:
-    assert row.id is not None
+    if row.id is None:
+        raise RuntimeError(f"subscriber {row.email} has no id yet: flush it before its rules")
     session.exec(delete(RuleRow).where(col(RuleRow.subscriber_id) == row.id))
     for position, body in enumerate(bodies):
         session.add(RuleRow(subscriber_id=row.id, position=position, name=body["name"], body=body))

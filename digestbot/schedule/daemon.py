@@ -2,7 +2,7 @@
 
 Jobs are rebuilt from the subscriptions file at every start and on every valid edit: one
 ingest job per source (its cron, UTC), one digest job per distinct (timezone, send_at,
-frequency), and a tick that renews the lease, reloads edits, catches up due periods and sends
+frequency), and a tick that checks the lock, reloads edits, catches up due periods and sends
 retries. APScheduler forgets runs missed while the process was down; the period ledger does not.
 """
 
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,6 +36,7 @@ from digestbot.rules.subscriptions import (
 from digestbot.schedule import ledger, runs
 from digestbot.schedule.periods import WEEKDAYS, hour_minute
 from digestbot.settings import Settings
+from digestbot.store.lock import DaemonLock, LockTaken, daemon_lock
 from digestbot.store.tables import JobRow
 
 log = logging.getLogger("digestbot.run")
@@ -51,7 +53,8 @@ def digest_trigger(timezone: str, send_at: str, frequency: str) -> CronTrigger:
     weekday = {"daily": "*", "weekdays": "mon-fri"}.get(frequency)
     if weekday is None:
         weekday = frequency.removeprefix("weekly:")
-        assert weekday in WEEKDAYS
+        if weekday not in WEEKDAYS:
+            raise ValueError(f"no digest frequency {frequency!r}")  # parsing refuses it
     return CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=ZoneInfo(timezone))
 
 
@@ -64,7 +67,7 @@ def missed_run(schedule: str, last_success: datetime | None, now: datetime) -> b
 
 
 class Daemon:
-    """One `digestbot run`: holds the lease, runs the jobs, stops cleanly on a signal."""
+    """One `digestbot run`: holds the lock, runs the jobs, stops cleanly on a signal."""
 
     def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = utc_now) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
@@ -78,6 +81,8 @@ class Daemon:
         self.delivery_lock = asyncio.Lock()
         self.delivery_failures = 0
         self.running: set[asyncio.Task[None]] = set()
+        self.lock: DaemonLock | None = None  # held from `run` on
+        self.lock_lost = False
 
     # -- configuration -------------------------------------------------------------------
 
@@ -119,19 +124,18 @@ class Daemon:
             len(result.changed),
             len(result.deactivated),
         )
-        self.build_jobs()
+        self.build_jobs(config)
 
-    def build_jobs(self) -> None:
-        """Replace every job with those the current configuration asks for."""
-        assert self.config is not None
+    def build_jobs(self, config: SubscriptionsFile) -> None:
+        """Replace every job with those `config` asks for."""
         self.scheduler.remove_all_jobs()
-        for source in self.config.sources:
+        for source in config.sources:
             name = source.spec().name
             self._add(
                 f"ingest {name}", cron_trigger(source.effective_schedule()), self.ingest, source
             )
-        for sub in self.config.subscribers:
-            when = self.config.schedule_of(sub)
+        for sub in config.subscribers:
+            when = config.schedule_of(sub)
             job_id = f"digests {when[1]} {when[0]} {when[2]}"
             if self.scheduler.get_job(job_id) is None:
                 self._add(job_id, digest_trigger(*when), self.tick)
@@ -165,7 +169,8 @@ class Daemon:
         if self.halt.is_set():
             return
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:  # APScheduler's asyncio executor runs each job as a task
+            raise RuntimeError(f"job {job_id} runs outside an asyncio task")
         self.running.add(task)
         result = "ok"
         try:
@@ -182,12 +187,14 @@ class Daemon:
         self.save_jobs()
 
     async def tick(self) -> None:
-        """Renew the lease, pick up edits, decide due periods and send what is due."""
+        """Check the lock, renew the lease, pick up edits, decide due periods and send."""
         now = self.clock()
-        if not ledger.renew_lease(self.engine, now=now):
-            log.error("another process took over the database lease; stopping")
+        if self.lock is not None and not self.lock.held():
+            log.error("lost the database lock to another `digestbot run`; stopping")
+            self.lock_lost = True
             self.halt.set()
             return
+        ledger.renew_lease(self.engine, now=now)
         self.reload(now=now)
         await self.deliver(now)
 
@@ -256,32 +263,43 @@ class Daemon:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, config: SubscriptionsFile) -> None:
         """At start: ingest sources whose schedule fired while we were down, then send."""
-        assert self.config is not None
         runs = ledger.source_runs(self.engine)
         now = self.clock()
-        for source in self.config.sources:
+        for source in config.sources:
             last = runs.get(source.spec().name)
             if missed_run(source.effective_schedule(), last.last_success_at if last else None, now):
                 await self._job(f"ingest {source.spec().name}", self.ingest, source)
         await self._job("tick", self.tick)
 
     async def run(self) -> None:
-        """Run until SIGTERM or SIGINT; the message in flight finishes; the lease is released."""
+        """Run until SIGTERM or SIGINT; the message in flight finishes; the lock is released."""
         now = self.clock()
         path = self.settings.subscriptions
         stamp = self._file_stamp(path)  # before reading: an edit after it reloads next tick
         config = load_subscriptions(path)  # a broken file stops us before any write
-        holder = ledger.acquire_lease(
-            self.engine, now=now, expiry=timedelta(seconds=self.settings.run_lease)
-        )
-        if holder is not None:
-            raise ConfigError(
-                f"another `digestbot run` ({holder.owner}) is using this database since "
-                f"{holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC",
-                "stop it first; if it died on another host, wait DIGESTBOT_RUN_LEASE seconds",
-            )
+        with ExitStack() as held:
+            try:
+                self.lock = held.enter_context(daemon_lock(self.engine))
+            except LockTaken:
+                raise self._refusal() from None
+            ledger.take_lease(self.engine, now=now)
+            await self._serve(config, stamp, now=now)
+
+    def _refusal(self) -> ConfigError:
+        """The error for a second `run`, naming the first from the lease row if it has one."""
+        holder = ledger.lease(self.engine)
+        who = f" ({holder.owner})" if holder else ""
+        since = f" since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
+        what = f"another `digestbot run`{who} is using this database{since}"
+        return ConfigError(what, "stop it first")
+
+    async def _serve(
+        self, config: SubscriptionsFile, stamp: tuple[int, int] | None, *, now: datetime
+    ) -> None:
+        """Run the jobs until halted; on the way out forget them and the lease, unless
+        another process holds the lock by then."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -290,7 +308,7 @@ class Daemon:
             self.scheduler.start()
             self.save_jobs()
             log.info("running: %d jobs", len(self.scheduler.get_jobs()))
-            await self.catch_up()
+            await self.catch_up(config)
             await self.halt.wait()
         finally:
             if self.scheduler.running:
@@ -298,7 +316,8 @@ class Daemon:
             await asyncio.gather(*self.running, return_exceptions=True)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-            ledger.release_lease(self.engine)
+            if not self.lock_lost:
+                ledger.release_lease(self.engine)
             log.info("stopped")
 
     def stop(self) -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import functools
-import socket
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
-from digestbot.delivery.outbox import claimer_alive, owner
+from digestbot.delivery.outbox import owner
 from digestbot.store.engine import write_session
 from digestbot.store.tables import JobRow, LeaseRow, PeriodRow, SourceRunRow
 
@@ -128,33 +127,21 @@ def jobs(engine: Engine) -> list[JobRow]:
         return list(session.exec(select(JobRow).order_by(col(JobRow.next_run_at), col(JobRow.id))))
 
 
-def acquire_lease(engine: Engine, *, now: datetime, expiry: timedelta) -> LeaseRow | None:
-    """Take the daemon lease; return the current holder instead if it is alive elsewhere.
-
-    A holder is gone when its heartbeat is older than `expiry`, or at once when it ran on this
-    host and its process no longer exists (kill -9), so a restart never waits.
-    """
-    me = owner()
+def take_lease(engine: Engine, *, now: datetime) -> None:
+    """Record this process as the daemon, whatever the row said before: only the holder of
+    the daemon lock (store.lock) calls it, so a row naming anyone else is stale."""
     with write_session(engine) as session:
-        held = session.get(LeaseRow, LEASE)
-        if held is not None and held.owner != me:
-            stale = held.heartbeat_at + expiry < now
-            if not stale and claimer_alive(held.owner, socket.gethostname()):
-                session.expunge(held)
-                return held
-        session.merge(LeaseRow(name=LEASE, owner=me, acquired_at=now, heartbeat_at=now))
-    return None
+        session.merge(LeaseRow(name=LEASE, owner=owner(), acquired_at=now, heartbeat_at=now))
 
 
-def renew_lease(engine: Engine, *, now: datetime) -> bool:
-    """Extend our lease; False if another process has taken it over."""
+def renew_lease(engine: Engine, *, now: datetime) -> None:
+    """Note that we are still running, for `digestbot status`."""
     with write_session(engine) as session:
-        result = session.exec(
+        session.exec(
             update(LeaseRow)
             .where(col(LeaseRow.name) == LEASE, col(LeaseRow.owner) == owner())
             .values(heartbeat_at=now)
         )
-        return bool(result.rowcount)
 
 
 def release_lease(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Dialect
@@ -33,7 +33,9 @@ def run(
     return connection.exec_driver_sql(native, [_stored(dialect, p) for p in params])
 
 
-@cache
+# One entry: a statement in one driver's style (~0.3 KiB). The statements are module
+# constants (claims, outbox), about ten per dialect, so 64 (~20 KiB) is never reached.
+@lru_cache(maxsize=64)
 def _native(dialect: str, sql: str) -> str:
     """`sql` in the driver's parameter style: sqlite3 takes `:name`, psycopg `%(name)s`."""
     if dialect == "sqlite":
@@ -48,16 +50,15 @@ def _stored(dialect: Dialect, params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: to_db(v) if isinstance(v, datetime) else v for k, v in params.items()}
 
 
-_FORMATS: dict[str, Callable[[Any], Any]] = {}
-
-
+# One entry: an engine's bind function and the dialect it keeps alive (~5 KiB); a process
+# has one engine or a few, so 8 is ~40 KiB.
+@lru_cache(maxsize=8)
 def _time_format(dialect: Dialect) -> Callable[[Any], Any]:
     """How UtcDateTime binds a datetime on `dialect` (SQLite: a string; PostgreSQL: naive
     UTC), found once per dialect."""
-    if (found := _FORMATS.get(dialect.name)) is None:
-        # The dialect's own implementation: the generic one leaves SQLite a datetime, which
-        # sqlite3's deprecated adapter would write in another format than SQLAlchemy's.
-        found = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
-        assert found is not None  # a TypeDecorator with process_bind_param always has one
-        _FORMATS[dialect.name] = found
+    # The dialect's own implementation: the generic one leaves SQLite a datetime, which
+    # sqlite3's deprecated adapter would write in another format than SQLAlchemy's.
+    found = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    if found is None:  # a TypeDecorator with process_bind_param always has one
+        raise RuntimeError(f"UtcDateTime binds nothing on {dialect.name}")
     return found

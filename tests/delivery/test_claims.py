@@ -63,3 +63,23 @@ def test_a_row_is_marked_sent_only_together_with_its_papers(
         claims.mark_sent(engine, row_id, where="smtp://test", now=clock)
     assert [(r.status, r.sent_at) for r in rows(engine)] == [("sending", None)]
     assert sent_papers(engine) == []
+
+
+def test_closing_a_row_that_does_not_exist_raises_and_claims_nothing(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A close naming no row raises, and the claim settled with it is rolled back."""
+    (row_id,) = queued(engine, settings, clock, count=1)
+    missing = claims.Closing(row_id + 1000, "sent", "smtp://test")
+    with engine.connect() as connection, pytest.raises(RuntimeError, match="no delivery row"):
+        claims.settle(connection, missing, claim_id=row_id, now=clock, by="me")
+    with pytest.raises(RuntimeError, match=f"no delivery row {row_id + 1000} to close as sent"):
+        claims.mark_sent(engine, row_id + 1000, where="smtp://test", now=clock)
+    assert [(r.status, r.attempts) for r in rows(engine)] == [("pending", 0)]
+
+
+def test_an_attempt_cannot_end_in_a_state_that_is_not_an_ending() -> None:
+    """Only sent, retry, failed and unknown close an attempt; pending or sending is refused."""
+    for state in ("pending", "sending", "Sent"):
+        with pytest.raises(ValueError, match="an attempt ends as one of"):
+            claims.Closing(1, state, "")

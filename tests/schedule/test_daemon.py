@@ -1,33 +1,31 @@
 """Tests for the `digestbot run` daemon: triggers, DST under a travelling clock, live reload,
-the single-instance lease, and a real daemon process with a clean SIGTERM stop."""
+and a real daemon process with a clean SIGTERM stop."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import time_machine
 from conftest import FEEDS, LISTING_000, HttpServer, Reply, SmtpServer, free_port, smtp_at
+from helpers import wait_for
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from digestbot.errors import ConfigError
 from digestbot.ingest.load import ingest_path
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.schedule import ledger
 from digestbot.schedule.daemon import Daemon, digest_trigger, missed_run
 from digestbot.settings import Settings
-from digestbot.store.engine import make_engine, write_session
-from digestbot.store.tables import DeliveryRow, LeaseRow, SubscriberRow
+from digestbot.store.engine import make_engine
+from digestbot.store.tables import DeliveryRow, SubscriberRow
 
 ONE_READER = """\
 subscribers:
@@ -97,7 +95,6 @@ async def test_ticks_across_a_dst_change_send_one_digest_per_local_day(
     would, twice on the fall-back day) gives exactly one digest per local day."""
     daemon_settings.subscriptions.write_text(ONE_READER.format(tz=tz, send_at=send_at))
     daemon = Daemon(daemon_settings, engine)
-    assert ledger.acquire_lease(engine, now=start, expiry=timedelta(hours=1)) is None
     daemon.reload(now=start)
     end = start + timedelta(days=3)
     cron = [t for t in fires(digest_trigger(tz, send_at, "daily"), start, 4) if t < end]
@@ -137,40 +134,6 @@ async def test_a_valid_edit_takes_effect_and_an_invalid_one_keeps_the_last_good(
     assert "digests 06:15 UTC daily" in {j.id for j in daemon.scheduler.get_jobs()}
     with Session(engine) as session:
         assert all(row.active for row in session.exec(select(SubscriberRow)))
-
-
-async def test_a_second_instance_is_refused_while_the_first_lives(
-    daemon_settings: Settings, engine: Engine
-) -> None:
-    """A lease held by a live process refuses `run`; one held by a dead process is taken."""
-    daemon_settings.subscriptions.write_text(ONE_READER.format(tz="Europe/Berlin", send_at="08:00"))
-    now = datetime.now(UTC)
-    parent = f"{socket.gethostname()}:{os.getppid()}"
-    with write_session(engine) as session:
-        session.add(LeaseRow(name="run", owner=parent, acquired_at=now, heartbeat_at=now))
-    with pytest.raises(ConfigError, match="another `digestbot run`"):
-        await Daemon(daemon_settings, engine).run()
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    with write_session(engine) as session:
-        session.merge(
-            LeaseRow(
-                name="run",
-                owner=f"{socket.gethostname()}:{gone.pid}",
-                acquired_at=now,
-                heartbeat_at=now,
-            )
-        )
-    assert ledger.acquire_lease(engine, now=now, expiry=timedelta(hours=1)) is None
-
-
-def wait_for(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_daemon_delivers_digest_and_alert_then_stops_cleanly_on_sigterm(

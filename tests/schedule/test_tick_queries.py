@@ -47,7 +47,7 @@ def test_no_query_of_a_tick_scans_a_table_that_grows_with_history(
     prepare(engine, DAY - timedelta(days=1, hours=2))
     asyncio.run(runs.send_due(engine, settings, now=DAY - timedelta(days=1)))  # history
     ingest_path(engine, LISTINGS / "001_da432fa98501e883.txt", now=DAY - timedelta(hours=2))
-    ledger.acquire_lease(engine, now=DAY, expiry=timedelta(minutes=2))
+    ledger.take_lease(engine, now=DAY)
     statements: list[tuple[str, Any]] = []
 
     def note(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:

@@ -1,0 +1,169 @@
+"""Store stage: the single-instance lock of `digestbot run`, freed by the OS or the database
+when its holder dies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Protocol
+
+from filelock import FileLock, Timeout
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from digestbot.errors import ConfigError
+
+# PostgreSQL advisory lock key of `digestbot run` ("digr"); engine.WRITE_LOCK is another key.
+DAEMON_LOCK = 0x64696772
+# A host that dies without closing its connection leaves the server holding the lock until
+# TCP keepalives notice: about a minute with these, instead of the kernel's two hours.
+KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
+
+
+class LockTaken(Exception):
+    """Another process holds this database's daemon lock."""
+
+
+class DaemonLock(Protocol):
+    """A database's daemon lock."""
+
+    def take(self) -> bool:
+        """Try to take it once, without waiting; False if another process holds it."""
+
+    def held(self) -> bool:
+        """Whether this process still holds it."""
+
+    def release(self) -> None:
+        """Give it up."""
+
+
+@contextmanager
+def daemon_lock(engine: Engine) -> Iterator[DaemonLock]:
+    """Hold the database's daemon lock for the block; LockTaken at once if another has it."""
+    lock = _take(engine)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _take(engine: Engine) -> DaemonLock:
+    lock = _lock_for(engine)
+    if not lock.take():
+        raise LockTaken
+    return lock
+
+
+def _lock_for(engine: Engine) -> DaemonLock:
+    if engine.dialect.name == "postgresql":
+        return _AdvisoryLock(engine)
+    if engine.dialect.name != "sqlite":
+        raise ConfigError(
+            f"`digestbot run` cannot lock a {engine.dialect.name} database",
+            "use SQLite or PostgreSQL",
+        )
+    path = lock_path(engine)
+    return _NoLock() if path is None else _FileLock(path)
+
+
+def lock_path(engine: Engine) -> Path | None:
+    """The lock file beside a SQLite database file; None for an in-memory database, which
+    no other process can open."""
+    database, query = engine.url.database, engine.url.query
+    if not database or database == ":memory:" or query.get("mode") == "memory":
+        return None
+    if query.get("uri") == "true":
+        database = database.removeprefix("file:")
+    return Path(f"{database}.lock")
+
+
+class _NoLock:
+    def take(self) -> bool:
+        return True
+
+    def held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class _FileLock:
+    """An exclusive flock on `<database>.lock`, held through an open file the kernel closes
+    when the process dies, however it dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # No fallback to a "soft" lock (the file's existence): that one outlives a kill -9.
+        self.lock = FileLock(path, timeout=0, thread_local=False, fallback_to_soft=False)
+
+    def take(self) -> bool:
+        try:
+            self.lock.acquire()
+        except Timeout:
+            return False
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot lock {self.path}: {exc.strerror or exc}",
+                "keep the database on a local file system that supports flock",
+            ) from None
+        return True
+
+    def held(self) -> bool:
+        return self.lock.is_locked
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+class _AdvisoryLock:
+    """A session-level advisory lock on a connection of its own, open as long as it is held:
+    the server frees it when that session ends, a crash included."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connection: Connection | None = None
+
+    def take(self) -> bool:
+        """Open the lock's connection and try the lock once; False if another session has it."""
+        # Autocommit, so the session never sits idle in a transaction for the daemon's life.
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        connection.detach()  # closing it ends the session rather than pooling it, lock and all
+        try:
+            for name, seconds in KEEPALIVES.items():
+                connection.exec_driver_sql(f"SET {name} = {seconds}")
+            query = text("SELECT pg_try_advisory_lock(:key)")
+            got = bool(connection.execute(query, {"key": DAEMON_LOCK}).scalar())
+        except BaseException:
+            connection.close()
+            raise
+        if not got:
+            connection.close()
+            return False
+        self.connection = connection
+        return True
+
+    def held(self) -> bool:
+        """True while the lock's session lives. If it ended (a server restart, a dropped
+        connection), the lock is taken again if it is free; a server still down raises."""
+        if self.connection is not None:
+            try:
+                self.connection.exec_driver_sql("SELECT 1")
+                return True
+            except SQLAlchemyError:
+                self._close()
+        return self.take()
+
+    def release(self) -> None:
+        if self.connection is None:
+            return
+        with suppress(SQLAlchemyError):  # a session already gone holds nothing
+            self.connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": DAEMON_LOCK})
+        self._close()
+
+    def _close(self) -> None:
+        if self.connection is not None:
+            with suppress(SQLAlchemyError):
+                self.connection.close()
+            self.connection = None
