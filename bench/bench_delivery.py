@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import resource
 import shutil
 import socket
@@ -210,7 +211,10 @@ def rounds(args: argparse.Namespace) -> list[Round]:
             when = ["--now", now.isoformat(), "--sink-pid", str(sink.pid)]
             for n in range(1, args.rounds + 1):
                 found.append({})
-                for name in ["shipped", *names]:
+                # A new order each round: the host's speed drifts within a round too.
+                order = ["shipped", *names]
+                random.Random(n).shuffle(order)
+                for name in order:
                     shutil.copyfile(seed, database)
                     extra = ["--render-processes", "0"] if name == "render processes" else []
                     env = (

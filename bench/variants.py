@@ -40,15 +40,6 @@ def multipart_alternative(headers, boundary, text, html):  # type: ignore[no-unt
     return out.getvalue()
 """
 
-# SQLAlchemy's text() with typed parameters, instead of the driver's own SQL.
-_CORE_SQL = """
-    from sqlalchemy import bindparam, text
-
-    one = params if isinstance(params, Mapping) else params[0]
-    typed = [bindparam(k, type_=UtcDateTime) for k, v in one.items() if isinstance(v, datetime)]
-    return connection.execute(text(sql).bindparams(*typed), params)  # type: ignore[arg-type]
-"""
-
 PIPELINE = "digestbot/delivery/pipeline.py"
 VARIANTS: dict[str, list[tuple[str, str, str]]] = {
     "render processes": [],  # DIGESTBOT_RENDER_PROCESSES=0: a setting, no edit
@@ -60,26 +51,10 @@ VARIANTS: dict[str, list[tuple[str, str, str]]] = {
             "RENDER_GC_THRESHOLD = (700, 10, 10)",
         ),
     ],
-    "render niceness": [(PIPELINE, "RENDER_NICENESS = 10", "RENDER_NICENESS = 0")],
-    "message feed": [("digestbot/delivery/send.py", "KEEP = 400", "KEEP = 0")],
     "chunking": [
         (PIPELINE, "FIRST_CHUNK = 8 ", "FIRST_CHUNK = 1_000_000 "),
         (PIPELINE, "CHUNK = 100 ", "CHUNK = 1_000_000 "),
         (PIPELINE, "SPREAD_OVER = FIRST_CHUNK + CHUNK", "SPREAD_OVER = 108"),
-    ],
-    "hand-written SQL": [
-        (
-            "digestbot/store/rawsql.py",
-            "    dialect = connection.dialect\n",
-            _CORE_SQL + "    dialect = connection.dialect\n",
-        )
-    ],
-    "WAL checkpoint thread": [
-        (
-            "digestbot/store/engine.py",
-            'if engine.dialect.name != "sqlite":\n        yield',
-            "if True:\n        yield",
-        )
     ],
     "templates styled when compiled": [
         (
@@ -89,12 +64,10 @@ VARIANTS: dict[str, list[tuple[str, str, str]]] = {
             'env.globals["inline_css"] = True',
         )
     ],
+    # Every cache of presenting and highlighting a digest's papers off (maxsize 0).
     "caches": [
-        ("digestbot/compose/present.py", "@lru_cache(maxsize=4096)", "@lru_cache(maxsize=0)"),
-        ("digestbot/compose/present.py", "@lru_cache(maxsize=32768)", "@lru_cache(maxsize=0)"),
-        ("digestbot/rules/highlight.py", "@lru_cache(maxsize=2048)", "@lru_cache(maxsize=0)"),
-        ("digestbot/rules/highlight.py", "@lru_cache(maxsize=4096)", "@lru_cache(maxsize=0)"),
-        ("digestbot/rules/highlight.py", "@lru_cache(maxsize=65536)", "@lru_cache(maxsize=0)"),
+        (file, "@lru_cache(maxsize=", "@lru_cache(maxsize=0 * ")
+        for file in ("digestbot/compose/present.py", "digestbot/rules/highlight.py")
     ],
     "own MIME writer": [("digestbot/compose/mime.py", "\ndef _lf(", _STOCK_MIME + "\n\ndef _lf(")],
 }

@@ -13,7 +13,6 @@ import digestbot
 from digestbot.compose import present, prestyle
 from digestbot.delivery import pipeline
 from digestbot.rules import highlight, matching
-from digestbot.store import rawsql
 
 CACHES: list[Any] = [
     pipeline._environment,
@@ -24,8 +23,6 @@ CACHES: list[Any] = [
     highlight._tokens,
     highlight._term_pattern,
     highlight._term_spans,
-    rawsql._native,
-    rawsql._time_format,
 ]
 
 

@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from digestbot.delivery.outbox import DUE_SQL, Queued
 from digestbot.delivery.transport import Outbound
-from digestbot.store import rawsql
+from digestbot.store.engine import sql
 from digestbot.store.tables import DeliveryRow
 
 ENDINGS = ("sent", "retry", "failed", "unknown")  # the states an attempt ends in
@@ -57,21 +57,18 @@ def settle(
     claim_id: int | None,
     now: datetime,
     by: str,
-    message: Outbound | None = None,
 ) -> Queued | None:
     """Close the attempt just made and claim the next row, in one write transaction.
 
     One transaction per email instead of two: a sender closes a row and takes the next one
-    together, so it never holds more than the row it is sending. `message` is the claimed
-    row's message when the caller holds it already (it committed the row itself), so it is
-    not read back.
+    together, so it never holds more than the row it is sending.
     """
     with row_transaction(connection):
         if closing is not None:
             _close(connection, closing, now=now)
         if claim_id is None:
             return None
-        return _claim(connection, claim_id, now=now, by=by, message=message)
+        return _claim(connection, claim_id, now=now, by=by)
 
 
 @contextmanager
@@ -85,18 +82,18 @@ def row_transaction(connection: Connection) -> Iterator[Connection]:
         yield connection
 
 
-# The per-email statements, as the database's own SQL (see rawsql for why).
-_LOCK = f"SELECT id FROM deliveries WHERE id = :row_id AND {DUE_SQL} FOR UPDATE SKIP LOCKED"
+# The per-email statements.
+_LOCK = sql(f"SELECT id FROM deliveries WHERE id = :row_id AND {DUE_SQL} FOR UPDATE SKIP LOCKED")
 _CLAIM = {
-    dialect: (
+    dialect: sql(
         "UPDATE deliveries SET status = 'sending', updated_at = :now, claimed_by = :by, "
         f"claimed_at = :now, attempts = attempts + 1 WHERE id = :row_id AND {DUE_SQL} "
         f"RETURNING subscriber_id, {length}(paper_ids), attempts"
     )
     for dialect, length in (("sqlite", "json_array_length"), ("postgresql", "jsonb_array_length"))
 }
-_MESSAGE = "SELECT raw FROM delivery_messages WHERE delivery_id = :row_id"
-_CLOSE = (
+_MESSAGE = sql("SELECT raw FROM delivery_messages WHERE delivery_id = :row_id")
+_CLOSE = sql(
     "UPDATE deliveries SET status = :status, updated_at = :now, "
     "next_attempt_at = :next_attempt_at, last_error = :last_error, sent_at = :sent_at, "
     "delivered_to = :delivered_to WHERE id = :row_id RETURNING id"
@@ -104,7 +101,7 @@ _CLOSE = (
 # The closed row's papers into sent_papers, its JSON list expanded by the database: one
 # statement, where one parameter row per paper cost ~0.15 ms an email at 25 papers.
 _RECORD_SENT = {
-    dialect: (
+    dialect: sql(
         "INSERT INTO sent_papers (subscriber_id, paper_id, delivery_id, sent_at) "
         f"SELECT d.subscriber_id, paper.value, d.id, :now FROM deliveries AS d JOIN {papers} "
         "ON true WHERE d.id = :row_id ON CONFLICT DO NOTHING"
@@ -116,22 +113,19 @@ _RECORD_SENT = {
 }
 
 
-def _claim(
-    connection: Connection, row_id: int, *, now: datetime, by: str, message: Outbound | None
-) -> Queued | None:
+def _claim(connection: Connection, row_id: int, *, now: datetime, by: str) -> Queued | None:
     params = {"row_id": row_id, "now": now, "by": by}
     # On PostgreSQL, lock the row or skip it if another transaction is claiming it right
     # now; the conditional UPDATE then re-checks its state under the lock.
     if connection.dialect.name == "postgresql" and (
-        rawsql.run(connection, _LOCK, params).first() is None
+        connection.execute(_LOCK, params).first() is None
     ):
         return None
-    claimed = rawsql.run(connection, _CLAIM[connection.dialect.name], params).first()
+    claimed = connection.execute(_CLAIM[connection.dialect.name], params).first()
     if claimed is None:
         return None
     subscriber_id, paper_count, attempts = tuple(claimed)
-    if message is None:
-        message = Outbound.of(rawsql.run(connection, _MESSAGE, {"row_id": row_id}).scalar_one())
+    message = Outbound.of(connection.execute(_MESSAGE, {"row_id": row_id}).scalar_one())
     return Queued(
         id=row_id,
         subscriber_id=subscriber_id,
@@ -153,12 +147,12 @@ def _close(connection: Connection, closing: Closing, *, now: datetime) -> None:
         "sent_at": now if sent else None,
         "delivered_to": closing.detail if sent else None,
     }
-    if rawsql.run(connection, _CLOSE, params).first() is None:
+    if connection.execute(_CLOSE, params).first() is None:
         # Rows are never deleted: the id is wrong, and the transaction is rolled back.
         raise RuntimeError(f"no delivery row {closing.row_id} to close as {closing.status}")
     if sent:
         statement = _RECORD_SENT[connection.dialect.name]
-        rawsql.run(connection, statement, {"row_id": closing.row_id, "now": now})
+        connection.execute(statement, {"row_id": closing.row_id, "now": now})
 
 
 def unclaim(engine: Engine, row_id: int, *, now: datetime) -> None:

@@ -23,8 +23,7 @@ from sqlmodel import Session, col, select
 
 from digestbot.delivery.transport import Outbound
 from digestbot.errors import DeliveryError
-from digestbot.store import rawsql
-from digestbot.store.engine import write_session
+from digestbot.store.engine import sql, write_session
 from digestbot.store.tables import (
     CLAIMABLE,
     FINISHED,
@@ -116,31 +115,29 @@ def enqueue(
     """
     with write_session(engine) as session:
         connection = session.connection()
-        last_row = rawsql.run(connection, _LAST_ROW, {}).scalar_one() or 0
+        last_row = connection.execute(_LAST_ROW).scalar_one() or 0
         if token is not None and last_row != token:
             raise PlanConflict
         if after is not None and last_row != after:
             raise PlanConflict
         # One INSERT … RETURNING a row: a multi-row one does not promise its ids in order.
-        ids = [
-            rawsql.run(connection, _INSERT_ROW, _row(item, now)).scalar_one() for item in outgoing
-        ]
+        ids = [connection.execute(_INSERT_ROW, _row(item, now)).scalar_one() for item in outgoing]
         if ids:
             messages = [{"id": i, "raw": o.raw} for i, o in zip(ids, outgoing, strict=True)]
-            rawsql.run(connection, _INSERT_MESSAGE, messages)
+            connection.execute(_INSERT_MESSAGE, messages)
         if also is not None:
             also(session)
         return ids
 
 
-# Run for every chunk of a batch: the database's own SQL (see rawsql).
-_LAST_ROW = "SELECT max(id) FROM deliveries"
-_INSERT_ROW = (
+# Run for every chunk of a batch.
+_LAST_ROW = sql("SELECT max(id) FROM deliveries")
+_INSERT_ROW = sql(
     "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status, attempts, "
     "paper_ids, created_at, updated_at) VALUES (:subscriber_id, :kind, :period_key, "
     ":message_id, 'pending', 0, :paper_ids, :now, :now) RETURNING id"
 )
-_INSERT_MESSAGE = "INSERT INTO delivery_messages (delivery_id, raw) VALUES (:id, :raw)"
+_INSERT_MESSAGE = sql("INSERT INTO delivery_messages (delivery_id, raw) VALUES (:id, :raw)")
 
 
 def _row(item: Outgoing, now: datetime) -> dict[str, Any]:

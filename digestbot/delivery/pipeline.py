@@ -60,13 +60,6 @@ GC_THRESHOLD = (20_000, 10, 10)
 RENDER_GC_THRESHOLD = (1_000_000, 10, 10)
 
 
-# Render processes run ahead of the senders into a bounded queue. When the cores are busy,
-# the process sending (whose SMTP connections idle while it waits for a core) should run
-# first and rendering take what is left; on an idle core niceness changes nothing.
-# bench_delivery on 2 cores: 213-218 -> 242-251 digests/s, the cores 88% -> 97% busy.
-RENDER_NICENESS = 10
-
-
 def tune_gc() -> None:
     """Collect cyclic garbage less often, in a process that renders and sends batches: the
     CLI's (a library caller's process keeps its own settings; render processes have theirs)."""
@@ -74,8 +67,7 @@ def tune_gc() -> None:
 
 
 def render_pool(settings: Settings) -> ProcessPoolExecutor:
-    """The render processes for one batch, with fewer GC passes and a lower CPU priority
-    than the process that sends.
+    """The render processes for one batch, with fewer GC passes.
 
     Forked from a fork server where there is one (a clean process, started once, that has
     imported the render code): forking this process is unsafe beside its threads, and a
@@ -134,8 +126,6 @@ def _context() -> BaseContext:
 
 def _start_render_process() -> None:
     gc.set_threshold(*RENDER_GC_THRESHOLD)
-    if hasattr(os, "nice"):  # POSIX only
-        os.nice(RENDER_NICENESS)
 
 
 def render_outgoing(
@@ -244,7 +234,7 @@ async def enqueue_in_chunks(
                 after=last,
                 also=also([o.subscriber_id for o in outgoing], first) if also else None,
             )
-            feed.put(ids, [o.outbound for o in outgoing])
+            feed.put(ids)
             last = max(ids)
 
 

@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import islice
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -21,7 +20,6 @@ from sqlalchemy import Connection, Engine
 from digestbot.delivery import claims, outbox
 from digestbot.delivery.transport import (
     DeliveryUnknown,
-    Outbound,
     RateLimit,
     Transport,
     TransportUnavailable,
@@ -30,7 +28,6 @@ from digestbot.delivery.transport import (
 )
 from digestbot.errors import DeliveryError
 from digestbot.settings import Settings
-from digestbot.store.engine import checkpoints
 from digestbot.store.thread import DbThread
 
 Progress = Callable[[str], None]
@@ -56,32 +53,18 @@ def next_attempt(settings: Settings, attempts: int, now: datetime) -> datetime:
 
 class Feed:
     """Ids of committed rows for the senders, in order, as they become available; closed
-    when no more will come. A sender that hits an unusable transport cancels it.
-
-    Rows this run has just committed come with their message (up to KEEP of them at a
-    time), so their sender does not read back and parse what it wrote a moment ago.
-    Committing does not wait for room: rows past KEEP are read back when claimed (~0.12
-    ms each; 37% and 47% of two 10,000-digest bench batches), and in exchange a batch's
-    plan stays open to conflicts (another run's enqueue makes its next chunk plan again)
-    only while it is rendered, not for as long as it is sent, which a rate limit or a slow
-    server stretches.
-    """
-
-    KEEP = 400  # messages held at once: ~20 MB of digests
+    when no more will come. A sender that hits an unusable transport cancels it."""
 
     def __init__(self, ids: Iterable[int] = ()) -> None:
         self._ids: deque[int] = deque(ids)
-        self._messages: dict[int, Outbound] = {}
         self._more = asyncio.Event()
         self.closed = False
         self.cancelled = False
 
-    def put(self, ids: Sequence[int], messages: Sequence[Outbound] = ()) -> None:
-        """Add `ids` (and, for as many as KEEP allows, their `messages`, in the same order)."""
+    def put(self, ids: Sequence[int]) -> None:
+        """Add `ids`, unless the feed was cancelled."""
         if not self.cancelled:
             self._ids.extend(ids)
-            room = max(0, self.KEEP - len(self._messages))
-            self._messages.update(islice(zip(ids, messages, strict=False), room))
             self._more.set()
 
     def close(self) -> None:
@@ -91,16 +74,11 @@ class Feed:
     def cancel(self) -> None:
         self.cancelled = True
         self._ids.clear()
-        self._messages.clear()
         self.close()
 
     def take(self) -> int | None:
         """The next id if one is ready now, else None."""
         return self._ids.popleft() if self._ids else None
-
-    def message(self, row_id: int) -> Outbound | None:
-        """The message of a row put with one (once), else None."""
-        return self._messages.pop(row_id, None)
 
     async def next(self) -> int | None:
         """The next id, waiting for one; None once the feed is closed and drained."""
@@ -184,11 +162,10 @@ async def deliver(
     # held a connection per SMTP connection (DIGESTBOT_SMTP_CONNECTIONS goes up to 64).
     connection = await db.run(engine.connect)
     try:
-        with checkpoints(engine):
-            sender = _Sender(engine, connection, db, settings, clock, report, progress, feed, halt)
-            results = await asyncio.gather(
-                *(sender.run() for _ in range(max(1, workers))), return_exceptions=True
-            )
+        sender = _Sender(engine, connection, db, settings, clock, report, progress, feed, halt)
+        results = await asyncio.gather(
+            *(sender.run() for _ in range(max(1, workers))), return_exceptions=True
+        )
     finally:
         await db.run(connection.close)
     failure = next((r for r in results if isinstance(r, BaseException)), None)
@@ -251,7 +228,6 @@ class _Sender:
     async def _settle(
         self, closing: claims.Closing | None, claim_id: int | None
     ) -> outbox.Queued | None:
-        message = None if claim_id is None else self.feed.message(claim_id)
         return await self.db.run(
             claims.settle,
             self.connection,
@@ -259,7 +235,6 @@ class _Sender:
             claim_id=claim_id,
             now=self.clock(),
             by=self.by,
-            message=message,
         )
 
     async def _attempt(self, transport: Transport, row: outbox.Queued) -> claims.Closing:

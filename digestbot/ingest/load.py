@@ -55,4 +55,5 @@ async def ingest_source(
         return papers.IngestResult(fetched.url, 0, 0, (), not_modified=True)
     found = fetched.validators
     keep = (fetched.url, found) if found and (found.etag or found.last_modified) else None
-    return papers.ingest(engine, fetched.listing, now=now, validators=keep)
+    # In a thread: the daemon's event loop runs other jobs (and SMTP) while this one writes.
+    return await asyncio.to_thread(papers.ingest, engine, fetched.listing, now=now, validators=keep)

@@ -13,12 +13,10 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
@@ -34,7 +32,7 @@ from digestbot.rules.subscriptions import (
     load_subscriptions,
 )
 from digestbot.schedule import ledger, runs
-from digestbot.schedule.periods import WEEKDAYS, hour_minute
+from digestbot.schedule.triggers import digest_trigger, missed_run
 from digestbot.settings import Settings
 from digestbot.store.lock import DaemonLock, LockTaken, daemon_lock
 from digestbot.store.tables import JobRow
@@ -45,25 +43,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def digest_trigger(timezone: str, send_at: str, frequency: str) -> CronTrigger:
-    """The cron trigger for digests sent at `send_at` local time on `frequency`'s days."""
-    hour, minute = hour_minute(send_at)
-    weekday = {"daily": "*", "weekdays": "mon-fri"}.get(frequency)
-    if weekday is None:
-        weekday = frequency.removeprefix("weekly:")
-        if weekday not in WEEKDAYS:
-            raise ValueError(f"no digest frequency {frequency!r}")  # parsing refuses it
-    return CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=ZoneInfo(timezone))
-
-
-def missed_run(schedule: str, last_success: datetime | None, now: datetime) -> bool:
-    """Whether the source's cron fired (while we were down) since its last good ingest."""
-    if last_success is None:
-        return True
-    fire = cron_trigger(schedule).get_next_fire_time(None, last_success + timedelta(seconds=1))
-    return fire is not None and fire <= now
 
 
 class Daemon:
@@ -155,12 +134,14 @@ class Daemon:
             replace_existing=True,
         )
 
-    def save_jobs(self) -> None:
-        rows = [
+    def job_rows(self) -> list[JobRow]:
+        return [
             JobRow(id=job.id, description=job.name, next_run_at=getattr(job, "next_run_time", None))
             for job in self.scheduler.get_jobs()
         ]
-        ledger.save_jobs(self.engine, rows)
+
+    def save_jobs(self) -> None:
+        ledger.save_jobs(self.engine, self.job_rows())
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -183,8 +164,12 @@ class Daemon:
             log.exception("%s crashed", job_id)
         finally:
             self.running.discard(task)
-        ledger.note_job_run(self.engine, job_id, now=self.clock(), result=result)
-        self.save_jobs()
+        # In threads, like all the daemon's database work: a write lock held by another process
+        # must stall this job alone, not the event loop every other job (and SMTP) runs on.
+        await asyncio.to_thread(
+            ledger.note_job_run, self.engine, job_id, now=self.clock(), result=result
+        )
+        await asyncio.to_thread(ledger.save_jobs, self.engine, self.job_rows())
 
     async def tick(self) -> None:
         """Check the lock, renew the lease, pick up edits, decide due periods and send."""
@@ -194,7 +179,7 @@ class Daemon:
             self.lock_lost = True
             self.halt.set()
             return
-        ledger.renew_lease(self.engine, now=now)
+        await asyncio.to_thread(ledger.renew_lease, self.engine, now=now)
         self.reload(now=now)
         await self.deliver(now)
 
@@ -204,12 +189,16 @@ class Daemon:
         try:
             result = await ingest_source(self.engine, self.settings, source.spec(), now=now)
         except DigestbotError as exc:
-            failures = ledger.record_source_run(self.engine, name, now=now, error=str(exc))
+            failures = await asyncio.to_thread(
+                ledger.record_source_run, self.engine, name, now=now, error=str(exc)
+            )
             log.error("ingest %s failed (%d in a row): %s", name, failures, exc)
             if failures == self.settings.admin_alert_after:
                 await self.tell_admin(f"{name} failed {failures} times in a row", str(exc), now)
             return
-        ledger.record_source_run(self.engine, name, now=now, new=result.new)
+        await asyncio.to_thread(
+            ledger.record_source_run, self.engine, name, now=now, new=result.new
+        )
         log.info(
             "ingest %s: %d new, %d known%s",
             name,
@@ -218,8 +207,9 @@ class Daemon:
             " (not modified)" if result.not_modified else "",
         )
         if result.new:
-            alerts = runs.enqueue_alerts(
-                self.engine, self.settings, since=now - runs.ALERT_WINDOW, now=now
+            since = now - runs.ALERT_WINDOW
+            alerts = await asyncio.to_thread(
+                runs.enqueue_alerts, self.engine, self.settings, since=since, now=now
             )
             log.info("alerts: %d queued", alerts)
             if alerts:
@@ -265,7 +255,7 @@ class Daemon:
 
     async def catch_up(self, config: SubscriptionsFile) -> None:
         """At start: ingest sources whose schedule fired while we were down, then send."""
-        runs = ledger.source_runs(self.engine)
+        runs = await asyncio.to_thread(ledger.source_runs, self.engine)
         now = self.clock()
         for source in config.sources:
             last = runs.get(source.spec().name)

@@ -22,8 +22,8 @@ from sqlmodel import Session, select
 from digestbot import service
 from digestbot.delivery import claims, outbox
 from digestbot.delivery.pipeline import enqueue_digests
-from digestbot.delivery.send import Feed, deliver, next_attempt
-from digestbot.delivery.transport import Outbound, TransportUnavailable
+from digestbot.delivery.send import deliver, next_attempt
+from digestbot.delivery.transport import TransportUnavailable
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
 from digestbot.store.tables import SentPaperRow
@@ -282,20 +282,6 @@ def test_retries_back_off_exponentially_with_jitter(settings: Settings, clock: d
         ]
         assert nominal * 0.5 <= min(waits) and max(waits) <= nominal * 1.5
         assert max(waits) - min(waits) > nominal * 0.8  # spread over most of the range
-
-
-def test_the_feed_hands_out_each_message_once_and_holds_at_most_keep() -> None:
-    """Messages put with their rows come back once each, up to Feed.KEEP held at a time; a
-    row beyond that is read from the database when it is claimed."""
-    feed = Feed()
-    message = Outbound(b"m", "digestbot@example.org", ("reader@example.org",))
-    feed.put(list(range(Feed.KEEP + 5)), [message] * (Feed.KEEP + 5))
-    assert feed.message(0) is message and feed.message(0) is None
-    assert feed.message(Feed.KEEP + 4) is None
-    feed.put([Feed.KEEP + 10], [message])  # room for one again
-    assert feed.message(Feed.KEEP + 10) is message
-    feed.cancel()
-    assert feed.message(1) is None
 
 
 async def test_a_row_left_sending_by_a_dead_process_becomes_unknown(

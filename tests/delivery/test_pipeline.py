@@ -26,7 +26,6 @@ from digestbot.delivery.pipeline import (
     CHUNK,
     FIRST_CHUNK,
     RENDER_GC_THRESHOLD,
-    RENDER_NICENESS,
     SPREAD_OVER,
     render_chunk,
     render_pool,
@@ -121,15 +120,12 @@ def test_the_envelope_kept_with_a_rendered_message_is_the_one_its_headers_give(
     assert outgoing.outbound == Outbound.of(outgoing.raw)
 
 
-@pytest.mark.skipif(not hasattr(os, "nice"), reason="process priority is POSIX only")
-def test_render_processes_run_below_the_sender_with_fewer_gc_passes(settings: Settings) -> None:
-    """A render process runs at a lower CPU priority than this process and with the batch
-    GC thresholds, forked by the fork server where there is one."""
+def test_render_processes_run_with_fewer_gc_passes(settings: Settings) -> None:
+    """A render process runs with the batch GC thresholds, forked by the fork server where
+    there is one."""
     with render_pool(settings.model_copy(update={"render_processes": 1})) as pool:
-        niceness = pool.submit(os.nice, 0).result()
         thresholds = pool.submit(gc.get_threshold).result()
         parent = pool.submit(os.getppid).result()
-    assert niceness == min(os.nice(0) + RENDER_NICENESS, 19)
     assert thresholds == RENDER_GC_THRESHOLD
     assert (parent != os.getpid()) == ("forkserver" in multiprocessing.get_all_start_methods())
 

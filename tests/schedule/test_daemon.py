@@ -22,7 +22,8 @@ from digestbot.ingest.load import ingest_path
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.schedule import ledger
-from digestbot.schedule.daemon import Daemon, digest_trigger, missed_run
+from digestbot.schedule.daemon import Daemon
+from digestbot.schedule.triggers import digest_trigger, missed_run
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
 from digestbot.store.tables import DeliveryRow, SubscriberRow

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from digestbot.errors import ConfigError
-from digestbot.settings import Settings
 from digestbot.store.engine import (
     BUSY_TIMEOUT_MS,
-    WAL_AUTOCHECKPOINT_PAGES,
-    checkpoints,
     make_engine,
 )
 from digestbot.store.tables import PaperRow
@@ -27,7 +21,6 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == BUSY_TIMEOUT_MS
-        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == WAL_AUTOCHECKPOINT_PAGES
 
 
 def test_freed_pages_are_zeroed_only_where_that_costs_no_extra_writes(engine: Engine) -> None:
@@ -35,25 +28,6 @@ def test_freed_pages_are_zeroed_only_where_that_costs_no_extra_writes(engine: En
     messages does not write every freed page full of zeros."""
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA secure_delete")).scalar() == 2
-
-
-def test_a_thread_checkpoints_the_log_while_a_batch_runs(
-    engine: Engine, settings: Settings
-) -> None:
-    """Inside `checkpoints` a commit reaches the database file although it is far below the
-    automatic checkpoint's threshold, and the thread is gone when the block ends."""
-    path = Path(settings.database_url.removeprefix("sqlite:///"))
-    with checkpoints(engine, every=0.01):
-        before = path.stat().st_size
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE filler (data BLOB)"))
-            conn.execute(text("INSERT INTO filler VALUES (randomblob(400000))"))
-        deadline = time.monotonic() + 10
-        while path.stat().st_size < before + 400_000 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        grown = path.stat().st_size - before
-    assert grown >= 400_000
-    assert "wal-checkpoints" not in {t.name for t in threading.enumerate()}
 
 
 def test_naive_datetimes_are_refused(engine: Engine) -> None:
