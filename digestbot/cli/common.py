@@ -72,11 +72,11 @@ def now_utc() -> datetime:
 
 
 @contextmanager
-def open_engine(settings: Settings) -> Iterator[Engine]:
-    """The database engine of `settings`, tables created; its connections are closed when
-    the block ends, however it ends (Python 3.13 warns of every SQLite connection that is
-    left to the garbage collector)."""
-    engine = make_engine(settings.database_url, on_upgrade=say_upgraded)
+def open_engine(settings: Settings, *, upgrade: bool = True) -> Iterator[Engine]:
+    """The database engine of `settings`, its schema upgraded (unless not `upgrade`); its
+    connections are closed when the block ends, however it ends (Python 3.13 warns of every
+    SQLite connection that is left to the garbage collector)."""
+    engine = make_engine(settings.database_url, upgrade=upgrade, on_upgrade=say_upgraded)
     try:
         yield engine
     finally:

@@ -2,36 +2,34 @@
 
 from __future__ import annotations
 
-from digestbot.cli.common import db_app, friendly, load_settings, out, say_upgraded
+from digestbot.cli.common import (
+    db_app,
+    friendly,
+    load_settings,
+    open_engine,
+    out,
+    say_upgraded,
+)
 from digestbot.store import migrate
-from digestbot.store.engine import make_engine
 
 
 @db_app.command("upgrade")
 @friendly
 def db_upgrade() -> None:
     """Upgrade the database to this digestbot's schema (every command also does it on open)."""
-    settings = load_settings()
-    engine = make_engine(settings.database_url, upgrade=False)
-    try:
+    with open_engine(load_settings(), upgrade=False) as engine:
         done = migrate.ensure_current(engine, on_upgrade=say_upgraded)
-        if done is None:
-            out.print(f"The database is at revision {migrate.head()}: nothing to do.")
-    finally:
-        engine.dispose()
+    if done is None:
+        out.print(f"The database is at revision {migrate.head()}: nothing to do.")
 
 
 @db_app.command("current")
 @friendly
 def db_current() -> None:
     """Show the database's schema revision and the one this digestbot needs; changes nothing."""
-    settings = load_settings()
-    engine = make_engine(settings.database_url, upgrade=False)
-    try:
+    with open_engine(load_settings(), upgrade=False) as engine:
         revision = migrate.current(engine)
         made = migrate.has_tables(engine)
-    finally:
-        engine.dispose()
     needed = migrate.head()
     if revision is None:
         at = "made by digestbot 0.1.0 (no revision)" if made else "empty"
