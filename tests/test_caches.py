@@ -7,38 +7,24 @@ import importlib
 import pkgutil
 from typing import Any
 
-import pytest
-
 import digestbot
-from digestbot.compose import present, prestyle
-from digestbot.delivery import pipeline
-from digestbot.rules import highlight, matching
-
-CACHES: list[Any] = [
-    pipeline._environment,
-    present.single_spaced,
-    present.wrap,
-    prestyle.style_of,
-    matching.parse_term,
-    highlight._tokens,
-    highlight._term_pattern,
-    highlight._term_spans,
-]
 
 
-@pytest.mark.parametrize("cached", CACHES, ids=lambda f: f"{f.__module__}.{f.__name__}")
-def test_each_listed_cache_has_a_finite_bound(cached: Any) -> None:
-    """An unbounded cache (functools.cache, maxsize=None) would grow for the daemon's life."""
-    assert cached.cache_info().maxsize is not None
-
-
-def test_the_list_names_every_module_level_cache() -> None:
-    """Every function with a cache_info in a digestbot module is in CACHES (so it is checked)."""
-    found = set()
+def module_caches() -> list[Any]:
+    """Every function of a digestbot module that has a cache (functools' cache_info)."""
+    found = []
     for module in pkgutil.walk_packages(digestbot.__path__, "digestbot."):
         if module.name == "digestbot.__main__":
             continue
         for value in vars(importlib.import_module(module.name)).values():
-            if hasattr(value, "cache_info") and value.__module__.startswith("digestbot."):
-                found.add(value)
-    assert found == set(CACHES)
+            if hasattr(value, "cache_info") and value.__module__ == module.name:
+                found.append(value)
+    return found
+
+
+def test_every_module_level_cache_has_a_finite_bound() -> None:
+    """An unbounded cache (functools.cache, maxsize=None) would grow for the daemon's life."""
+    caches = module_caches()
+    assert len(caches) >= 8, "the render and matching caches are found"
+    unbounded = [f"{f.__module__}.{f.__name__}" for f in caches if f.cache_info().maxsize is None]
+    assert unbounded == []

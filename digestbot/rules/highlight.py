@@ -25,7 +25,7 @@ Tokens = tuple[tuple[tuple[int, int, str], ...], dict[str, tuple[int, ...]], tup
 # abstracts a batch searches word by word, under fuzzy rules or with non-ASCII letters (880
 # in a batch over 1,000 generated papers).
 @lru_cache(maxsize=1024)
-def _tokens(text: str) -> Tokens:
+def tokenised(text: str) -> Tokens:
     """The normalised words of `text` with their character ranges in `text` itself, indexed
     by word; cached, since one paper's abstract is presented in many digests."""
     found = []
@@ -54,7 +54,7 @@ def _term_pattern(raw: str) -> re.Pattern[str]:
     return re.compile(rf"{body}(?![^\W_])")  # starts with a literal: fast to scan for
 
 
-def _token_spans(text: Tokens, raw: str, level: int | None) -> list[Span]:
+def token_spans(text: Tokens, raw: str, level: int | None) -> list[Span]:
     """The term's occurrences found word by word (fuzzy terms, non-ASCII text)."""
     tokens, positions, long = text
     term = parse_term(raw)
@@ -125,4 +125,4 @@ def _term_spans(text: str, raw: str, level: int | None) -> tuple[Span, ...]:
             for m in _term_pattern(raw).finditer(folded)
             if not (m.start() and folded[m.start() - 1].isalnum())  # starts a word
         )
-    return tuple(_token_spans(_tokens(text), raw, level))
+    return tuple(token_spans(tokenised(text), raw, level))

@@ -157,6 +157,11 @@ class Matcher:
         self._rules: dict[Rule, int] = {}
         self._explainers: dict[Rule, _Parts] = {}
 
+    @property
+    def rules_evaluated(self) -> int:
+        """How many distinct rules were evaluated (each once, however many share it)."""
+        return len(self._rules)
+
     def rule_mask(self, rule: Rule) -> int:
         """Papers for which every condition of `rule` holds."""
         if rule not in self._rules:

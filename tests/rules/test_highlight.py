@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digestbot.rules.highlight import _token_spans, _tokens, find_terms
+from digestbot.rules.highlight import find_terms, token_spans, tokenised
 from digestbot.rules.matching import parse_term, word_matches
 
 
@@ -70,8 +70,8 @@ def test_word_by_word_search_agrees_with_the_matching_rule_per_token(
     """Scoring distinct words at once finds exactly the ranges `word_matches` accepts token by
     token (the straightforward definition)."""
 
-    tokenised = _tokens(text)
-    tokens = tokenised[0]
+    found = tokenised(text)
+    tokens = found[0]
     parsed = parse_term(term)
     n, last = len(parsed.words), len(parsed.words) - 1
     expected = [
@@ -82,4 +82,4 @@ def test_word_by_word_search_agrees_with_the_matching_rule_per_token(
             for k, w in enumerate(parsed.words)
         )
     ]
-    assert _token_spans(tokenised, term, level) == expected
+    assert token_spans(found, term, level) == expected

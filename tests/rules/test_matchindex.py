@@ -117,4 +117,4 @@ def test_identical_rules_of_different_subscribers_are_evaluated_once() -> None:
     rule = Rule("r", any=("sparse attention",))
     for n in range(100):
         matcher.matches(Subscriber(n, f"s{n}@x.org", "", (rule,)))
-    assert len(matcher._rules) == 1
+    assert matcher.rules_evaluated == 1
