@@ -39,7 +39,6 @@ from generate import make_papers, make_subscribers
 from variants import VARIANTS, patched_copy
 
 from digestbot import service
-from digestbot.delivery.pipeline import tune_gc
 from digestbot.ingest import papers as paper_store
 from digestbot.models import ListedPaper, Listing
 from digestbot.rules.subscribers import sync_subscriptions
@@ -251,7 +250,6 @@ def end_to_end(args: argparse.Namespace) -> None:
     """send-now on the database to the sink; print what it did, then its digests/s alone."""
     import digestbot
 
-    tune_gc()  # as the `digestbot` command does at start
     settings = bench_settings(
         f"sqlite:///{args.send_now}", args.port, args.connections,
         render_processes=args.render_processes,

@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_delivery import bench_settings, free_port, ingest, start_sink, subscriptions
 
-from digestbot.delivery.pipeline import tune_gc
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.schedule import ledger, runs
 from digestbot.store.engine import make_engine
@@ -48,7 +47,6 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    tune_gc()
     now = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
     port = free_port()
     sink = start_sink(port)

@@ -43,14 +43,6 @@ def multipart_alternative(headers, boundary, text, html):  # type: ignore[no-unt
 PIPELINE = "digestbot/delivery/pipeline.py"
 VARIANTS: dict[str, list[tuple[str, str, str]]] = {
     "render processes": [],  # DIGESTBOT_RENDER_PROCESSES=0: a setting, no edit
-    "GC thresholds": [
-        (PIPELINE, "GC_THRESHOLD = (20_000, 10, 10)", "GC_THRESHOLD = (700, 10, 10)"),
-        (
-            PIPELINE,
-            "RENDER_GC_THRESHOLD = (1_000_000, 10, 10)",
-            "RENDER_GC_THRESHOLD = (700, 10, 10)",
-        ),
-    ],
     "chunking": [
         (PIPELINE, "FIRST_CHUNK = 8 ", "FIRST_CHUNK = 1_000_000 "),
         (PIPELINE, "CHUNK = 100 ", "CHUNK = 1_000_000 "),

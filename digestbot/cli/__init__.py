@@ -2,12 +2,10 @@
 
 from digestbot.cli import database, library, mail  # noqa: F401  (importing them registers their commands)
 from digestbot.cli.common import app
-from digestbot.delivery.pipeline import tune_gc
 
 
 def main() -> None:
     """Console entry point."""
-    tune_gc()
     app()
 
 

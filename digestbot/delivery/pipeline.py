@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import multiprocessing
 import os
 import sys
@@ -49,25 +48,10 @@ CHUNK = 100  # digests per commit after that
 AHEAD = 3  # chunks being rendered at once in the render process
 # Render processes repay their start (about half a second) only for a batch bigger than this.
 SPREAD_OVER = FIRST_CHUNK + CHUNK
-# Young-generation collections every 20,000 container allocations instead of CPython's 700:
-# a batch allocates millions of short-lived objects (template contexts, MIME parts, rows)
-# that reference counting frees at once, and each collection re-scans the survivors for
-# cycles that are not there. Timed over a 10,000-digest send-now: ~0.45 ms of CPU a digest.
-GC_THRESHOLD = (20_000, 10, 10)
-# A render process lives for one batch and its rendering leaves no cyclic garbage (none
-# found after 500 digests), so it collects only after a million: at 20,000 its collections
-# re-scanned each chunk's digests and its caches, ~0.2 ms of CPU a digest.
-RENDER_GC_THRESHOLD = (1_000_000, 10, 10)
-
-
-def tune_gc() -> None:
-    """Collect cyclic garbage less often, in a process that renders and sends batches: the
-    CLI's (a library caller's process keeps its own settings; render processes have theirs)."""
-    gc.set_threshold(*GC_THRESHOLD)
 
 
 def render_pool(settings: Settings) -> ProcessPoolExecutor:
-    """The render processes for one batch, with fewer GC passes.
+    """The render processes for one batch.
 
     Forked from a fork server where there is one (a clean process, started once, that has
     imported the render code): forking this process is unsafe beside its threads, and a
@@ -76,9 +60,7 @@ def render_pool(settings: Settings) -> ProcessPoolExecutor:
     context = _context()
     if context is not _SPAWN:
         _start_fork_server()
-    return ProcessPoolExecutor(
-        settings.render_processes, mp_context=context, initializer=_start_render_process
-    )
+    return ProcessPoolExecutor(settings.render_processes, mp_context=context)
 
 
 def start_render_server(settings: Settings, batch: int) -> None:
@@ -122,10 +104,6 @@ def _context() -> BaseContext:
     # The command's own module too: each new process imports the main module again.
     server.set_forkserver_preload(["digestbot.delivery.pipeline", "digestbot.cli"])
     return server
-
-
-def _start_render_process() -> None:
-    gc.set_threshold(*RENDER_GC_THRESHOLD)
 
 
 def render_outgoing(
