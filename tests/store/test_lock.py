@@ -19,9 +19,12 @@ def test_the_lock_file_sits_beside_the_database_file(engine: Engine, tmp_path: P
     """`digestbot.db` is locked through `digestbot.db.lock`; an in-memory database has none."""
     assert lock_path(engine) == tmp_path / "digestbot.db.lock"
     memory = make_engine("sqlite://")
-    assert lock_path(memory) is None
-    with daemon_lock(memory) as lock:
-        assert lock.held()
+    try:
+        assert lock_path(memory) is None
+        with daemon_lock(memory) as lock:
+            assert lock.held()
+    finally:
+        memory.dispose()
 
 
 def test_the_daemon_lock_key_is_not_the_write_lock_key() -> None:
