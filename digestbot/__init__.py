@@ -1,3 +1,3 @@
 """digestbot: email digests and alerts for new research papers."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -26,16 +26,15 @@ def db_upgrade() -> None:
 @db_app.command("current")
 @friendly
 def db_current() -> None:
-    """Show the database's schema revision and the one this digestbot needs; changes nothing."""
+    """Show the database's schema revision and the one this digestbot needs; upgrades nothing."""
     with open_engine(load_settings(), upgrade=False) as engine:
         revision = migrate.current(engine)
-        made = migrate.has_tables(engine)
+        made = migrate.made_by(engine)
     needed = migrate.head()
-    if revision is None:
-        at = "made by digestbot 0.1.0 (no revision)" if made else "empty"
-    else:
-        at = f"at revision {revision}"
+    at = made if revision is None else f"at revision {revision}"
     verdict = "up to date" if revision == needed else "opening it upgrades it"
     if revision is not None and revision not in migrate.known():
         verdict = "newer than this digestbot: upgrade digestbot"
+    elif revision is None and not made.startswith(("made by digestbot 0.1.0", "empty")):
+        verdict = "this digestbot cannot upgrade it"
     out.print(f"The database is {at}; this digestbot needs {needed} ({verdict}).")

@@ -60,10 +60,15 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def has_tables(engine: Engine) -> bool:
-    """Whether the database holds digestbot's tables (a revision or not)."""
+def made_by(engine: Engine) -> str:
+    """What made a database without a revision, in words: 0.1.0, an earlier digestbot, or
+    nothing yet."""
     with engine.connect() as connection:
-        return inspect(connection).has_table("papers")
+        if _made_by_0_1_0(connection):
+            return f"made by digestbot 0.1.0 (revision {FIRST}, not marked yet)"
+        if inspect(connection).has_table("papers"):
+            return "made by a digestbot older than 0.1.0"
+    return "empty"
 
 
 def ensure_current(
@@ -119,11 +124,17 @@ def _revision(connection: Connection) -> str | None:
     return revision
 
 
+def _made_by_0_1_0(connection: Connection) -> bool:
+    found = inspect(connection)
+    if not (found.has_table("papers") and found.has_table("delivery_messages")):
+        return False
+    return "sent_mark" in {c["name"] for c in found.get_columns("papers")}
+
+
 def _check_release_0_1_0(connection: Connection) -> None:
     """A database without a revision must have 0.1.0's tables: an earlier one cannot be
     told apart reliably, and guessing would migrate it wrongly."""
-    columns = {c["name"] for c in inspect(connection).get_columns("papers")}
-    if "sent_mark" not in columns or not inspect(connection).has_table("delivery_messages"):
+    if not _made_by_0_1_0(connection):
         raise ConfigError(
             "the database was made by a digestbot older than 0.1.0",
             "open it once with digestbot 0.1.0 (pip install digestbot==0.1.0), then with this one",

@@ -33,7 +33,7 @@ def test_db_current_names_the_revision_and_changes_nothing(old_db: Path) -> None
     before = db_fingerprint(old_db)
     result = run("db", "current")
     assert result.exit_code == 0
-    assert "made by digestbot 0.1.0 (no revision)" in result.stdout
+    assert "made by digestbot 0.1.0 (revision 0001, not marked yet)" in result.stdout
     assert f"needs {migrate.head()} (opening it upgrades it)" in result.stdout
     assert db_fingerprint(old_db) == before
 
