@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, text, update
+from sqlalchemy import Engine, delete, func, update
 from sqlmodel import Session, col, select
 
 from digestbot.delivery.transport import Outbound
@@ -29,10 +29,10 @@ from digestbot.store.tables import (
     FINISHED,
     DeliveryRow,
     MessageRow,
-    UtcDateTime,
 )
 
 PLAN_ATTEMPTS = 5  # plan-and-enqueue rounds before giving up to a busier process
+_LAST_ROW = sql("SELECT max(id) FROM deliveries")  # the state token
 
 
 class PlanConflict(Exception):
@@ -80,10 +80,10 @@ def owner() -> str:
 
 def state_token(engine: Engine) -> int:
     """Changes whenever a delivery is created: the newest row's id, read through the primary
-    key. (An email sent meanwhile needs no new plan: planning reads the emails on their way
-    before the papers sent, see rules.history.taken_since.)"""
-    with Session(engine) as session:
-        return session.exec(select(func.max(DeliveryRow.id))).one() or 0
+    key, as `enqueue` checks it. (An email sent meanwhile needs no new plan: planning reads
+    the emails on their way before the papers sent, see rules.history.taken_since.)"""
+    with engine.connect() as connection:
+        return int(connection.execute(_LAST_ROW).scalar_one() or 0)
 
 
 # A row that may be sent at :now: pending, or a retry whose time has come. The senders'
@@ -92,7 +92,7 @@ DUE_SQL = (
     "status IN (" + ", ".join(f"'{state}'" for state in CLAIMABLE) + ") "
     "AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
 )
-DUE = text(DUE_SQL).bindparams(bindparam("now", type_=UtcDateTime))
+DUE = sql(DUE_SQL)
 
 
 def enqueue(
@@ -131,7 +131,6 @@ def enqueue(
 
 
 # Run for every chunk of a batch.
-_LAST_ROW = sql("SELECT max(id) FROM deliveries")
 _INSERT_ROW = sql(
     "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status, attempts, "
     "paper_ids, created_at, updated_at) VALUES (:subscriber_id, :kind, :period_key, "

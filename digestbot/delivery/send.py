@@ -105,14 +105,13 @@ async def deliver_while(
     decide: Callable[[Feed, DbThread], Awaitable[T]],
     *,
     now: datetime,
-    due: Iterable[int] = (),
     progress: Progress | None = None,
     halt: asyncio.Event | None = None,
 ) -> tuple[T, Report]:
-    """Send the `due` rows, then those `decide` puts in the feed while it decides and commits
-    them (its database work on the batch's database thread); if deciding fails, the senders
-    stop after the message in flight and it re-raises."""
-    feed = Feed(due)
+    """Send the rows `decide` puts in the feed while it decides and commits them (its database
+    work on the batch's database thread); if deciding fails, the senders stop after the
+    message in flight and it re-raises."""
+    feed = Feed()
     with DbThread() as db:
         sending = asyncio.ensure_future(
             deliver(engine, settings, now=now, progress=progress, feed=feed, halt=halt, db=db)
