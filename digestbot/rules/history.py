@@ -27,35 +27,33 @@ from digestbot.store.tables import (
 def last_digests(engine: Engine) -> dict[int, datetime]:
     """Per active subscriber, when their last digest was decided (a failed one does not
     count, so its papers come again)."""
-    latest = (
-        select(DeliveryRow.created_at)
-        .where(
-            col(DeliveryRow.subscriber_id) == SubscriberRow.id,
-            col(DeliveryRow.kind) == "digest",
-            col(DeliveryRow.status) != "failed",
-        )
-        .order_by(col(DeliveryRow.created_at).desc())
-        .limit(1)
-        .correlate(SubscriberRow)
-        .scalar_subquery()
+    return _latest_per_active_subscriber(
+        engine,
+        DeliveryRow.created_at,
+        col(DeliveryRow.subscriber_id) == SubscriberRow.id,
+        col(DeliveryRow.kind) == "digest",
+        col(DeliveryRow.status) != "failed",
     )
-    return _per_active_subscriber(engine, latest)
 
 
 def last_decided(engine: Engine) -> dict[int, datetime]:
     """When each active subscriber's latest scheduled period was decided, empty ones too."""
+    return _latest_per_active_subscriber(
+        engine, PeriodRow.decided_at, col(PeriodRow.subscriber_id) == SubscriberRow.id
+    )
+
+
+def _latest_per_active_subscriber(engine: Engine, column: Any, *where: Any) -> dict[int, datetime]:
+    """Per active subscriber, the newest `column` of the rows `where` picks for them: one
+    index seek each, where an aggregate over the table would read every row ever written."""
     latest = (
-        select(PeriodRow.decided_at)
-        .where(col(PeriodRow.subscriber_id) == SubscriberRow.id)
-        .order_by(col(PeriodRow.decided_at).desc())
+        select(column)
+        .where(*where)
+        .order_by(col(column).desc())
         .limit(1)
         .correlate(SubscriberRow)
         .scalar_subquery()
     )
-    return _per_active_subscriber(engine, latest)
-
-
-def _per_active_subscriber(engine: Engine, latest: Any) -> dict[int, datetime]:
     query = select(SubscriberRow.id, latest).where(col(SubscriberRow.active))
     with Session(engine) as session:
         found = session.exec(query)
