@@ -72,3 +72,18 @@ def test_a_newer_database_stops_every_command_with_one_line(old_db: Path) -> Non
     assert "db current" not in line
     assert db_fingerprint(old_db) == before
     assert "newer than this digestbot" in run("db", "current").stdout
+
+
+def test_db_current_names_a_database_older_than_0_1_0_as_one_it_cannot_upgrade(
+    old_db: Path,
+) -> None:
+    """Without 0.1.0's tables `db current` says what opening it would: it cannot be upgraded."""
+    with closing(sqlite3.connect(old_db)) as conn, conn:
+        conn.execute("ALTER TABLE papers DROP COLUMN sent_mark")
+    before = db_fingerprint(old_db)
+    result = run("db", "current")
+    assert result.exit_code == 0
+    assert "made by a digestbot older than 0.1.0" in result.stdout
+    assert "this digestbot cannot upgrade it" in result.stdout
+    assert run("status").exit_code == 1
+    assert db_fingerprint(old_db) == before
