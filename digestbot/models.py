@@ -135,3 +135,4 @@ class Digest:
     period_key: str
     kind: str = "digest"
     dropped: int = 0
+    problem: str | None = None  # why it could not be decided: the subscriber's row fails

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from digestbot.models import Digest, Subscriber
 from digestbot.rules.plan import digests_for
 from digestbot.rules.subscribers import active_count, active_subscribers
 from digestbot.settings import Settings
+from digestbot.store.lock import PlanningLock
 from digestbot.store.thread import DbThread
 
 
@@ -81,7 +83,13 @@ async def send_now(
     by_subscriber: dict[int, list[tuple[outbox.Queued, str, str]]] = {}
     for entry in report.results:
         by_subscriber.setdefault(entry[0].subscriber_id, []).append(entry)
-    outcomes = [_outcome(sub.email, by_subscriber.get(sub.id, [])) for sub in planned]
+    unsendable = dict(report.unsendable)
+    outcomes = [
+        Outcome(sub.email, 0, "failed", unsendable[sub.id])
+        if sub.id in unsendable
+        else _outcome(sub.email, by_subscriber.get(sub.id, []))
+        for sub in planned
+    ]
     return outcomes, report
 
 
@@ -105,19 +113,24 @@ async def _plan_and_enqueue(
             planned.setdefault(digest.subscriber.id, digest.subscriber)
             yield digest
 
-    for attempt in range(outbox.PLAN_ATTEMPTS):
-        token = await db.run(outbox.state_token, engine)
-        subscribers, digests = await db.run(_planned, engine, settings, now=now, emails=emails)
-        if attempt == 0:  # older due rows of these subscribers go out with the new ones
-            ids = [s.id for s in subscribers]
-            feed.put(await db.run(outbox.due_ids, engine, now=now, subscriber_ids=ids))
-        try:
-            await enqueue_in_chunks(
-                engine, settings, noted(digests), now=now, token=token, feed=feed, db=db
-            )
-        except outbox.PlanConflict:
-            continue  # another run enqueued meanwhile: plan again on fresh state
-        return list(planned.values())
+    lock = PlanningLock(engine)
+    await asyncio.to_thread(lock.acquire)  # not on the database thread: the senders use it
+    try:
+        for attempt in range(outbox.PLAN_ATTEMPTS):
+            token = await db.run(outbox.state_token, engine)
+            subscribers, digests = await db.run(_planned, engine, settings, now=now, emails=emails)
+            if attempt == 0:  # older due rows of these subscribers go out with the new ones
+                ids = [s.id for s in subscribers]
+                feed.put(await db.run(outbox.due_ids, engine, now=now, subscriber_ids=ids))
+            try:
+                await enqueue_in_chunks(
+                    engine, settings, noted(digests), now=now, token=token, feed=feed, db=db
+                )
+            except outbox.PlanConflict:
+                continue  # a run without the lock (an older release) enqueued meanwhile
+            return list(planned.values())
+    finally:
+        lock.release()
     raise outbox.too_busy("try again in a moment")
 
 

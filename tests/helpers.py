@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 from conftest import LISTING_000, smtp_at
@@ -113,9 +114,12 @@ class Inbox:
         return "250 OK"
 
 
-def cli(settings: Settings, port: int, *args: str) -> subprocess.Popen[str]:
-    """`python -m digestbot ARGS` in its own process, on the same database and server."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+def cli(
+    settings: Settings, port: int, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`python -m digestbot ARGS` in its own process, on the same database and server, with
+    `env` added to its environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")} | (env or {})
     env.update(
         DIGESTBOT_DATABASE_URL=settings.database_url,
         DIGESTBOT_SMTP_HOST="127.0.0.1",
@@ -130,6 +134,19 @@ def cli(settings: Settings, port: int, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def marked(mark: str) -> list[int]:
+    """The pids of live processes whose environment holds PROCESS_MARK=`mark` (children
+    inherit it, so this finds everything a command started)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"PROCESS_MARK={mark}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:

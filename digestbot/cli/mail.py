@@ -71,7 +71,8 @@ def send_now(
     else:
         print_outcomes(outcomes)
         print_summary(report)
-    if report.count("failed") or report.count("unknown"):
+    # Rows an earlier run left interrupted are unknown now: a person must look at them.
+    if report.count("failed") or report.count("unknown") or report.recovered:
         raise typer.Exit(1)
 
 

@@ -24,7 +24,7 @@ def transfer_encoding(octets: bytes) -> str:
 
 
 def multipart_alternative(
-    headers: Sequence[tuple[str, str | Header]], boundary: str, text: bytes, html: bytes
+    headers: Sequence[tuple[str, str | Header | bytes]], boundary: str, text: bytes, html: bytes
 ) -> bytes:
     """The message with `headers` (after its Content-Type and MIME-Version), a text/plain
     and a text/html part of UTF-8 `text` and `html`, and every line ending in CRLF: the
@@ -51,9 +51,12 @@ def multipart_alternative(
     )
 
 
-def header_line(name: str, value: str | Header) -> bytes:
+def header_line(name: str, value: str | Header | bytes) -> bytes:
     """`name: value` folded as compat32 folds it, with the email package's Header (which
-    also writes non-ASCII text as RFC 2047 words), ending in CRLF."""
+    also writes non-ASCII text as RFC 2047 words), ending in CRLF; bytes are a value folded
+    and encoded already, written as they are."""
+    if isinstance(value, bytes):
+        return f"{name}: ".encode("ascii") + value + CRLF
     if (
         isinstance(value, str)
         and value.isascii()

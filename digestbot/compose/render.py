@@ -180,9 +180,11 @@ def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
     return multipart_alternative(message_headers(rendered, envelope), boundary, text, html)
 
 
-def message_headers(rendered: Rendered, envelope: Envelope) -> list[tuple[str, str | Header]]:
+def message_headers(
+    rendered: Rendered, envelope: Envelope
+) -> list[tuple[str, str | Header | bytes]]:
     """The message's own headers, in order, each value safe to write as it is."""
-    headers: list[tuple[str, str | Header]] = [
+    headers: list[tuple[str, str | Header | bytes]] = [
         ("Subject", _header(header_safe(rendered.subject))),
         ("From", _address(envelope.sender_name, envelope.sender)),
         ("To", _address(envelope.recipient_name, envelope.recipient)),
@@ -198,7 +200,7 @@ def _list_headers(envelope: Envelope) -> list[tuple[str, str]]:
     """List-Unsubscribe (a mailto:, and the signed HTTPS link when there is one) with
     one-click unsubscribe (RFC 8058)."""
     unsubscribe = quote(f"unsubscribe {envelope.recipient}")
-    targets = [f"<mailto:{envelope.sender}?subject={unsubscribe}>"]
+    targets = [f"<mailto:{quote(envelope.sender, safe='@')}?subject={unsubscribe}>"]
     if envelope.unsubscribe_url and web_url(envelope.unsubscribe_url):
         targets.append(f"<{header_safe(envelope.unsubscribe_url)}>")
     return [
@@ -222,13 +224,22 @@ def _header(value: str) -> str | Header:
     return Header(value, _BASE64_UTF8, header_name="Subject")
 
 
-def _address(name: str, address: str) -> str:
-    """`Name <address>`, the name quoted or RFC 2047-encoded as it needs (encoded too when
-    it spells an encoded word: clients decode those even inside quotes)."""
-    name = header_safe(name)
-    if "=?" in name:
-        return f"{_BASE64_UTF8.header_encode(name)} <{header_safe(address)}>"
-    return formataddr((name, header_safe(address)), charset="utf-8")
+def _address(name: str, address: str) -> str | bytes:
+    """`Name <address>` for a From or To header, never folded inside a quoted name: the name
+    quoted when the line fits, else as RFC 2047 words folded between words (which a reader
+    of the header cannot mistake for addresses), as it also is when it spells an encoded word
+    (clients decode those even inside quotes). Bytes are written as they are: folded here,
+    or with a non-ASCII local part in UTF-8 (RFC 6532) for a server that takes SMTPUTF8."""
+    name, address = header_safe(name), header_safe(address)
+    if name.isascii() and "=?" not in name:
+        value = formataddr((name, address)) if name else address
+        fits = '"' not in value or len("From: ") + len(value) <= MAX_LINE
+        if fits:
+            return value if value.isascii() else value.encode("utf-8")
+    words = Header(name, _BASE64_UTF8, header_name="From").encode(linesep="\r\n")
+    last = len(words) - words.rfind("\n") if "\n" in words else len("From: ") + len(words)
+    fold = "\r\n " if last + len(address) + 3 > MAX_LINE else " "
+    return f"{words}{fold}<{address}>".encode()
 
 
 _BASE64_UTF8 = Charset("utf-8")

@@ -88,7 +88,7 @@ _CLAIM = {
     dialect: sql(
         "UPDATE deliveries SET status = 'sending', updated_at = :now, claimed_by = :by, "
         f"claimed_at = :now, attempts = attempts + 1 WHERE id = :row_id AND {DUE_SQL} "
-        f"RETURNING subscriber_id, {length}(paper_ids), attempts"
+        f"RETURNING subscriber_id, {length}(paper_ids), attempts, sender, recipient"
     )
     for dialect, length in (("sqlite", "json_array_length"), ("postgresql", "jsonb_array_length"))
 }
@@ -124,12 +124,12 @@ def _claim(connection: Connection, row_id: int, *, now: datetime, by: str) -> Qu
     claimed = connection.execute(_CLAIM[connection.dialect.name], params).first()
     if claimed is None:
         return None
-    subscriber_id, paper_count, attempts = tuple(claimed)
-    message = Outbound.of(connection.execute(_MESSAGE, {"row_id": row_id}).scalar_one())
+    subscriber_id, paper_count, attempts, sender, recipient = tuple(claimed)
+    raw = connection.execute(_MESSAGE, {"row_id": row_id}).scalar_one()
     return Queued(
         id=row_id,
         subscriber_id=subscriber_id,
-        outbound=message,
+        outbound=Outbound(raw, sender, (recipient,)),
         paper_count=paper_count,
         attempts=attempts - 1,  # attempts before this one
     )

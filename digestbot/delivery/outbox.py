@@ -56,6 +56,9 @@ class Outgoing:
     message_id: str
     outbound: Outbound
     paper_ids: tuple[str, ...]
+    # Why this email could not be planned or rendered: its row is stored `failed`, with no
+    # message, so the subscriber's problem shows in `status` and the batch goes on.
+    problem: str | None = None
 
     @property
     def raw(self) -> bytes:
@@ -122,8 +125,10 @@ def enqueue(
             raise PlanConflict
         # One INSERT … RETURNING a row: a multi-row one does not promise its ids in order.
         ids = [connection.execute(_INSERT_ROW, _row(item, now)).scalar_one() for item in outgoing]
-        if ids:
-            messages = [{"id": i, "raw": o.raw} for i, o in zip(ids, outgoing, strict=True)]
+        messages = [
+            {"id": i, "raw": o.raw} for i, o in zip(ids, outgoing, strict=True) if o.problem is None
+        ]
+        if messages:
             connection.execute(_INSERT_MESSAGE, messages)
         if also is not None:
             also(session)
@@ -133,8 +138,9 @@ def enqueue(
 # Run for every chunk of a batch.
 _INSERT_ROW = sql(
     "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status, attempts, "
-    "paper_ids, created_at, updated_at) VALUES (:subscriber_id, :kind, :period_key, "
-    ":message_id, 'pending', 0, :paper_ids, :now, :now) RETURNING id"
+    "paper_ids, created_at, updated_at, sender, recipient, last_error) VALUES "
+    "(:subscriber_id, :kind, :period_key, :message_id, :status, 0, :paper_ids, :now, :now, "
+    ":sender, :recipient, :last_error) RETURNING id"
 )
 _INSERT_MESSAGE = sql("INSERT INTO delivery_messages (delivery_id, raw) VALUES (:id, :raw)")
 
@@ -147,6 +153,10 @@ def _row(item: Outgoing, now: datetime) -> dict[str, Any]:
         "message_id": item.message_id,
         "paper_ids": json.dumps(list(item.paper_ids)),
         "now": now,
+        "status": "pending" if item.problem is None else "failed",
+        "last_error": item.problem,
+        "sender": item.outbound.sender,
+        "recipient": item.outbound.recipients[0] if item.outbound.recipients else "",
     }
 
 

@@ -8,10 +8,12 @@ is committed as pending rows before its ids reach the senders.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import multiprocessing
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -19,6 +21,7 @@ from contextlib import aclosing
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain, islice
+from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from jinja2 import Environment
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from digestbot.addresses import smtp_address
 from digestbot.compose.render import (
     Envelope,
     build_message,
@@ -60,7 +64,36 @@ def render_pool(settings: Settings) -> ProcessPoolExecutor:
     context = _context()
     if context is not _SPAWN:
         _start_fork_server()
-    return ProcessPoolExecutor(settings.render_processes, mp_context=context)
+    return RenderPool(settings.render_processes, context)
+
+
+class RenderPool(ProcessPoolExecutor):
+    """Render processes that die with this process, however it dies: each watches a pipe
+    only this process writes to, which the kernel closes when it is gone (killed with -9, it
+    cannot shut the pool down, and the render processes would wait for work forever and keep
+    the fork server alive, since each holds its liveness pipe)."""
+
+    def __init__(self, workers: int, context: BaseContext) -> None:
+        self._alive_r, self._alive_w = context.Pipe(duplex=False)
+        super().__init__(
+            workers, mp_context=context, initializer=die_with, initargs=(self._alive_r,)
+        )
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        self._alive_w.close()
+        self._alive_r.close()
+
+
+def die_with(alive: Connection) -> None:
+    """In each render process: exit once `alive` reads end of file (its writer is gone)."""
+    threading.Thread(target=_watch, args=(alive,), name="digestbot-watch", daemon=True).start()
+
+
+def _watch(alive: Connection) -> None:
+    with contextlib.suppress(EOFError, OSError):
+        alive.recv()  # nothing is ever sent: this returns only by raising at end of file
+    os._exit(1)
 
 
 def start_render_server(settings: Settings, batch: int) -> None:
@@ -111,6 +144,20 @@ def render_outgoing(
 ) -> outbox.Outgoing:
     """The render step, on its own: the delivery row for one digest, rendered with its
     headers fixed, the message as the bytes that are sent (and that `preview` shows)."""
+    if digest.problem is not None:
+        return _failed(settings, digest, digest.problem)
+    try:
+        return _rendered_outgoing(env, settings, digest, now=now)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # One subscriber's address or text must not stop everyone's digest: theirs fails.
+        return _failed(settings, digest, f"could not render: {exc.__class__.__name__}: {exc}")
+
+
+def _rendered_outgoing(
+    env: Environment, settings: Settings, digest: Digest, *, now: datetime
+) -> outbox.Outgoing:
     sub = digest.subscriber
     signed = settings.unsubscribe_url and unsubscribe_link(
         settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
@@ -121,9 +168,9 @@ def render_outgoing(
         unsubscribe=unsubscribe_target(settings.from_address, sub.email, signed or None),
     )
     envelope = Envelope(
-        sender=settings.from_address,
+        sender=smtp_address(settings.from_address),
         sender_name=settings.from_name,
-        recipient=sub.email,
+        recipient=smtp_address(sub.email),
         recipient_name=sub.name,
         message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
         date=now,
@@ -135,10 +182,23 @@ def render_outgoing(
         kind=digest.kind,
         period_key=digest.period_key,
         message_id=envelope.message_id,
-        # The envelope as build_message wrote it into From and To (Outbound.of reads the
-        # same back from a stored message).
-        outbound=Outbound(raw, header_safe(envelope.sender), (header_safe(sub.email),)),
+        # The envelope is stored beside the message, never parsed back from its headers.
+        outbound=Outbound(raw, envelope.sender, (envelope.recipient,)),
         paper_ids=tuple(item.paper.id for item in digest.items),
+    )
+
+
+def _failed(settings: Settings, digest: Digest, problem: str) -> outbox.Outgoing:
+    """The row of a digest that could not be planned or rendered: stored `failed`, with why."""
+    sub = digest.subscriber
+    return outbox.Outgoing(
+        subscriber_id=sub.id,
+        kind=digest.kind,
+        period_key=digest.period_key,
+        message_id=message_id(digest.kind, sub.email, digest.period_key, settings.from_domain),
+        outbound=Outbound(b"", settings.from_address, (sub.email,)),
+        paper_ids=tuple(item.paper.id for item in digest.items),
+        problem=header_safe(problem)[:500],
     )
 
 
@@ -188,7 +248,9 @@ async def enqueue_in_chunks(
     A cancelled feed (the server is unreachable) stops it at the next chunk: what was
     committed stays pending; the rest was never decided.
     """
-    wanted = (d for d in digests if d.items or (send_empty and d.subscriber.send_empty))
+    wanted = (
+        d for d in digests if d.items or d.problem or (send_empty and d.subscriber.send_empty)
+    )
     chunks = _chunks(wanted)
     head = _head(chunks, SPREAD_OVER)
     if not head:
@@ -212,7 +274,8 @@ async def enqueue_in_chunks(
                 after=last,
                 also=also([o.subscriber_id for o in outgoing], first) if also else None,
             )
-            feed.put(ids)
+            feed.put([i for i, o in zip(ids, outgoing, strict=True) if o.problem is None])
+            feed.unsendable.extend((o.subscriber_id, o.problem) for o in outgoing if o.problem)
             last = max(ids)
 
 
@@ -286,5 +349,5 @@ def enqueue_digests(
     token: int | None = None,
 ) -> list[int]:
     """Render the non-empty digests and commit them as pending rows in one transaction."""
-    outgoing = render_chunk(settings, [d for d in digests if d.items], now)
+    outgoing = render_chunk(settings, [d for d in digests if d.items or d.problem], now)
     return outbox.enqueue(engine, outgoing, now=now, token=token)

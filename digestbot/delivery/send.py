@@ -40,9 +40,13 @@ class Report:
 
     results: list[tuple[outbox.Queued, str, str]] = field(default_factory=list)
     recovered: int = 0
+    # Emails stored `failed` before any attempt (they could not be planned or rendered):
+    # (subscriber id, why).
+    unsendable: list[tuple[int, str]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
-        return sum(1 for _, s, _ in self.results if s == status)
+        attempted = sum(1 for _, s, _ in self.results if s == status)
+        return attempted + (len(self.unsendable) if status == "failed" else 0)
 
 
 def next_attempt(settings: Settings, attempts: int, now: datetime) -> datetime:
@@ -60,6 +64,7 @@ class Feed:
         self._more = asyncio.Event()
         self.closed = False
         self.cancelled = False
+        self.unsendable: list[tuple[int, str]] = []  # see Report.unsendable
 
     def put(self, ids: Sequence[int]) -> None:
         """Add `ids`, unless the feed was cancelled."""
@@ -167,6 +172,7 @@ async def deliver(
         )
     finally:
         await db.run(connection.close)
+    report.unsendable = feed.unsendable
     failure = next((r for r in results if isinstance(r, BaseException)), None)
     if failure is not None:
         raise failure

@@ -1,28 +1,29 @@
 """Delivery stage: one `send()` for every transport (SMTP via aiosmtplib, or .eml files).
 
 SMTP errors are classified for the outbox: a 5xx is permanent, a 4xx, a dropped connection
-or a timeout before DATA is temporary, and a timeout during DATA (waiting for its 354 or for
-the reply to the body) is `unknown` (the server may have stored it). An unreachable server,
-a refused login or a missing STARTTLS stop the whole batch.
+or a timeout before DATA is temporary, and a dropped connection or a timeout once DATA began
+(waiting for its 354, writing the body, or waiting for the reply to it) is `unknown` (the
+server may have stored it). An unreachable server, a refused login or a missing STARTTLS stop
+the whole batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.policy
 import re
 import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.utils import getaddresses
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
 import aiosmtplib
 
+from digestbot.addresses import needs_smtputf8
 from digestbot.errors import DeliveryError
 from digestbot.settings import Settings
 
@@ -40,29 +41,12 @@ class DeliveryUnknown(DeliveryError):
 
 @dataclass(frozen=True)
 class Outbound:
-    """A rendered message as stored, with the envelope read from its headers only."""
+    """A rendered message as stored, with the envelope it was created with (never parsed
+    back from its headers)."""
 
     raw: bytes
     sender: str
     recipients: tuple[str, ...]
-
-    @classmethod
-    def of(cls, raw: bytes) -> Outbound:
-        # Only the header block is parsed: a digest's body is tens of kilobytes.
-        # The CRLF blank line first: looking for a bare "\n\n" too would scan the whole body.
-        end = raw.find(b"\r\n\r\n")
-        end = raw.find(b"\n\n") if end < 0 else end
-        head = raw if end < 0 else raw[: end + 2]
-        # compat32 leaves header values unparsed; getaddresses reads just the addresses.
-        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
-        senders = getaddresses([str(v) for v in headers.get_all("From", [])])
-        return cls(
-            raw=raw,
-            sender=senders[0][1],
-            recipients=tuple(
-                a for _, a in getaddresses([str(v) for v in headers.get_all("To", [])])
-            ),
-        )
 
     def message(self) -> EmailMessage:
         """The whole message, parsed (for the file transport's HTML copy)."""
@@ -105,7 +89,7 @@ def write_files(outbound: Outbound, folder: Path) -> str:
     copy of its HTML part; the Message-ID names both."""
     message = outbound.message()
     token = _UNSAFE_FILENAME.sub("_", str(message["Message-ID"]).strip("<>").split("@")[0])
-    recipient = _UNSAFE_FILENAME.sub("_", str(message["To"].addresses[0].addr_spec))
+    recipient = _UNSAFE_FILENAME.sub("_", outbound.recipients[0] if outbound.recipients else "")
     eml, html_copy = folder / f"{recipient}-{token}.eml", folder / f"{recipient}-{token}.html"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -131,6 +115,7 @@ class SmtpTransport:
         self.where = f"smtp://{self.host}:{self.port}"
         self._client: aiosmtplib.SMTP | None = None
         self._tls: ssl.SSLContext | None = None
+        self._secrets = _auth_secrets(settings)
 
     async def __aenter__(self) -> SmtpTransport:
         return self
@@ -173,7 +158,7 @@ class SmtpTransport:
             client.close()
             raise TransportUnavailable(
                 f"the SMTP server {self.host}:{self.port} refused the login: "
-                f"{exc.code} {exc.message}",
+                f"{exc.code} {self._scrub(exc.message)}",
                 "check DIGESTBOT_SMTP_USERNAME and DIGESTBOT_SMTP_PASSWORD",
             ) from None
         except (aiosmtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
@@ -191,7 +176,7 @@ class SmtpTransport:
                 "set DIGESTBOT_SMTP_HOST to the name on the certificate, or trust its CA "
                 "(SSL_CERT_FILE); DIGESTBOT_SMTP_VERIFY=false only for a test relay",
             )
-        reason = _reason(exc)
+        reason = self._scrub(_reason(exc))
         if "STARTTLS" in reason.upper():
             return TransportUnavailable(
                 f"the SMTP server {self.host}:{self.port} does not offer STARTTLS; refusing to "
@@ -205,34 +190,63 @@ class SmtpTransport:
 
     async def send(self, outbound: Outbound) -> str:
         client = await self._connect()
+        utf8 = any(map(needs_smtputf8, (outbound.sender, *outbound.recipients)))
+        options = await self._utf8_options(client, outbound) if utf8 else []
+        encoding = "utf-8" if utf8 else "ascii"
         in_data = False
         try:
-            await client.mail(outbound.sender)
+            await client.mail(outbound.sender, options=options, encoding=encoding)
             for recipient in outbound.recipients:
-                await client.rcpt(recipient)
+                await client.rcpt(recipient, encoding=encoding)
             in_data = True
-            # aiosmtplib's `data` times out alike waiting for the 354 (before the body) and for
-            # the reply after it, so either counts as unknown: never resend blindly.
             await client.data(outbound.raw)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(client)
             raise self._refused(exc) from None
-        except aiosmtplib.SMTPTimeoutError:
-            self._drop()
-            if in_data:
-                raise DeliveryUnknown(
-                    f"{self.where}: no reply during DATA; the server may have the message",
-                    "check the recipient's mailbox, then `digestbot send-now --resend-unknown`",
-                ) from None
-            raise DeliveryError(f"{self.where}: timed out", "it will be retried") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             self._drop()
-            raise DeliveryError(f"{self.where}: {_reason(exc)}", "it will be retried") from None
+            if in_data:
+                # aiosmtplib's `data` does not say whether the body's final "." went out
+                # before the connection failed, and a server that stored it may never have
+                # replied: resending could deliver it twice, so it waits for a person.
+                raise DeliveryUnknown(
+                    f"{self.where}: {self._scrub(_reason(exc))} during DATA; the server may "
+                    "have the message",
+                    "check the recipient's mailbox, then `digestbot send-now --resend-unknown`",
+                ) from None
+            raise DeliveryError(
+                f"{self.where}: {self._scrub(_reason(exc))}", "it will be retried"
+            ) from None
         return self.where
+
+    async def _utf8_options(self, client: aiosmtplib.SMTP, outbound: Outbound) -> list[str]:
+        """["SMTPUTF8"] when the server offers it; otherwise this one email cannot be sent."""
+        try:
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self._drop()
+            reason = self._scrub(_reason(exc))
+            raise DeliveryError(f"{self.where}: {reason}", "it will be retried") from None
+        if client.supports_extension("smtputf8"):
+            return ["SMTPUTF8"]
+        address = next(a for a in (*outbound.recipients, outbound.sender) if needs_smtputf8(a))
+        raise DeliveryError(
+            f"{self.where} does not offer SMTPUTF8, which the address {address} needs",
+            "send through a server that supports SMTPUTF8, or ask for an ASCII address",
+            permanent=True,
+        )
+
+    def _scrub(self, text: str) -> str:
+        """`text` (a server's words) without the password or its AUTH encodings, which a
+        server that echoes the command it refuses would put in logs and error lines."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _refused(self, exc: aiosmtplib.SMTPResponseException) -> DeliveryError:
         return DeliveryError(
-            f"{self.where} answered {exc.code} {' '.join(exc.message.split())}",
+            f"{self.where} answered {exc.code} {self._scrub(' '.join(exc.message.split()))}",
             "the address or message was refused" if exc.code >= 500 else "it will be retried",
             permanent=exc.code >= 500,
         )
@@ -275,6 +289,18 @@ class RateLimit:
             self._next = max(now, self._next) + self.interval
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+def _auth_secrets(settings: Settings) -> list[str]:
+    """The password as it could come back from a server: as it is, and base64-encoded alone
+    (AUTH LOGIN) and with the user name (AUTH PLAIN); longest first."""
+    if settings.smtp_password is None or not settings.smtp_password.get_secret_value():
+        return []
+    password = settings.smtp_password.get_secret_value().encode()
+    user = (settings.smtp_username or "").encode()
+    forms = {password, b"\0" + user + b"\0" + password, user + b"\0" + user + b"\0" + password}
+    encoded = {base64.b64encode(form) for form in forms} | {password}
+    return sorted((f.decode("utf-8", "replace") for f in encoded), key=len, reverse=True)
 
 
 def _reason(exc: BaseException) -> str:

@@ -99,10 +99,17 @@ def build_digests(
     still being decided."""
     builder = DigestBuilder(papers)
     for s in subscribers:
-        yield builder.build(
-            s,
-            since=since[s.id],
-            already_sent=already_sent.get(s.id, ()),
-            now=now,
-            period_key=period_key,
-        )
+        try:
+            yield builder.build(
+                s,
+                since=since[s.id],
+                already_sent=already_sent.get(s.id, ()),
+                now=now,
+                period_key=period_key,
+            )
+        except MemoryError:
+            raise
+        except Exception as exc:
+            # One subscriber's data must not stop everyone's digest: theirs fails, with why.
+            problem = f"could not decide this digest: {exc.__class__.__name__}: {exc}"
+            yield Digest(s, (), now, period_key, problem=problem)

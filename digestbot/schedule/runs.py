@@ -11,6 +11,7 @@ from email.utils import make_msgid
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from digestbot.addresses import smtp_address
 from digestbot.compose.render import Envelope, build_message, make_environment, render_admin
 from digestbot.delivery import outbox
 from digestbot.delivery.pipeline import enqueue_digests, enqueue_in_chunks
@@ -25,6 +26,7 @@ from digestbot.rules.subscribers import active_subscribers
 from digestbot.schedule import ledger
 from digestbot.schedule.periods import Period, latest_period, local_day_start
 from digestbot.settings import Settings
+from digestbot.store.lock import PlanningLock
 from digestbot.store.thread import DbThread
 
 ALERT_WINDOW = timedelta(microseconds=1)  # an ingest's papers have first_seen == its `now`
@@ -75,6 +77,17 @@ async def _decide(
     engine: Engine, settings: Settings, *, now: datetime, feed: Feed, db: DbThread
 ) -> Decision:
     feed.put(await db.run(outbox.due_ids, engine, now=now))  # retries and older rows first
+    lock = PlanningLock(engine)
+    await asyncio.to_thread(lock.acquire)  # not on the database thread: the senders use it
+    try:
+        return await _decide_locked(engine, settings, now=now, feed=feed, db=db)
+    finally:
+        lock.release()
+
+
+async def _decide_locked(
+    engine: Engine, settings: Settings, *, now: datetime, feed: Feed, db: DbThread
+) -> Decision:
     for _ in range(outbox.PLAN_ATTEMPTS):
         token = await db.run(outbox.state_token, engine)
         subscribers = await db.run(active_subscribers, engine)
@@ -93,7 +106,10 @@ async def _decide(
             sub.id: ledger.Decided(sub.id, period.key, period.due_at, len(digest.items))
             for (sub, period), digest in zip(due, digests, strict=True)
         }
-        sending = {d.subscriber.id for d in digests if d.items or d.subscriber.send_empty}
+        # A digest that could not be decided is queued too, as a failed row with the reason.
+        sending = {
+            d.subscriber.id for d in digests if d.items or d.problem or d.subscriber.send_empty
+        }
         decided_now = ledger.ByChunk(periods, sending, now=now)
         try:
             await enqueue_in_chunks(
@@ -109,7 +125,7 @@ async def _decide(
             )
         except (outbox.PlanConflict, IntegrityError):
             continue  # another process decided something meanwhile: decide again
-        emails = sum(1 for d in digests if d.items or d.subscriber.send_empty)
+        emails = len(sending)
         return Decision(emails, len(digests) - emails)
     raise outbox.too_busy("this resolves itself next tick")
 
@@ -139,19 +155,24 @@ def plan_alerts(
         now=now,
         period_key=f"alert:{now.isoformat()}",
     )
-    return [replace(d, kind="alert") for d in digests if d.items]
+    return [replace(d, kind="alert") for d in digests if d.items or d.problem]
 
 
 def enqueue_alerts(engine: Engine, settings: Settings, *, since: datetime, now: datetime) -> int:
     """Queue the alerts for papers first seen after `since`; return how many."""
-    for _ in range(outbox.PLAN_ATTEMPTS):
-        token = outbox.state_token(engine)
-        alerts = plan_alerts(engine, settings, since=since, now=now)
-        try:
-            enqueue_digests(engine, settings, alerts, now=now, token=token)
-        except outbox.PlanConflict:
-            continue
-        return len(alerts)
+    lock = PlanningLock(engine)
+    lock.acquire()
+    try:
+        for _ in range(outbox.PLAN_ATTEMPTS):
+            token = outbox.state_token(engine)
+            alerts = plan_alerts(engine, settings, since=since, now=now)
+            try:
+                enqueue_digests(engine, settings, alerts, now=now, token=token)
+            except outbox.PlanConflict:
+                continue
+            return len(alerts)
+    finally:
+        lock.release()
     raise outbox.too_busy("this resolves itself next tick")
 
 
@@ -162,9 +183,9 @@ async def notify_admin(settings: Settings, subject: str, body: str, *, now: date
     env = make_environment(settings.templates_dir)
     rendered = render_admin(env, subject, body, recipient=settings.admin_email, now=now)
     envelope = Envelope(
-        sender=settings.from_address,
+        sender=smtp_address(settings.from_address),
         sender_name=settings.from_name,
-        recipient=settings.admin_email,
+        recipient=smtp_address(settings.admin_email),
         recipient_name="",
         message_id=make_msgid("admin", domain=settings.from_domain),
         date=now,
@@ -172,6 +193,9 @@ async def notify_admin(settings: Settings, subject: str, body: str, *, now: date
     )
     transport = open_transport(settings)
     try:
-        return await send(Outbound.of(build_message(rendered, envelope)), transport)
+        outbound = Outbound(
+            build_message(rendered, envelope), envelope.sender, (envelope.recipient,)
+        )
+        return await send(outbound, transport)
     finally:
         await transport.close()

@@ -1,5 +1,6 @@
-"""Store stage: the single-instance lock of `digestbot run`, freed by the OS or the database
-when its holder dies."""
+"""Store stage: the single-instance lock of `digestbot run`, and the planning lock every run
+takes while it decides and queues emails; both freed by the OS or the database when their
+holder dies."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from filelock import FileLock, Timeout
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from digestbot.errors import ConfigError
+from digestbot.errors import ConfigError, DigestbotError
 
 # PostgreSQL advisory lock key of `digestbot run` ("digr"); engine.WRITE_LOCK is another key.
 DAEMON_LOCK = 0x64696772
+PLANNING_LOCK = 0x64697061  # "dipa"
+PLANNING_WAIT = 900.0  # seconds a run waits for another to finish deciding its batch
 # A host that dies without closing its connection leaves the server holding the lock until
 # TCP keepalives notice: about a minute with these, instead of the kernel's two hours.
 KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
@@ -167,3 +170,64 @@ class _AdvisoryLock:
             with suppress(SQLAlchemyError):
                 self.connection.close()
             self.connection = None
+
+
+class PlanningLock:
+    """Held by a run from reading the state it plans on until its last email is queued, so
+    two runs never plan against each other (one waits, then plans on what the other queued)
+    and a run's own sending never looks like another run's work. Taken from any thread,
+    released from any thread."""
+
+    def __init__(self, engine: Engine, wait: float = PLANNING_WAIT) -> None:
+        self.engine, self.wait = engine, wait
+        self._file: FileLock | None = None
+        self._connection: Connection | None = None
+
+    def acquire(self) -> None:
+        """Wait for the lock; DigestbotError when another run holds it for `wait` seconds."""
+        if self.engine.dialect.name == "postgresql":
+            self._advisory()
+            return
+        path = lock_path(self.engine)
+        if path is None:
+            return  # an in-memory database: no other process can plan on it
+        lock = FileLock(f"{path}.plan", thread_local=False, fallback_to_soft=False)
+        try:
+            lock.acquire(timeout=self.wait)
+        except Timeout:
+            raise _busy(self.wait) from None
+        self._file = lock
+
+    def _advisory(self) -> None:
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            connection.exec_driver_sql(f"SET lock_timeout = {int(self.wait * 1000)}")
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PLANNING_LOCK})
+            connection.exec_driver_sql("RESET lock_timeout")
+        except SQLAlchemyError as exc:
+            connection.invalidate()  # the session ends, and nothing it may hold outlives it
+            connection.close()
+            if "lock timeout" in str(exc):
+                raise _busy(self.wait) from None
+            raise
+        self._connection = connection
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.release()
+            self._file = None
+        if self._connection is not None:
+            try:
+                query = text("SELECT pg_advisory_unlock(:key)")
+                self._connection.execute(query, {"key": PLANNING_LOCK})
+            except SQLAlchemyError:
+                self._connection.invalidate()  # never back to the pool with the lock held
+            self._connection.close()
+            self._connection = None
+
+
+def _busy(wait: float) -> DigestbotError:
+    return DigestbotError(
+        f"another digestbot run has been deciding emails for over {wait / 60:.0f} minutes",
+        "let it finish (`digestbot status` shows the scheduler), then run this again",
+    )

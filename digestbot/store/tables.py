@@ -143,6 +143,10 @@ class DeliveryRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     last_error: str | None = None
     delivered_to: str | None = None
+    # The envelope, fixed when the row is created and sent as it is: never read back from the
+    # message's headers, where a folded display name can hide the address.
+    sender: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    recipient: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class MessageRow(SQLModel, table=True):

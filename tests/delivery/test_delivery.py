@@ -14,19 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import LISTINGS, free_port
 from helpers import Inbox, cli, pointed, prepare, rows
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from digestbot import service
 from digestbot.delivery import claims, outbox
 from digestbot.delivery.pipeline import enqueue_digests
 from digestbot.delivery.send import deliver, next_attempt
 from digestbot.delivery.transport import TransportUnavailable
+from digestbot.ingest.load import ingest_path
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
-from digestbot.store.tables import SentPaperRow
+from digestbot.store.tables import DeliveryRow, SentPaperRow
 
 
 class BusyOnce(Inbox):
@@ -37,6 +38,13 @@ class BusyOnce(Inbox):
             self.refused = True
             return "451 4.3.0 Try again later"
         return await super().handle_DATA(server, session, envelope)
+
+
+class TryLater(Inbox):
+    """451 for every message."""
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        return "451 4.3.0 Try again later"
 
 
 class NoSuchUser(Inbox):
@@ -160,30 +168,48 @@ async def test_a_server_that_stores_then_times_out_leaves_the_row_unknown(
     assert rows(engine)[0].status == "sent"
 
 
-async def test_a_connection_dropped_at_data_is_retried(
-    engine: Engine, settings: Settings, clock: datetime
-) -> None:
-    """A server that hangs up when told DATA has not got the message: retry."""
+def hangs_up(after_body: bool) -> Any:
+    """A raw SMTP server that hangs up without a reply once DATA began: at the DATA command,
+    or after reading the whole body (so it may have stored the message)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 flaky ESMTP\r\n")
         while line := await reader.readline():
             verb = line[:4].upper()
+            if verb == b"DATA" and not after_body:
+                break
             if verb == b"DATA":
-                writer.close()
-                return
+                writer.write(b"354 go ahead\r\n")
+                await writer.drain()
+                while await reader.readline() not in (b".\r\n", b""):
+                    pass
+                break
             writer.write(b"250-flaky\r\n250 OK\r\n" if verb == b"EHLO" else b"250 OK\r\n")
             await writer.drain()
+        writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return handle
+
+
+@pytest.mark.parametrize("after_body", [False, True], ids=["at-data", "after-body"])
+async def test_a_connection_dropped_once_data_began_is_unknown_and_never_resent(
+    engine: Engine, settings: Settings, clock: datetime, after_body: bool
+) -> None:
+    """A hang-up with no reply once DATA began (aiosmtplib cannot say whether the body's final
+    "." went out) is unknown: not retried, and its papers are not planned again."""
+    server = await asyncio.start_server(hangs_up(after_body), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
+    target = pointed(settings, port, max_attempts=5, retry_backoff=0.0)
     try:
         prepare(engine, clock, count=1)
-        _, report = await service.send_now(engine, pointed(settings, port), now=clock)
+        _, report = await service.send_now(engine, target, now=clock)
+        later = clock + timedelta(hours=1)
+        outcomes, again = await service.send_now(engine, target, now=later)
     finally:
         server.close()
-    assert report.count("retry") == 1
-    assert rows(engine)[0].status == "retry"
+    assert report.count("unknown") == 1 and "during DATA" in report.results[0][2]
+    assert [(r.status, r.attempts) for r in rows(engine)] == [("unknown", 1)]
+    assert again.results == [] and [o.status for o in outcomes] == ["nothing new"]
 
 
 async def test_starttls_is_required_when_configured(
@@ -318,8 +344,8 @@ class Slow(Inbox):
 def test_a_run_killed_mid_batch_loses_no_digest(
     engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
 ) -> None:
-    """kill -9 while sending; the rerun sends the rest, and the interrupted one is unknown
-    until --resend-unknown sends it with the same Message-ID."""
+    """kill -9 while sending; the rerun sends the rest, and exits 1 because the interrupted
+    one is unknown until --resend-unknown sends it with the same Message-ID."""
     now = datetime.now(UTC)
     prepare(engine, now, count=6)
     slow = Slow(delay=0.5)
@@ -331,7 +357,7 @@ def test_a_run_killed_mid_batch_loses_no_digest(
     slow.delay = 0.0
     second = cli(settings, port, "send-now")
     out, errors = second.communicate(timeout=60)
-    assert second.returncode == 0, errors
+    assert second.returncode == 1, errors
     assert "interrupted mid-send" in out
     statuses = [r.status for r in rows(engine)]
     assert statuses.count("unknown") == 1 and statuses.count("sent") == 5
@@ -365,6 +391,44 @@ def test_two_send_now_at_once_send_each_digest_once(
     recipients = sorted(str(m["To"]) for m in inbox.messages)
     assert recipients == sorted(f"reader{n}@example.org" for n in range(8))
     assert len(rows(engine)) == 8
+
+
+def test_three_send_now_at_once_on_a_big_batch_all_finish_and_send_each_digest_once(
+    engine: Engine, settings: Settings, smtp_factory: Any
+) -> None:
+    """Runs started together over a batch committed in many chunks each exit 0: the later ones
+    wait for the first to queue its batch, then find nothing left to plan."""
+    now = datetime.now(UTC)
+    prepare(engine, now, count=600)
+    inbox = Inbox()
+    port = smtp_factory(inbox)
+    runs = [cli(settings, port, "send-now") for _ in range(3)]
+    for run in runs:
+        _, errors = run.communicate(timeout=240)
+        assert run.returncode == 0, errors
+    recipients = sorted(str(m["To"]) for m in inbox.messages)
+    assert recipients == sorted(f"reader{n}@example.org" for n in range(600))
+
+
+def test_send_now_plans_past_a_backlog_of_retries_that_it_sends_meanwhile(
+    engine: Engine, settings: Settings, smtp_factory: Any
+) -> None:
+    """With hundreds of rows due for a retry (the server still says 451) and new papers in,
+    send-now plans and exits 0 (retries are no failure), never "kept changing the outbox"."""
+    now = datetime.now(UTC)
+    prepare(engine, now - timedelta(hours=2), count=300)
+    planned = service.plan_digests(engine, settings, now=now - timedelta(hours=1))
+    ids = enqueue_digests(engine, settings, planned, now=now - timedelta(hours=1))
+    with Session(engine) as session:
+        for row in session.exec(select(DeliveryRow).where(col(DeliveryRow.id).in_(ids))):
+            row.status, row.attempts, row.next_attempt_at = "retry", 1, now - timedelta(minutes=1)
+            session.add(row)
+        session.commit()
+    ingest_path(engine, LISTINGS / "001_da432fa98501e883.txt", now=now)
+    run = cli(settings, smtp_factory(TryLater()), "send-now")
+    _, errors = run.communicate(timeout=240)
+    assert run.returncode == 0, errors
+    assert {r.status for r in rows(engine)} == {"retry"} and len(rows(engine)) > 300
 
 
 async def test_a_halt_finishes_the_message_in_flight_and_takes_no_more(

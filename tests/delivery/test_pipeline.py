@@ -5,23 +5,29 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Inbox, pointed, prepare, rows
+from helpers import NOW, Inbox, cli, marked, pointed, prepare, rows, wait_for
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from samples import SAMPLE_SUBSCRIBER, fixture_digest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 import digestbot
 from digestbot import service
-from digestbot.delivery import outbox
+from digestbot.delivery import claims, outbox
 from digestbot.delivery.pipeline import (
     CHUNK,
     FIRST_CHUNK,
@@ -108,15 +114,68 @@ async def test_each_row_goes_out_as_its_own_message_to_its_own_subscriber(
     assert arrived == {r.message_id: emails[r.subscriber_id] for r in rows(engine)}
 
 
-@pytest.mark.parametrize("name", ["Ada", 'Ève, "the" <Tester>', "Eve\r\nBcc: x@evil.example"])
-def test_the_envelope_kept_with_a_rendered_message_is_the_one_its_headers_give(
-    settings: Settings, clock: datetime, name: str
+NAMES = st.text(
+    st.characters(blacklist_categories=("Cs",)) | st.sampled_from(',;:"@<>()\\'), max_size=200
+)
+
+
+@hypothesis_settings(max_examples=40, deadline=None)
+@given(names=st.lists(NAMES, min_size=1, max_size=4))
+@example(names=["Smith, John (Machine Learning Group, Department of Computer Science)"])
+def test_the_envelope_recipient_is_the_subscribers_address_whatever_their_name(
+    names: list[str],
 ) -> None:
-    """What a fresh row is sent with (not read back) equals what Outbound.of reads from the
-    stored bytes, whatever the subscriber's name."""
-    subscriber = replace(SAMPLE_SUBSCRIBER, name=name)
-    (outgoing,) = render_chunk(settings, [fixture_digest(clock, subscriber)], clock)
-    assert outgoing.outbound == Outbound.of(outgoing.raw)
+    """For any display names, the envelope a row is sent with (read back from the database,
+    as every send, retry and resend reads it) is exactly the subscriber's address."""
+    with tempfile.TemporaryDirectory() as folder:
+        target = Settings(database_url=f"sqlite:///{folder}/d.db", _env_file=None)  # type: ignore[call-arg]
+        engine = make_engine(target.database_url)
+        subscribers = [
+            replace(SAMPLE_SUBSCRIBER, id=n + 1, email=f"reader{n}@example.org", name=name)
+            for n, name in enumerate(names)
+        ]
+        prepare(engine, NOW, count=len(names))
+        digests = [fixture_digest(NOW, s) for s in subscribers]
+        ids = outbox.enqueue(engine, render_chunk(target, digests, NOW), now=NOW)
+        claimed = [claims.claim(engine, i, now=NOW, by="test:1") for i in ids]
+        engine.dispose()
+    assert [c.outbound.recipients for c in claimed if c] == [(s.email,) for s in subscribers]
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent's pid of a live process, from /proc; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def test_render_processes_and_their_fork_server_die_with_a_killed_run(
+    engine: Engine, settings: Settings, smtp_factory: Any
+) -> None:
+    """kill -9 while render processes run leaves no process behind: they and the fork
+    server exit within seconds."""
+    prepare(engine, datetime.now(UTC), count=1000)
+    mark = uuid.uuid4().hex
+    run = cli(settings, smtp_factory(Inbox()), "send-now", env={"PROCESS_MARK": mark})
+
+    def rendering() -> bool:  # the render processes are the run's grandchildren
+        others = [pid for pid in marked(mark) if pid != run.pid]
+        return sum(1 for pid in others if parent_of(pid) not in (run.pid, None)) >= 2
+
+    try:
+        assert wait_for(rendering, 60), "no render processes started"
+    finally:
+        run.kill()
+        run.wait()  # not communicate(): processes left behind would hold its pipes open
+        for pipe in (run.stdout, run.stderr):
+            if pipe is not None:
+                pipe.close()
+    left = wait_for(lambda: not marked(mark), 10)
+    for pid in marked(mark):
+        os.kill(pid, signal.SIGKILL)
+    assert left, "processes left behind"
 
 
 def test_render_processes_are_forked_by_the_fork_server_where_there_is_one(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import email
 import ssl
 from email import policy
 from email.message import EmailMessage
@@ -21,9 +24,12 @@ from digestbot.settings import Settings
 async def send(message: EmailMessage | bytes, settings: Settings) -> str:
     """Send one message (or its bytes) with the transport `settings` configure, then close it."""
     raw = message if isinstance(message, bytes) else message.as_bytes(policy=policy.SMTP)
+    # The envelope is the message's own From and To here; digestbot stores it with each row.
+    headers = email.message_from_bytes(raw, policy=policy.default)
+    envelope = (headers["From"].addresses[0].addr_spec, (headers["To"].addresses[0].addr_spec,))
     transport = open_transport(settings)
     try:
-        return await send_with(Outbound.of(raw), transport)
+        return await send_with(Outbound(raw, *envelope), transport)
     finally:
         await transport.close()
 
@@ -131,6 +137,56 @@ async def test_the_password_never_shows_in_logs_reprs_or_errors(
     assert secret not in repr(target) and secret not in str(target.model_dump())
     assert secret not in caplog.text
     assert caplog.records, "debug logging was on and something was logged"
+
+
+def echoes_auth(method: str) -> Any:
+    """A raw SMTP server offering one AUTH method that refuses the login by echoing what the
+    client sent (the base64 credentials) in its reply, as some misconfigured servers do."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 echo ESMTP\r\n")
+        sent: list[bytes] = []
+        while line := await reader.readline():
+            sent.append(line.strip())
+            if line.upper().startswith(b"EHLO"):
+                writer.write(f"250-echo\r\n250 AUTH {method}\r\n".encode())
+            elif line.upper().startswith(b"AUTH LOGIN") and len(sent) < 4:
+                writer.write(b"334 VXNlcm5hbWU6\r\n")  # "Username:", then the password
+            elif line.upper().startswith(b"AUTH") or len(sent) >= 3:
+                writer.write(b"535 5.7.8 refused: " + b" ".join(sent[1:]) + b"\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"334 UGFzc3dvcmQ6\r\n")
+            await writer.drain()
+        writer.close()
+
+    return handle
+
+
+@pytest.mark.parametrize("method", ["PLAIN", "LOGIN"])
+async def test_a_server_echoing_the_auth_command_never_shows_the_password(
+    settings: Settings, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The password, and its base64 forms in AUTH, are masked in the error and the logs."""
+    import logging
+
+    from pydantic import SecretStr
+
+    secret = "hunter2-very-secret"
+    forms = {secret, base64.b64encode(secret.encode()).decode()}
+    forms.add(base64.b64encode(b"\0bot\0" + secret.encode()).decode())
+    server = await asyncio.start_server(echoes_auth(method), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    caplog.set_level(logging.DEBUG)
+    target = smtp_at(settings, port, smtp_username="bot", smtp_password=SecretStr(secret))
+    try:
+        with pytest.raises(TransportUnavailable, match="refused the login") as caught:
+            await send(a_message(), target)
+    finally:
+        server.close()
+    assert "refused: " in str(caught.value)
+    assert not [f for f in forms if f in str(caught.value) or f in caplog.text]
 
 
 class _Recorder:

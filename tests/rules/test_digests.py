@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from digestbot.models import Paper, Rule, Subscriber
-from digestbot.rules.digests import build_digest, window_start
+from digestbot.rules.digests import build_digest, build_digests, window_start
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 ALICE = Subscriber(1, "alice@example.org", "Alice", (Rule("r", any=("diffusion",)),), max_papers=2)
@@ -71,3 +71,21 @@ def test_it_ranks_by_score_then_upvotes_and_caps_at_max_papers() -> None:
 def test_unmatched_papers_are_left_out() -> None:
     """Only papers matching a rule are in the digest."""
     assert digest([paper("x", "Graph models", NOW)], NOW - timedelta(days=1)).items == ()
+
+
+def test_a_digest_that_cannot_be_decided_is_marked_and_the_others_go_on() -> None:
+    """A subscriber whose rule breaks matching gets a digest saying why; the next still gets
+    theirs."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    paper = Paper("p1", "Transformers rock", "About transformers.", now)
+    fine = Rule("r", any=("transformers",))
+    broken = Rule("r", any=("transformers",), fields=("no-such-field",))
+    subs = [
+        Subscriber(n, f"s{n}@example.org", "", (rule,)) for n, rule in enumerate((broken, fine))
+    ]
+    since = dict.fromkeys((s.id for s in subs), now - timedelta(days=1))
+    digests = list(
+        build_digests(subs, [paper], since=since, already_sent={}, now=now, period_key="k")
+    )
+    assert [(len(d.items), d.problem is not None) for d in digests] == [(0, True), (1, False)]
+    assert "no-such-field" in (digests[0].problem or "")

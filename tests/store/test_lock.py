@@ -3,6 +3,8 @@ session of its own."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -10,9 +12,10 @@ import pytest
 from helpers import advisory_holders, wait_for
 from sqlalchemy import Engine
 
+from digestbot.errors import DigestbotError
 from digestbot.settings import Settings
 from digestbot.store.engine import WRITE_LOCK, make_engine
-from digestbot.store.lock import DAEMON_LOCK, LockTaken, daemon_lock, lock_path
+from digestbot.store.lock import DAEMON_LOCK, LockTaken, PlanningLock, daemon_lock, lock_path
 
 
 def test_the_lock_file_sits_beside_the_database_file(engine: Engine, tmp_path: Path) -> None:
@@ -75,3 +78,54 @@ def test_a_lock_whose_session_ended_is_taken_again_while_it_is_free(
         assert lock.held()
         (again,) = advisory_holders(other)
         assert again != dropped
+
+
+def test_a_run_waits_for_the_planning_lock_until_the_planner_before_it_lets_go(
+    database_url: str,
+) -> None:
+    """The planning lock is exclusive across engines: a second taker waits, is refused once
+    its wait runs out, and gets it as soon as the first releases it."""
+    first, second = make_engine(database_url), make_engine(database_url)
+    try:
+        holder = PlanningLock(first)
+        holder.acquire()
+        waiter = PlanningLock(second, wait=0.3)
+        with pytest.raises(DigestbotError, match="deciding emails"):
+            waiter.acquire()
+        holder.release()
+        waiter.acquire()
+        waiter.release()
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_the_planning_lock_dies_with_its_holder(database_url: str, tmp_path: Path) -> None:
+    """A process killed while planning frees the lock: the next run plans at once."""
+    script = tmp_path / "hold.py"
+    script.write_text(
+        "import sys, time\n"
+        "from digestbot.store.engine import make_engine\n"
+        "from digestbot.store.lock import PlanningLock\n"
+        "lock = PlanningLock(make_engine(sys.argv[1]))\n"
+        "lock.acquire()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, str(script), database_url], stdout=subprocess.PIPE, text=True
+    )
+    engine = make_engine(database_url)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(DigestbotError):
+            PlanningLock(engine, wait=0.2).acquire()
+        holder.kill()
+        holder.wait()
+        lock = PlanningLock(engine, wait=10.0)
+        lock.acquire()
+        lock.release()
+    finally:
+        holder.kill()
+        holder.communicate()
+        engine.dispose()

@@ -81,6 +81,21 @@ def test_a_0_1_0_database_is_upgraded_on_open_with_nothing_lost(old_db: Path) ->
     assert rows(old_db, "SELECT version_num FROM alembic_version") == [(migrate.head(),)]
 
 
+def test_the_upgrade_stores_each_queued_emails_envelope_from_its_subscriber_and_message(
+    opened: Engine, old_db: Path
+) -> None:
+    """Each 0.1.0 row gets its subscriber's address as recipient, and a row with a stored
+    message the From address written in it as sender."""
+    envelopes = rows(
+        old_db,
+        "SELECT d.recipient, s.email, d.sender, m.raw IS NOT NULL FROM deliveries AS d "
+        "JOIN subscribers AS s ON s.id = d.subscriber_id "
+        "LEFT JOIN delivery_messages AS m ON m.delivery_id = d.id",
+    )
+    assert envelopes and all(recipient == email for recipient, email, _, _ in envelopes)
+    assert {sender for _, _, sender, stored in envelopes if stored} == {"digestbot@example.org"}
+
+
 def test_send_now_after_the_upgrade_sends_nothing_already_sent(
     opened: Engine, old_db: Path, settings: Settings
 ) -> None:
