@@ -46,7 +46,9 @@ def demo() -> None:
     now = now_utc()
     with open_engine(settings) as engine:
         for sample in ("sample_listing.txt", "sample_daily_papers.json"):
-            result = ingest_path(engine, bundled_path(sample), now=now)
+            result = ingest_path(
+                engine, bundled_path(sample), now=now, max_bytes=settings.http_policy.max_bytes
+            )
             out.print(f"Ingested {sample}: {result.new} new, {result.known} already known.")
         spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
         sync_subscriptions(engine, spec, now=now)
@@ -89,7 +91,14 @@ def ingest(
     with open_engine(settings) as engine:
         if isinstance(specs, Path):
             results = [
-                ingest_path(engine, specs, now=now, year=year, include_replacements=replacements)
+                ingest_path(
+                    engine,
+                    specs,
+                    now=now,
+                    year=year,
+                    include_replacements=replacements,
+                    max_bytes=settings.http_policy.max_bytes,
+                )
             ]
         else:
             on = day.date() if day else None
