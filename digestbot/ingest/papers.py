@@ -15,6 +15,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from digestbot.ingest.bounds import bounded
 from digestbot.ingest.http import Validators
 from digestbot.ingest.textnorm import normalise_title
 from digestbot.models import ListedPaper, Listing, Paper
@@ -32,6 +33,7 @@ class IngestResult:
     known: int
     skipped: tuple[str, ...]
     not_modified: bool = False
+    trimmed: tuple[str, ...] = ()
 
 
 def paper_id(paper: ListedPaper) -> str:
@@ -77,11 +79,13 @@ def ingest(
     now: datetime,
     validators: tuple[str, Validators] | None = None,
 ) -> IngestResult:
-    """Store the listing's papers in one transaction; known papers keep their first-seen time.
+    """Store the listing's papers, cleaned and bounded, in one transaction; known papers keep
+    their first-seen time.
 
     `validators` (url, what its server said identifies this answer) are stored in the same
     transaction, so a document that failed to store is fetched in full next time.
     """
+    listing = bounded(listing)
     new = known = 0
     with Session(engine) as session, session.begin():
         index = _Index(session)
@@ -104,7 +108,7 @@ def ingest(
                     url=url, etag=found.etag, last_modified=found.last_modified, fetched_at=now
                 )
             )
-    return IngestResult(listing.source, new, known, listing.skipped)
+    return IngestResult(listing.source, new, known, listing.skipped, trimmed=listing.trimmed)
 
 
 def _new_row(listed: ListedPaper, source: str, now: datetime, sent_mark: int) -> PaperRow:

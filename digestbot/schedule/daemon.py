@@ -207,6 +207,8 @@ class Daemon:
         await asyncio.to_thread(
             ledger.record_source_run, self.engine, name, now=now, new=result.new
         )
+        for note in result.trimmed:
+            log.warning("ingest %s: %s", name, note)
         log.info(
             "ingest %s: %d new, %d known%s",
             name,
@@ -333,7 +335,7 @@ class Daemon:
             log.info("stopped")
 
     def stop(self) -> None:
-        """Take no new work; jobs in flight finish their current message."""
+        """Take no new work; fetches in flight are cancelled, sending finishes its message."""
         if not self.halt.is_set():
             log.info("stopping: finishing the work in flight")
         self.halt.set()

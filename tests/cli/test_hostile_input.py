@@ -4,13 +4,21 @@ escapes in titles, and two ingests at once; each is one `Error: …` line or a c
 from __future__ import annotations
 
 import gzip
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import HttpServer, Reply, db_fingerprint
+from sqlmodel import Session
 from typer.testing import CliRunner, Result
 
 from digestbot.cli import app
+from digestbot.store.engine import make_engine
+from digestbot.store.tables import PaperRow
+
+HIDDEN = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e\u2066"
+UNSAFE = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066")
 
 
 @pytest.fixture(autouse=True)
@@ -53,3 +61,65 @@ def test_ingest_refuses_a_decompression_bomb_from_a_url(
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: {url}: the document is larger than 1 MB (decompressed)")
     assert db_fingerprint(tmp_path / "digestbot.db") == before
+
+
+def stored_before_cleaning(tmp_path: Path) -> None:
+    """A paper whose title holds terminal escapes, as a database written before ingest
+    cleaned titles may hold it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'digestbot.db'}")
+    title = f"Transformer{HIDDEN} tricks"
+    with Session(engine) as session, session.begin():
+        session.add(
+            PaperRow(
+                id="2501.00001",
+                title=title,
+                norm_title="transformer tricks",
+                abstract=f"About transformers.{HIDDEN}",
+                arxiv_id="2501.00001",
+                categories=[f"cs.CL{HIDDEN}"],
+                sources=[f"feed{HIDDEN}"],
+                first_seen=datetime.now(UTC) - timedelta(hours=1),
+            )
+        )
+    engine.dispose()
+
+
+def test_papers_list_prints_no_terminal_escapes(tmp_path: Path) -> None:
+    """A stored title with escape sequences and bidi controls is printed without them, in
+    the table and in the JSON."""
+    stored_before_cleaning(tmp_path)
+    for args in (("papers", "list"), ("papers", "list", "--json")):
+        result = run(*args)
+        assert result.exit_code == 0
+        assert not any(c in result.stdout for c in UNSAFE), repr(result.stdout)
+    listed = json.loads(run("papers", "list", "--json").stdout)
+    assert listed[0]["title"] == "Transformer ]0;owned  [2J 31m tricks"
+
+
+def test_preview_prints_no_terminal_escapes(tmp_path: Path) -> None:
+    """The subject and text part `preview` prints carry no escape sequences or bidi
+    controls from a paper's title and abstract."""
+    stored_before_cleaning(tmp_path)
+    (tmp_path / "subscriptions.yaml").write_text(
+        "subscribers:\n  - email: alice@example.org\n    rules:\n      - any: [transformer]\n"
+    )
+    assert run("subscriptions", "sync").exit_code == 0
+    result = run("preview", "alice@example.org")
+    assert result.exit_code == 0, result.stderr
+    assert "Transformer ]0;owned" in result.stdout
+    assert not any(c in result.stdout for c in UNSAFE), repr(result.stdout)
+
+
+def test_ingest_warns_of_a_title_cut_to_the_bounds(tmp_path: Path) -> None:
+    """A listing with a 2 MB title is ingested with the title cut, and one warning says so."""
+    listing = [{"paper": {"id": "2501.00002", "title": "Long " * 400_000, "summary": "S."}}]
+    path = tmp_path / "daily.json"
+    path.write_text(json.dumps(listing))
+    result = run("ingest", str(path))
+    assert result.exit_code == 0
+    assert f"{path}: 1 new, 0 already known, 0 skipped" in result.stdout
+    (warning,) = result.stderr.strip().splitlines()
+    assert warning.startswith(f"Warning: {path}: paper 1 (Long Long")
+    assert warning.endswith("cut title to 1,000 characters")
+    (paper,) = json.loads(run("papers", "list", "--json").stdout)
+    assert len(paper["title"]) == 1_000
