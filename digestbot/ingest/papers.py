@@ -1,7 +1,8 @@
 """Ingest stage: give listed papers stable ids and upsert them, one transaction per document.
 
 The same paper is one row across sources and days: matched by arXiv id, or, when either side
-has no id, by normalised titles at rapidfuzz ratio >= TITLE_MATCH.
+has no id, by normalised titles at rapidfuzz ratio >= TITLE_MATCH whose authors, year and
+abstract agree wherever both sightings know them (see `sameness`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from sqlmodel import Session, col, select
 
 from digestbot.ingest.bounds import bounded
 from digestbot.ingest.http import Validators
+from digestbot.ingest.sameness import same_paper
 from digestbot.ingest.textnorm import normalise_title
 from digestbot.models import ListedPaper, Listing, Paper
 from digestbot.store.tables import FeedStateRow, PaperRow, SentPaperRow
 
 TITLE_MATCH = 95.0
+_CANDIDATES = 5  # alike titles checked for agreement, most alike first
 
 
 @dataclass(frozen=True)
@@ -48,20 +51,43 @@ class _Index:
     """The stored papers' ids and titles, to find the row a listed paper already has."""
 
     def __init__(self, session: Session) -> None:
+        self.session = session
         rows = session.exec(select(PaperRow.id, PaperRow.arxiv_id, PaperRow.norm_title)).all()
         self.by_arxiv = {arxiv: pid for pid, arxiv, _ in rows if arxiv}
         self.all = {pid: title for pid, _, title in rows}
         self.idless = {pid: title for pid, arxiv, title in rows if not arxiv}
 
-    def find(self, listed: ListedPaper) -> str | None:
+    def find(self, listed: ListedPaper) -> PaperRow | None:
+        """The stored row of the same paper: by arXiv id, else a like title that the rest of
+        what both know agrees with."""
         if listed.arxiv_id and listed.arxiv_id in self.by_arxiv:
-            return self.by_arxiv[listed.arxiv_id]
+            return self.session.get(PaperRow, self.by_arxiv[listed.arxiv_id])
         # Two different arXiv ids are two papers, however alike their titles.
         pool = self.idless if listed.arxiv_id else self.all
-        found = process.extractOne(
-            normalise_title(listed.title), pool, scorer=fuzz.ratio, score_cutoff=TITLE_MATCH
+        alike = process.extract(
+            normalise_title(listed.title),
+            pool,
+            scorer=fuzz.ratio,
+            score_cutoff=TITLE_MATCH,
+            limit=_CANDIDATES,
         )
-        return found[2] if found else None
+        sighting = (listed.authors, listed.published, listed.abstract)
+        for _, _, pid in alike:
+            row = self.session.get(PaperRow, pid)
+            if row is not None and same_paper(
+                (tuple(row.authors), row.published, row.abstract), sighting
+            ):
+                return row
+        return None
+
+    def free_id(self, listed: ListedPaper) -> str:
+        """`paper_id`, numbered on when another paper with the same title already has it."""
+        base = candidate = paper_id(listed)
+        number = 1
+        while candidate in self.all:
+            number += 1
+            candidate = f"{base}-{number}"
+        return candidate
 
     def record(self, row: PaperRow) -> None:
         self.all[row.id] = row.norm_title
@@ -91,10 +117,9 @@ def ingest(
         index = _Index(session)
         mark = session.exec(select(func.max(SentPaperRow.id))).one() or 0
         for listed in listing.papers:
-            existing = index.find(listed)
-            stored = None if existing is None else session.get(PaperRow, existing)
+            stored = index.find(listed)
             if stored is None:
-                stored = _new_row(listed, listing.source, now, mark)
+                stored = _new_row(listed, index.free_id(listed), listing.source, now, mark)
                 session.add(stored)
                 new += 1
             else:
@@ -111,9 +136,9 @@ def ingest(
     return IngestResult(listing.source, new, known, listing.skipped, trimmed=listing.trimmed)
 
 
-def _new_row(listed: ListedPaper, source: str, now: datetime, sent_mark: int) -> PaperRow:
+def _new_row(listed: ListedPaper, pid: str, source: str, now: datetime, sent_mark: int) -> PaperRow:
     return PaperRow(
-        id=paper_id(listed),
+        id=pid,
         title=listed.title,
         norm_title=normalise_title(listed.title),
         abstract=listed.abstract,
