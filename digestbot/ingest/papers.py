@@ -64,19 +64,19 @@ class _Index:
             return self.session.get(PaperRow, self.by_arxiv[listed.arxiv_id])
         # Two different arXiv ids are two papers, however alike their titles.
         pool = self.idless if listed.arxiv_id else self.all
+        title = normalise_title(listed.title)
         alike = process.extract(
-            normalise_title(listed.title),
+            title,
             pool,
             scorer=fuzz.ratio,
             score_cutoff=TITLE_MATCH,
             limit=_CANDIDATES,
         )
         sighting = (listed.authors, listed.published, listed.abstract)
-        for _, _, pid in alike:
+        for stored_title, _, pid in alike:
             row = self.session.get(PaperRow, pid)
-            if row is not None and same_paper(
-                (tuple(row.authors), row.published, row.abstract), sighting
-            ):
+            known = (tuple(row.authors), row.published, row.abstract) if row else None
+            if known and same_paper(known, sighting, same_title=stored_title == title):
                 return row
         return None
 

@@ -1,8 +1,10 @@
 """Ingest stage (pure): whether two sightings with alike titles are the same paper.
 
 Titles alone mislead: "Improving Image Generation with …" and "Improving Video Generation
-with …" score 95.9. So a title match holds only when what else both sightings know agrees:
-their authors share names, their years are at most one apart, their abstracts read alike.
+with …" score 95.9. So a title that is only alike holds when what else both sightings know
+agrees: their authors share names, their years are at most one apart, their abstracts read
+alike. The very same normalised title needs only the years to agree: a blog post about a
+paper names its own author and summary, not the paper's.
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ ABSTRACT_MATCH = 85.0  # rapidfuzz token_set_ratio; a cut-off abstract still sco
 def same_paper(
     one: tuple[tuple[str, ...], date | None, str],
     other: tuple[tuple[str, ...], date | None, str],
+    *,
+    same_title: bool,
 ) -> bool:
-    """Whether two sightings' (authors, published, abstract) agree wherever both know them."""
+    """Whether two sightings' (authors, published, abstract) agree wherever both know them;
+    with `same_title` (equal normalised titles) only the years are compared."""
     (authors_a, day_a, abstract_a), (authors_b, day_b, abstract_b) = one, other
-    if authors_a and authors_b and not _authors_agree(authors_a, authors_b):
-        return False
     if day_a and day_b and abs(day_a.year - day_b.year) > 1:
+        return False
+    if same_title:
+        return True
+    if authors_a and authors_b and not _authors_agree(authors_a, authors_b):
         return False
     if abstract_a.strip() and abstract_b.strip():
         a, b = " ".join(words(abstract_a)), " ".join(words(abstract_b))

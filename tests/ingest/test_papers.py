@@ -140,10 +140,10 @@ def test_a_near_duplicate_with_the_same_authors_still_merges(
 
 
 def test_two_different_papers_with_one_title_are_both_kept(engine: Engine, clock: datetime) -> None:
-    """The same title by other authors about another thing is a second paper, with an id
-    of its own."""
+    """The very same title published six years earlier is a second paper, with an id of its
+    own."""
     ingest(engine, Listing("a", (IMAGE,)), now=clock)
-    namesake = replace(VIDEO, title=IMAGE.title)
+    namesake = replace(VIDEO, title=IMAGE.title, published=date(2019, 6, 1))
     assert ingest(engine, Listing("b", (namesake,)), now=clock).new == 1
     ids = sorted(p.id for p in papers_seen_since(engine, None))
     assert ids == [paper_id(IMAGE), f"{paper_id(IMAGE)}-2"]
