@@ -123,3 +123,14 @@ def test_ingest_warns_of_a_title_cut_to_the_bounds(tmp_path: Path) -> None:
     assert warning.endswith("cut title to 1,000 characters")
     (paper,) = json.loads(run("papers", "list", "--json").stdout)
     assert len(paper["title"]) == 1_000
+
+
+def test_ingest_of_a_200000_deep_json_document_is_one_error_line(tmp_path: Path) -> None:
+    """JSON nested 200,000 deep is `Error: …` and exit 1, not a RecursionError traceback."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    result = run("ingest", str(deep))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {deep}: JSON nested too deeply to read (is this a daily_papers response?)"
+    ]
