@@ -21,6 +21,7 @@ from digestbot.ingest.http import Validators
 from digestbot.ingest.sameness import same_paper
 from digestbot.ingest.textnorm import normalise_title
 from digestbot.models import ListedPaper, Listing, Paper
+from digestbot.store.engine import write_session
 from digestbot.store.tables import FeedStateRow, PaperRow, SentPaperRow
 
 TITLE_MATCH = 95.0
@@ -113,7 +114,9 @@ def ingest(
     """
     listing = bounded(listing)
     new = known = 0
-    with Session(engine) as session, session.begin():
+    # The write lock from the start: a second ingest at the same moment waits, then reads
+    # the papers this one stored, instead of inserting the same new paper twice.
+    with write_session(engine) as session:
         index = _Index(session)
         mark = session.exec(select(func.max(SentPaperRow.id))).one() or 0
         for listed in listing.papers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -10,8 +11,9 @@ from conftest import LISTINGS
 from sqlalchemy import Engine
 
 from digestbot.ingest import read_listing
-from digestbot.ingest.papers import ingest, paper_id, papers_seen_since
+from digestbot.ingest.papers import IngestResult, ingest, paper_id, papers_seen_since
 from digestbot.models import ListedPaper, Listing
+from digestbot.store.engine import make_engine
 
 
 def test_the_id_is_the_arxiv_id_when_known() -> None:
@@ -147,3 +149,48 @@ def test_two_different_papers_with_one_title_are_both_kept(engine: Engine, clock
     assert ingest(engine, Listing("b", (namesake,)), now=clock).new == 1
     ids = sorted(p.id for p in papers_seen_since(engine, None))
     assert ids == [paper_id(IMAGE), f"{paper_id(IMAGE)}-2"]
+
+
+def ingest_twice_at_once(url: str, listing: Listing, now: datetime) -> list[object]:
+    """Two ingests of `listing`, each in its own thread with its own engine on `url`, started
+    at the same moment; what each returned or raised."""
+    engines = [make_engine(url) for _ in range(2)]
+    outcomes: list[object] = [None, None]
+    start = threading.Barrier(2)
+
+    def ingester(n: int) -> None:
+        start.wait()
+        try:
+            outcomes[n] = ingest(engines[n], listing, now=now)
+        except Exception as exc:  # the outcome under test
+            outcomes[n] = exc
+
+    threads = [threading.Thread(target=ingester, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    return outcomes
+
+
+def test_two_ingests_of_the_same_new_papers_at_once_both_succeed(
+    database_url: str, clock: datetime
+) -> None:
+    """Two ingests racing on every shared listing both succeed, and each paper is stored
+    once: one ingest finds it new, the other already known."""
+    make_engine(database_url).dispose()  # the schema, created before the race
+    for day, path in enumerate(sorted(LISTINGS.glob("*.txt"))):
+        now = clock + timedelta(days=day)
+        listing = read_listing(path, today=now.date())
+        outcomes = ingest_twice_at_once(database_url, listing, now)
+        assert all(isinstance(o, IngestResult) for o in outcomes), outcomes
+        results = [o for o in outcomes if isinstance(o, IngestResult)]
+        assert {r.new + r.known for r in results} == {len(listing.papers)}
+        assert min(r.new for r in results) == 0
+    engine = make_engine(database_url)
+    stored = papers_seen_since(engine, None)
+    engine.dispose()
+    listings = [read_listing(p, today=clock.date()) for p in LISTINGS.glob("*.txt")]
+    assert len(stored) == len({paper_id(p) for lst in listings for p in lst.papers})
