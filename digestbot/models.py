@@ -26,11 +26,13 @@ class ListedPaper:
 
 @dataclass(frozen=True)
 class Listing:
-    """What parsing one document gives: its papers and the items it had to skip."""
+    """What parsing one document gives: its papers, the items it had to skip, and notes of
+    what was cut to digestbot's bounds."""
 
     source: str
     papers: tuple[ListedPaper, ...]
     skipped: tuple[str, ...] = ()
+    trimmed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     arxiv_api_delay: float = Field(
         3.0, ge=0, description="Seconds between arXiv API page requests, as arXiv asks."
     )
-    http_timeout: float = Field(20.0, gt=0, description="Seconds to wait on a listing server.")
+    http_timeout: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds a listing server has for each whole answer, first to last byte.",
+    )
     http_retries: int = Field(
         3, ge=0, description="Retries after a 429, a 5xx or a network failure."
     )
@@ -119,6 +123,9 @@ class Settings(BaseSettings):
     )
     http_max_wait: float = Field(
         120.0, ge=0, description="Longest wait honoured from a Retry-After header."
+    )
+    max_document_mb: float = Field(
+        50.0, gt=0, description="Largest listing document read, in MB after decompression."
     )
 
     @field_validator("unsubscribe_url")
@@ -143,6 +150,7 @@ class Settings(BaseSettings):
             retries=self.http_retries,
             backoff=self.http_backoff,
             max_wait=self.http_max_wait,
+            max_bytes=int(self.max_document_mb * 2**20),
         )
 
     @property

@@ -240,6 +240,55 @@ def http_server() -> Iterator[HttpServer]:
         httpd.server_close()
 
 
+@dataclass
+class Trickle:
+    """A server that trickles its answer: its URL and how many connections it accepted."""
+
+    url: str
+    connections: int = 0
+
+
+@pytest.fixture
+def trickle_server() -> Iterator[Trickle]:
+    """A raw HTTP server on 127.0.0.1 that promises 40 bytes and sends one every 0.2 s,
+    so no single read ever waits long."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    state = Trickle(f"http://127.0.0.1:{listener.getsockname()[1]}/feed")
+
+    def trickle(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            head = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+            )
+            try:
+                conn.sendall(head)
+                while not stop.wait(0.2):
+                    conn.sendall(b" ")
+            except OSError:
+                pass  # the client hung up, as it should
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            state.connections += 1
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
 FEEDS = FIXTURES / "feeds"
 
 

@@ -31,6 +31,7 @@ from digestbot.ingest import papers
 from digestbot.ingest.fetch import SourceSpec
 from digestbot.ingest.links import web_url
 from digestbot.ingest.load import ingest_path, ingest_source
+from digestbot.ingest.textnorm import safe_text
 from digestbot.models import Paper
 from digestbot.resources import bundled_path
 from digestbot.rules.subscribers import sync_subscriptions
@@ -46,7 +47,9 @@ def demo() -> None:
     now = now_utc()
     with open_engine(settings) as engine:
         for sample in ("sample_listing.txt", "sample_daily_papers.json"):
-            result = ingest_path(engine, bundled_path(sample), now=now)
+            result = ingest_path(
+                engine, bundled_path(sample), now=now, max_bytes=settings.http_policy.max_bytes
+            )
             out.print(f"Ingested {sample}: {result.new} new, {result.known} already known.")
         spec = load_subscriptions(bundled_path("subscriptions.example.yaml"))
         sync_subscriptions(engine, spec, now=now)
@@ -89,7 +92,14 @@ def ingest(
     with open_engine(settings) as engine:
         if isinstance(specs, Path):
             results = [
-                ingest_path(engine, specs, now=now, year=year, include_replacements=replacements)
+                ingest_path(
+                    engine,
+                    specs,
+                    now=now,
+                    year=year,
+                    include_replacements=replacements,
+                    max_bytes=settings.http_policy.max_bytes,
+                )
             ]
         else:
             on = day.date() if day else None
@@ -144,13 +154,15 @@ def _ingest_specs(
 
 def _print_ingest(result: papers.IngestResult) -> None:
     for warning in result.skipped:
-        err.print(f"Warning: skipped {warning}", markup=False)
+        err.print(f"Warning: skipped {safe_text(warning)}", markup=False)
+    for note in result.trimmed:
+        err.print(f"Warning: {safe_text(note)}", markup=False)
+    source = safe_text(result.source)
     if result.not_modified:
-        out.print(f"{result.source}: not modified since the last fetch", markup=False)
+        out.print(f"{source}: not modified since the last fetch", markup=False)
         return
     out.print(
-        f"{result.source}: {result.new} new, {result.known} already known, "
-        f"{len(result.skipped)} skipped",
+        f"{source}: {result.new} new, {result.known} already known, {len(result.skipped)} skipped",
         markup=False,
     )
 
@@ -171,7 +183,7 @@ def papers_list(
             engine, None if start is None else start - timedelta(microseconds=1)
         )
     if as_json:
-        out.print_json(json.dumps([_paper_json(p) for p in rows], ensure_ascii=False))
+        out.print_json(json.dumps([_printable(_paper_json(p)) for p in rows], ensure_ascii=False))
         return
     table = Table("first seen", "published", "upvotes", "title", "categories", "sources")
     for p in rows:
@@ -180,11 +192,23 @@ def papers_list(
             p.first_seen.strftime("%Y-%m-%d %H:%M"),
             p.published.isoformat() if p.published else "",
             "" if p.upvotes is None else str(p.upvotes),
-            p.title + (f"\n{link}" if link else ""),
-            " ".join(p.categories),
-            " ".join(p.sources),
+            safe_text(p.title) + (f"\n{safe_text(link)}" if link else ""),
+            safe_text(" ".join(p.categories)),
+            safe_text(" ".join(p.sources)),
         )
     out.print(table)
+
+
+def _printable(value: Any) -> Any:
+    """A JSON value with every string cleaned for the terminal (JSON would keep C1 and bidi
+    controls as they are, and escaped C0 ones come back whole to whoever reads it)."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
 
 
 def _paper_json(p: Paper) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from digestbot.cli.common import (
 )
 from digestbot.delivery import outbox
 from digestbot.errors import ConfigError
+from digestbot.ingest.textnorm import safe_text
 from digestbot.models import Digest
 from digestbot.schedule import daemon
 
@@ -179,7 +180,8 @@ def preview(
         _write(out_file, raw if eml else html.encode("utf-8"))
         err.print(f"Wrote {'the message' if eml else 'the HTML part'} to {out_file}", markup=False)
     else:
-        out.print(f"Subject: {message['Subject']}\n\n{_part(message, 'plain')}", markup=False)
+        text = f"Subject: {message['Subject']}\n\n{_part(message, 'plain')}"
+        out.print(safe_text(text, newlines=True), markup=False)
     if open_it:
         target = out_file if out_file and out_file.suffix.lower() in (".html", ".htm") else None
         if target is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,11 +23,9 @@ from digestbot.compose.present import plural, present_digest, short_date, trim_w
 from digestbot.compose.prestyle import INLINER, Styled
 from digestbot.errors import ConfigError
 from digestbot.ingest.links import web_url
+from digestbot.ingest.textnorm import safe_text
 from digestbot.models import Digest, Paper
 from digestbot.resources import bundled_path
-
-# C0/C1 controls, DEL, and Unicode line/paragraph separators must never reach a header.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -93,8 +90,9 @@ def page_of(paper: Paper) -> str | None:
 
 
 def header_safe(value: str) -> str:
-    """`value` with control characters removed and white space folded to single spaces."""
-    return " ".join(_CONTROL.sub(" ", value).split())
+    """`value` with control characters and bidi controls removed and white space folded to
+    single spaces."""
+    return " ".join(safe_text(value).split())
 
 
 def message_id(kind: str, email: str, period_key: str, domain: str) -> str:

@@ -21,6 +21,10 @@ def parse_hf_json(data: bytes, *, source: str) -> Listing:
         raise ListingError(
             f"{source}: not valid JSON: {exc}", "the response was cut off or is not JSON"
         ) from None
+    except RecursionError:
+        raise ListingError(
+            f"{source}: JSON nested too deeply to read", "is this a daily_papers response?"
+        ) from None
     if isinstance(document, dict) and "error" in document:
         raise ListingError(f"{source}: the API answered an error: {document['error']}", "")
     if not isinstance(document, list):

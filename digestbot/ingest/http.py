@@ -16,18 +16,21 @@ from digestbot.errors import SourceError
 
 USER_AGENT = f"digestbot/{__version__} (+https://github.com/digestbot/digestbot)"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_DOCUMENT_BYTES = 50 * 2**20
 
 Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class HttpPolicy:
-    """How patient to be with a server."""
+    """How patient to be with a server: `timeout` bounds each attempt from connecting to the
+    last byte; a document decompressing to more than `max_bytes` is refused."""
 
     timeout: float = 20.0
     retries: int = 3
     backoff: float = 1.0
     max_wait: float = 120.0
+    max_bytes: int = MAX_DOCUMENT_BYTES
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,11 @@ async def fetch(
     for attempt in range(policy.retries + 1):
         last = attempt == policy.retries
         try:
-            response = await client.get(url, headers=headers, params=params)
-        except httpx.HTTPError as exc:
+            # A deadline on the whole attempt: httpx's timeout bounds each read, so a server
+            # trickling a byte at a time would otherwise keep the fetch going for ever.
+            async with asyncio.timeout(policy.timeout):
+                response, body = await _get(client, url, headers, params, policy.max_bytes)
+        except (httpx.HTTPError, TimeoutError) as exc:
             if last:
                 raise SourceError(
                     f"{url}: {_reason(exc)} after {attempt + 1} attempts",
@@ -83,7 +89,7 @@ async def fetch(
         if response.status_code == 304:
             return Fetched(str(response.url), b"", validators or Validators(), not_modified=True)
         if response.is_success:
-            return Fetched(str(response.url), response.content, _validators_of(response))
+            return Fetched(str(response.url), body, _validators_of(response))
         if response.status_code not in _RETRY_STATUSES or last:
             raise SourceError(
                 f"{url}: HTTP {response.status_code} {response.reason_phrase}",
@@ -91,6 +97,29 @@ async def fetch(
             )
         await sleep(_retry_after(response, policy) or _backoff(policy, attempt))
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+async def _get(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    params: dict[str, str] | None,
+    max_bytes: int,
+) -> tuple[httpx.Response, bytes]:
+    """One GET; a successful answer's body is read decompressed, stopping past `max_bytes`."""
+    async with client.stream("GET", url, headers=headers, params=params) as response:
+        if not response.is_success or response.status_code == 304:
+            return response, b""
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise SourceError(
+                    f"{url}: the document is larger than {max_bytes / 2**20:g} MB"
+                    " (decompressed); stopped reading",
+                    "raise DIGESTBOT_MAX_DOCUMENT_MB if this source is genuine",
+                )
+        return response, bytes(body)
 
 
 def _conditional_headers(validators: Validators | None) -> dict[str, str]:
@@ -128,8 +157,8 @@ def _retry_after(response: httpx.Response, policy: HttpPolicy) -> float | None:
     return min(policy.max_wait, max(0.0, (when - datetime.now(UTC)).total_seconds()))
 
 
-def _reason(exc: httpx.HTTPError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
+def _reason(exc: httpx.HTTPError | TimeoutError) -> str:
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
         return "timed out"
     text = " ".join(str(exc).split())
     return text or exc.__class__.__name__

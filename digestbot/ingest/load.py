@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from digestbot.ingest import papers, read_listing
-from digestbot.ingest.fetch import SourceSpec, fetch_source
-from digestbot.ingest.http import Sleep, make_client
+from digestbot.ingest.fetch import FetchedListing, SourceSpec, fetch_source
+from digestbot.ingest.http import MAX_DOCUMENT_BYTES, Sleep, make_client
 from digestbot.settings import Settings
 
 
@@ -21,10 +21,15 @@ def ingest_path(
     now: datetime,
     year: int | None = None,
     include_replacements: bool = False,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
 ) -> papers.IngestResult:
     """Parse the listing at `path` (any supported format) and store it in one transaction."""
     listing = read_listing(
-        path, today=now.date(), year=year, include_replacements=include_replacements
+        path,
+        today=now.date(),
+        year=year,
+        include_replacements=include_replacements,
+        max_bytes=max_bytes,
     )
     return papers.ingest(engine, listing, now=now)
 
@@ -39,9 +44,22 @@ async def ingest_source(
     sleep: Sleep = asyncio.sleep,
 ) -> papers.IngestResult:
     """Fetch one source and store what it lists; nothing is written if any step fails."""
+    fetched = await fetch_listing(engine, settings, spec, now=now, day=day, sleep=sleep)
+    return await store_fetched(engine, fetched, now=now)
 
+
+async def fetch_listing(
+    engine: Engine,
+    settings: Settings,
+    spec: SourceSpec,
+    *,
+    now: datetime,
+    day: date | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> FetchedListing:
+    """Fetch and parse one source, writing nothing: safe to cancel at any point."""
     async with make_client(settings.http_policy) as client:
-        fetched = await fetch_source(
+        return await fetch_source(
             spec,
             client=client,
             endpoints=settings.endpoints,
@@ -51,6 +69,12 @@ async def ingest_source(
             page_delay=settings.arxiv_api_delay,
             sleep=sleep,
         )
+
+
+async def store_fetched(
+    engine: Engine, fetched: FetchedListing, *, now: datetime
+) -> papers.IngestResult:
+    """Store a fetched listing's papers and its validators in one transaction."""
     if fetched.listing is None:
         return papers.IngestResult(fetched.url, 0, 0, (), not_modified=True)
     found = fetched.validators

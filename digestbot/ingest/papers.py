@@ -1,7 +1,8 @@
 """Ingest stage: give listed papers stable ids and upsert them, one transaction per document.
 
 The same paper is one row across sources and days: matched by arXiv id, or, when either side
-has no id, by normalised titles at rapidfuzz ratio >= TITLE_MATCH.
+has no id, by normalised titles at rapidfuzz ratio >= TITLE_MATCH whose authors, year and
+abstract agree wherever both sightings know them (see `sameness`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from digestbot.ingest.bounds import bounded
 from digestbot.ingest.http import Validators
+from digestbot.ingest.sameness import same_paper
 from digestbot.ingest.textnorm import normalise_title
 from digestbot.models import ListedPaper, Listing, Paper
+from digestbot.store.engine import write_session
 from digestbot.store.tables import FeedStateRow, PaperRow, SentPaperRow
 
 TITLE_MATCH = 95.0
+_CANDIDATES = 5  # alike titles checked for agreement, most alike first
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class IngestResult:
     known: int
     skipped: tuple[str, ...]
     not_modified: bool = False
+    trimmed: tuple[str, ...] = ()
 
 
 def paper_id(paper: ListedPaper) -> str:
@@ -46,20 +52,43 @@ class _Index:
     """The stored papers' ids and titles, to find the row a listed paper already has."""
 
     def __init__(self, session: Session) -> None:
+        self.session = session
         rows = session.exec(select(PaperRow.id, PaperRow.arxiv_id, PaperRow.norm_title)).all()
         self.by_arxiv = {arxiv: pid for pid, arxiv, _ in rows if arxiv}
         self.all = {pid: title for pid, _, title in rows}
         self.idless = {pid: title for pid, arxiv, title in rows if not arxiv}
 
-    def find(self, listed: ListedPaper) -> str | None:
+    def find(self, listed: ListedPaper) -> PaperRow | None:
+        """The stored row of the same paper: by arXiv id, else a like title that the rest of
+        what both know agrees with."""
         if listed.arxiv_id and listed.arxiv_id in self.by_arxiv:
-            return self.by_arxiv[listed.arxiv_id]
+            return self.session.get(PaperRow, self.by_arxiv[listed.arxiv_id])
         # Two different arXiv ids are two papers, however alike their titles.
         pool = self.idless if listed.arxiv_id else self.all
-        found = process.extractOne(
-            normalise_title(listed.title), pool, scorer=fuzz.ratio, score_cutoff=TITLE_MATCH
+        title = normalise_title(listed.title)
+        alike = process.extract(
+            title,
+            pool,
+            scorer=fuzz.ratio,
+            score_cutoff=TITLE_MATCH,
+            limit=_CANDIDATES,
         )
-        return found[2] if found else None
+        sighting = (listed.authors, listed.published, listed.abstract)
+        for stored_title, _, pid in alike:
+            row = self.session.get(PaperRow, pid)
+            known = (tuple(row.authors), row.published, row.abstract) if row else None
+            if known and same_paper(known, sighting, same_title=stored_title == title):
+                return row
+        return None
+
+    def free_id(self, listed: ListedPaper) -> str:
+        """`paper_id`, numbered on when another paper with the same title already has it."""
+        base = candidate = paper_id(listed)
+        number = 1
+        while candidate in self.all:
+            number += 1
+            candidate = f"{base}-{number}"
+        return candidate
 
     def record(self, row: PaperRow) -> None:
         self.all[row.id] = row.norm_title
@@ -77,20 +106,23 @@ def ingest(
     now: datetime,
     validators: tuple[str, Validators] | None = None,
 ) -> IngestResult:
-    """Store the listing's papers in one transaction; known papers keep their first-seen time.
+    """Store the listing's papers, cleaned and bounded, in one transaction; known papers keep
+    their first-seen time.
 
     `validators` (url, what its server said identifies this answer) are stored in the same
     transaction, so a document that failed to store is fetched in full next time.
     """
+    listing = bounded(listing)
     new = known = 0
-    with Session(engine) as session, session.begin():
+    # The write lock from the start: a second ingest at the same moment waits, then reads
+    # the papers this one stored, instead of inserting the same new paper twice.
+    with write_session(engine) as session:
         index = _Index(session)
         mark = session.exec(select(func.max(SentPaperRow.id))).one() or 0
         for listed in listing.papers:
-            existing = index.find(listed)
-            stored = None if existing is None else session.get(PaperRow, existing)
+            stored = index.find(listed)
             if stored is None:
-                stored = _new_row(listed, listing.source, now, mark)
+                stored = _new_row(listed, index.free_id(listed), listing.source, now, mark)
                 session.add(stored)
                 new += 1
             else:
@@ -104,12 +136,12 @@ def ingest(
                     url=url, etag=found.etag, last_modified=found.last_modified, fetched_at=now
                 )
             )
-    return IngestResult(listing.source, new, known, listing.skipped)
+    return IngestResult(listing.source, new, known, listing.skipped, trimmed=listing.trimmed)
 
 
-def _new_row(listed: ListedPaper, source: str, now: datetime, sent_mark: int) -> PaperRow:
+def _new_row(listed: ListedPaper, pid: str, source: str, now: datetime, sent_mark: int) -> PaperRow:
     return PaperRow(
-        id=paper_id(listed),
+        id=pid,
         title=listed.title,
         norm_title=normalise_title(listed.title),
         abstract=listed.abstract,

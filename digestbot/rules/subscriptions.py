@@ -17,6 +17,7 @@ from digestbot.ingest.links import web_url
 from digestbot.ingest.textnorm import words
 from digestbot.models import Rule
 from digestbot.rules.yamlfile import (
+    MAX_YAML_BYTES,
     YamlProblem,
     line_order,
     load_yaml,
@@ -261,7 +262,9 @@ class SubscriptionsFile(_Strict):
 def load_subscriptions(path: Path) -> SubscriptionsFile:
     """Read and validate `path`; raise SubscriptionsError listing every problem at once."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # One character past the limit is enough for load_yaml to refuse the file.
+        with path.open(encoding="utf-8") as file:
+            text = file.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise SubscriptionsError(
             [f"{path}: no such file"],

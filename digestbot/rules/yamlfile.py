@@ -10,16 +10,28 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+# A subscriptions file of ten thousand subscribers is well under a megabyte.
+MAX_YAML_BYTES = 16 * 1024 * 1024
+# Nodes and characters that aliases may add on top of the file's own: enough to reuse a few
+# lists many times, far below what a "billion laughs" document expands to.
+MAX_ALIAS_EXPANSION = 1_000_000
+
 
 class YamlProblem(Exception):
     """A YAML syntax problem, already formatted as `file:line:column: YAML syntax: …`."""
 
 
 def load_yaml(text: str, source: str) -> Any:
-    """Parse YAML 1.2 (`12:30` and `NO` stay strings; duplicate keys are errors)."""
+    """Parse YAML 1.2 (`12:30` and `NO` stay strings; duplicate keys are errors).
+
+    Text over MAX_YAML_BYTES, and aliases that would expand by more than MAX_ALIAS_EXPANSION
+    nodes and characters, are refused before anything copies the document.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise YamlProblem(f"{source}: larger than {MAX_YAML_BYTES // 2**20} MB")
     yaml = YAML(typ="rt")
     try:
-        return yaml.load(StringIO(text))
+        document = yaml.load(StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -27,6 +39,62 @@ def load_yaml(text: str, source: str) -> Any:
         raise YamlProblem(f"{where}: YAML syntax: {problem}") from None
     except YAMLError as exc:
         raise YamlProblem(f"{source}: YAML syntax: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise YamlProblem(f"{source}: YAML syntax: nested too deeply") from None
+    _check_aliases(document, source)
+    return document
+
+
+def _check_aliases(document: Any, source: str) -> None:
+    """Raise YamlProblem at the alias whose reuse makes the document too big to copy."""
+    sizes: dict[int, int] = {}
+    seen: set[int] = set()
+    extra = 0
+    pending: list[tuple[Any, Any, Any]] = [(None, None, document)]
+    while pending:
+        parent, key, node = pending.pop()
+        # Short strings may be shared by Python itself; a long one twice is an alias.
+        if not isinstance(node, (dict, list)) and not (isinstance(node, str) and len(node) > 64):
+            continue
+        if id(node) in seen:  # an alias: the same object reached a second time
+            extra += _size(node, sizes)
+            if extra > MAX_ALIAS_EXPANSION:
+                line, column = _position_in(parent, key)
+                raise YamlProblem(
+                    f"{source}:{line}:{column}: aliases expand to over "
+                    f"{MAX_ALIAS_EXPANSION:,} nodes and characters: write the values out"
+                )
+            continue
+        seen.add(id(node))
+        if isinstance(node, (dict, list)):
+            children = node.items() if isinstance(node, dict) else enumerate(node)
+            pending.extend((node, k, v) for k, v in reversed(list(children)))
+
+
+def _size(node: Any, sizes: dict[int, int]) -> int:
+    """Nodes and characters `node` has once every alias in it is copied out (memoised)."""
+    if isinstance(node, str):
+        return 1 + len(node)
+    if not isinstance(node, (dict, list)):
+        return 1
+    if id(node) not in sizes:
+        sizes[id(node)] = 1  # a node inside itself counts once, not forever
+        children = node.values() if isinstance(node, dict) else node
+        sizes[id(node)] = 1 + sum(_size(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
+def _position_in(parent: Any, key: Any) -> tuple[int, int]:
+    """1-based line and column of the alias `parent[key]`: its key in a mapping, the list
+    holding it in a list (ruamel gives an alias in a list the anchor's position)."""
+    try:
+        if isinstance(parent, CommentedMap):
+            line, column = parent.lc.key(key)
+        else:
+            line, column = parent.lc.line, parent.lc.col
+    except (AttributeError, KeyError, TypeError):
+        return 1, 1
+    return line + 1, column + 1
 
 
 def plain(node: Any) -> Any:

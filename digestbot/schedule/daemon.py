@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -23,7 +24,7 @@ from sqlalchemy import Engine
 from digestbot.delivery.send import deliver
 from digestbot.delivery.transport import TransportUnavailable
 from digestbot.errors import ConfigError, DigestbotError
-from digestbot.ingest.load import ingest_source
+from digestbot.ingest.load import fetch_listing, store_fetched
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import (
     SourceConfig,
@@ -39,6 +40,7 @@ from digestbot.store.tables import JobRow
 
 log = logging.getLogger("digestbot.run")
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -187,7 +189,13 @@ class Daemon:
         """Ingest one source; alert on its new papers at once."""
         now, name = self.clock(), source.spec().name
         try:
-            result = await ingest_source(self.engine, self.settings, source.spec(), now=now)
+            fetched = await self._unless_stopped(
+                fetch_listing(self.engine, self.settings, source.spec(), now=now)
+            )
+            if fetched is None:
+                log.info("ingest %s: stopped before its fetch finished", name)
+                return
+            result = await store_fetched(self.engine, fetched, now=now)
         except DigestbotError as exc:
             failures = await asyncio.to_thread(
                 ledger.record_source_run, self.engine, name, now=now, error=str(exc)
@@ -199,6 +207,8 @@ class Daemon:
         await asyncio.to_thread(
             ledger.record_source_run, self.engine, name, now=now, new=result.new
         )
+        for note in result.trimmed:
+            log.warning("ingest %s: %s", name, note)
         log.info(
             "ingest %s: %d new, %d known%s",
             name,
@@ -214,6 +224,20 @@ class Daemon:
             log.info("alerts: %d queued", alerts)
             if alerts:
                 await self.deliver(now, decide=False)
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """What `work` returns, or None when the daemon is told to stop first: the work is
+        cancelled then, so a stop never waits on a slow server."""
+        task = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(self.halt.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        return None if task.cancelled() else task.result()
 
     async def deliver(self, now: datetime, *, decide: bool = True) -> None:
         """Decide due periods (unless only alerts are waiting) and send every due row."""
@@ -311,7 +335,7 @@ class Daemon:
             log.info("stopped")
 
     def stop(self) -> None:
-        """Take no new work; jobs in flight finish their current message."""
+        """Take no new work; fetches in flight are cancelled, sending finishes its message."""
         if not self.halt.is_set():
             log.info("stopping: finishing the work in flight")
         self.halt.set()

@@ -99,6 +99,22 @@ def test_header_safe_removes_controls_and_folds_space() -> None:
     assert header_safe("a\r\nb\tc\x00d\u2028e") == "a b c d e"
 
 
+def test_header_safe_removes_bidi_controls() -> None:
+    """Right-to-left overrides, isolates and marks are dropped from header values."""
+    assert header_safe("a\u202eb\u2066c\u2069d\u200e\u200fe\u061cf\u202ag") == "abcdefg"
+
+
+def test_an_alert_subject_carries_no_right_to_left_override() -> None:
+    """A title hiding U+202E and an escape sequence gives an alert subject with neither."""
+    title = "Harmless \u202efdp.exe\x1b[2J paper"
+    sub = Subscriber(1, "alice@example.org", "Alice", ())
+    item = DigestItem(Paper("p1", title, "abstract", NOW), Match(("r",), ("paper",), (), 1.0))
+    _, msg = message_for(Digest(sub, (item,), NOW, "k", kind="alert"))
+    subject = str(msg["Subject"])
+    assert "Harmless fdp.exe [2J paper" in subject
+    assert "\u202e" not in subject and "\x1b" not in subject
+
+
 def test_the_text_part_reads_at_80_columns() -> None:
     """No line of the text part is wider than 80 characters for ordinary words."""
     _, msg = message_for(a_digest())

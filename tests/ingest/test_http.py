@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import time
+
 import pytest
-from conftest import HttpServer, Reply, Sleeps
+from conftest import HttpServer, Reply, Sleeps, Trickle
 
 from digestbot.errors import SourceError
 from digestbot.ingest.http import USER_AGENT, HttpPolicy, Validators, fetch, make_client
@@ -91,3 +94,34 @@ async def test_a_refused_connection_is_reported_with_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/feed"
     with pytest.raises(SourceError, match=f"{url}: .*after 3 attempts"):
         await get(url)
+
+
+async def test_a_trickling_server_is_cut_off_at_the_deadline(trickle_server: Trickle) -> None:
+    """A byte every 0.2 s never trips a per-read timeout; the 1 s deadline on the whole
+    answer ends the fetch anyway."""
+    policy = HttpPolicy(timeout=1.0, retries=0, backoff=0.0)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"/feed: timed out after 1 attempts"):
+        await get(trickle_server.url, policy)
+    assert time.monotonic() - started < 3.0
+
+
+async def test_a_gzip_bomb_is_refused_at_the_size_limit(http_server: HttpServer) -> None:
+    """20 MB of zeros sent as 20 kB of gzip stops being read past the 1 MB limit."""
+    bomb = gzip.compress(bytes(20 * 2**20))
+    assert len(bomb) < 100_000
+    url = http_server.route("/bomb", Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
+    policy = HttpPolicy(timeout=5.0, retries=2, backoff=0.0, max_bytes=2**20)
+    with pytest.raises(SourceError, match=r"/bomb: the document is larger than 1 MB"):
+        await get(url, policy)
+    assert http_server.hits("/bomb") == 1  # an oversized document is not fetched again
+
+
+async def test_a_document_within_the_size_limit_is_read_whole(http_server: HttpServer) -> None:
+    """A gzip answer just under the limit arrives decompressed and complete."""
+    text = b"x" * (2**20 - 1)
+    url = http_server.route(
+        "/ok", Reply(body=gzip.compress(text), headers={"Content-Encoding": "gzip"})
+    )
+    fetched = await get(url, HttpPolicy(timeout=5.0, retries=0, max_bytes=2**20))
+    assert fetched.body == text

@@ -232,3 +232,38 @@ def test_all_problems_come_at_once_in_file_order_of_fields() -> None:
         "subscribers[0].rules[2].min_upvotes",
     ]
     assert found[0].startswith("subs.yaml:2:3:")
+
+
+def laughs(levels: int) -> str:
+    """A "billion laughs" document: each level is a list of nine aliases of the one before."""
+    lines = ['l0: &l0 ["laugh out loud", "laugh out loud", "laugh out loud"]']
+    for n in range(1, levels + 1):
+        lines.append(f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_it_refuses_a_yaml_alias_bomb() -> None:
+    """Aliases that would expand to millions of values are one error at the alias's line."""
+    text = laughs(6)
+    assert len(text) < 500
+    (problem,) = problems(text)
+    assert problem.startswith("subs.yaml:6:")
+    assert "aliases expand to over 1,000,000 nodes and characters" in problem
+
+
+def test_modest_anchors_and_aliases_still_work() -> None:
+    """A rule anchored once and reused by a second subscriber parses as written out."""
+    text = GOOD.replace("rules:", "rules: &shared", 1)
+    text += "  - email: bob@example.org\n    rules: *shared\n"
+    parsed = parse_subscriptions(text, source="subs.yaml")
+    alice, bob = parsed.subscribers
+    assert bob.rules == alice.rules and bob.rules[0].any == ["diffusion", "flow matching"]
+
+
+def test_it_refuses_a_subscriptions_file_over_the_size_limit(tmp_path: Path) -> None:
+    """A file over 16 MB is refused by its size, without parsing it."""
+    path = tmp_path / "subscriptions.yaml"
+    path.write_text(GOOD + ("# padding " + "x" * 1000 + "\n") * 17_000)
+    with pytest.raises(SubscriptionsError) as caught:
+        load_subscriptions(path)
+    assert caught.value.problems == [f"{path}: larger than 16 MB"]

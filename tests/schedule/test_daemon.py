@@ -8,12 +8,22 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import FEEDS, LISTING_000, HttpServer, Reply, SmtpServer, free_port, smtp_at
+from conftest import (
+    FEEDS,
+    LISTING_000,
+    HttpServer,
+    Reply,
+    SmtpServer,
+    Trickle,
+    free_port,
+    smtp_at,
+)
 from helpers import wait_for
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -201,6 +211,38 @@ def test_the_daemon_delivers_digest_and_alert_then_stops_cleanly_on_sigterm(
     assert len(smtp_server.inbox.messages) == 2
     assert ledger.lease(engine) is None
     engine.dispose()
+
+
+def test_sigterm_cancels_a_fetch_in_flight_at_once(tmp_path: Path, trickle_server: Trickle) -> None:
+    """A `digestbot run` whose catch-up ingest is stuck on a trickling server (within a 60 s
+    timeout) exits 0 within seconds of SIGTERM, saying the fetch was stopped."""
+    (tmp_path / "subscriptions.yaml").write_text(
+        f"sources:\n  - kind: feed\n    url: {trickle_server.url}\n"
+        + ONE_READER.format(tz="UTC", send_at="08:00")
+    )
+    env = {
+        **os.environ,
+        "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "DIGESTBOT_SUBSCRIPTIONS": str(tmp_path / "subscriptions.yaml"),
+        "DIGESTBOT_TRANSPORT": "file",
+        "DIGESTBOT_HTTP_TIMEOUT": "60",
+        "DIGESTBOT_HTTP_RETRIES": "0",
+    }
+    command = [sys.executable, "-m", "digestbot", "run"]
+    daemon = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: trickle_server.connections >= 1, 30)
+        time.sleep(0.5)  # well into the answer, a byte at a time
+        signalled = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        _, log = daemon.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.returncode == 0, log
+    assert took < 3.0, log
+    assert f"ingest feed:{trickle_server.url}: stopped before its fetch finished" in log
 
 
 async def test_the_operator_is_emailed_once_when_a_source_keeps_failing(
