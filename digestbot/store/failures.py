@@ -50,7 +50,7 @@ _SQLITE: dict[int, tuple[str, str]] = {
 _POSTGRES: dict[str, tuple[str, str]] = {
     "08": (
         "cannot reach the database {url}: {reason}",
-        "check that PostgreSQL runs and the URL's host and port",
+        "check that PostgreSQL runs and the URL's host, port, user and password",
     ),
     "28": (
         "the database {url} refused the login: {reason}",
