@@ -30,6 +30,10 @@ class SubscriptionsError(ConfigError):
         return "\n".join(self.problems) + f" ({self.hint})"
 
 
+class StoreError(DigestbotError):
+    """The database failed: locked, full, read-only, corrupt or unreachable."""
+
+
 class ListingError(DigestbotError):
     """A paper listing could not be read or parsed."""
 

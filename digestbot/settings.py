@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///digestbot.db", description="SQLAlchemy URL of the database."
     )
+    db_busy_timeout: float = Field(
+        30.0, gt=0, description="Seconds a SQLite write waits for another process's write."
+    )
     subscriptions: Path = Field(
         Path("subscriptions.yaml"), description="Path of the subscriptions YAML file."
     )

@@ -6,13 +6,14 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from typing import NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from digestbot import service
 from digestbot.delivery.send import Report
@@ -20,6 +21,7 @@ from digestbot.errors import ConfigError, DigestbotError
 from digestbot.rules.yamlfile import format_path
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
+from digestbot.store.failures import store_error
 from digestbot.store.migrate import Upgraded
 
 app = typer.Typer(
@@ -50,11 +52,36 @@ def friendly(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except DigestbotError as exc:
-            for line in str(exc).splitlines():
-                err.print(f"Error: {line}", markup=False)
-            raise typer.Exit(1) from None
+            fail(exc)
+        except MemoryError:
+            # Whatever was being built is gone by now, so there is memory left to say so.
+            typed = _typed(command.__name__)
+            fail(DigestbotError(f"out of memory while running `digestbot {typed}`", _MEMORY_HINT))
 
     return wrapper
+
+
+_MEMORY_HINT = (
+    "bound what it handles at once (a smaller listing, fewer subscribers per run, fewer "
+    "DIGESTBOT_RENDER_PROCESSES) or give digestbot more memory"
+)
+
+
+def fail(exc: DigestbotError) -> NoReturn:
+    """Print `exc` as `Error: …` lines on stderr and exit 1."""
+    for line in str(exc).splitlines():
+        err.print(f"Error: {line}", markup=False)
+    raise typer.Exit(1) from None
+
+
+GROUPS = ("subscriptions", "papers", "db")
+
+
+def _typed(function: str) -> str:
+    """The command a function implements, as typed: `papers_list` is `papers list`,
+    `send_now` is `send-now`."""
+    words = function.split("_")
+    return " ".join(words) if words[0] in GROUPS else "-".join(words)
 
 
 def load_settings() -> Settings:
@@ -75,10 +102,14 @@ def now_utc() -> datetime:
 def open_engine(settings: Settings, *, upgrade: bool = True) -> Iterator[Engine]:
     """The database engine of `settings`, its schema upgraded (unless not `upgrade`); its
     connections are closed when the block ends, however it ends (Python 3.13 warns of every
-    SQLite connection that is left to the garbage collector)."""
-    engine = make_engine(settings.database_url, upgrade=upgrade, on_upgrade=say_upgraded)
+    SQLite connection that is left to the garbage collector). A database failure in the block
+    (locked, full, read-only, corrupt) becomes one StoreError line."""
+    url, waited = settings.database_url, settings.db_busy_timeout
+    engine = make_engine(url, upgrade=upgrade, on_upgrade=say_upgraded, busy_timeout=waited)
     try:
         yield engine
+    except SQLAlchemyError as exc:
+        raise store_error(exc, url, busy_timeout=waited) from None
     finally:
         engine.dispose()
 

@@ -32,6 +32,7 @@ from digestbot.errors import ConfigError
 from digestbot.ingest.textnorm import safe_text
 from digestbot.models import Digest
 from digestbot.schedule import daemon
+from digestbot.store.failures import check_integrity
 
 
 @app.command("send-now")
@@ -103,6 +104,8 @@ def status() -> None:
     """Show the scheduler and its jobs, the last ingest of each source, and the outbox."""
     settings = load_settings()
     with open_engine(settings) as engine:
+        # A damaged page the tables below never read must not pass for a healthy database.
+        check_integrity(engine, settings.database_url)
         pieces = list(statusview.tables(engine))
     for piece in pieces:
         if isinstance(piece, str):

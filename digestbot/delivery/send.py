@@ -268,7 +268,11 @@ def _failed(
 ) -> claims.Closing:
     """A refused or interrupted attempt: failed for good, or retried after a backoff."""
     attempts = row.attempts + 1
-    if exc.permanent or attempts >= settings.max_attempts:
+    if exc.permanent:
         return claims.Closing(row.id, "failed", str(exc))
+    if attempts >= settings.max_attempts:
+        # A temporary error's hint promises a retry; this row gets none.
+        tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+        return claims.Closing(row.id, "failed", f"{exc.message} (gave up after {tries})")
     when = next_attempt(settings, attempts, now)
     return claims.Closing(row.id, "retry", str(exc), next_attempt_at=when)

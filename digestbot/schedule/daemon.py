@@ -325,9 +325,14 @@ class Daemon:
             await self.catch_up(config)
             await self.halt.wait()
         finally:
+            # Jobs in flight finish before the scheduler shuts down: its shutdown cancels
+            # them, which breaks off their work and logs a traceback as an ERROR.
+            if self.scheduler.running:
+                self.scheduler.pause()
+            await asyncio.sleep(0)  # a job handed to its task just now sees the halt and returns
+            await asyncio.gather(*self.running, return_exceptions=True)
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
-            await asyncio.gather(*self.running, return_exceptions=True)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             if not self.lock_lost:

@@ -3,6 +3,7 @@ and its write transactions."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from digestbot.errors import ConfigError
+from digestbot.store.failures import shown, store_error
 from digestbot.store.migrate import Upgraded, current, ensure_current
 from digestbot.store.tables import UtcDateTime
 
@@ -34,26 +36,32 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 def make_engine(
-    url: str, *, upgrade: bool = True, on_upgrade: Callable[[Upgraded], None] | None = None
+    url: str,
+    *,
+    upgrade: bool = True,
+    on_upgrade: Callable[[Upgraded], None] | None = None,
+    busy_timeout: float = BUSY_TIMEOUT_MS / 1000,
 ) -> Engine:
     """The engine for `url`, its schema checked: an older one is upgraded (unless not
-    `upgrade`, for `digestbot db`), a newer one refused. SQLite gets WAL and a busy timeout."""
+    `upgrade`, for `digestbot db`), a newer one refused. SQLite gets WAL and a busy timeout
+    of `busy_timeout` seconds. Errors name the URL with its password as ***."""
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not psycopg2
     try:
         engine = create_engine(url)
     except ImportError:
         raise ConfigError(
-            f"DIGESTBOT_DATABASE_URL {url!r} needs a database driver that is not installed",
+            f"DIGESTBOT_DATABASE_URL {shown(url)!r} needs a database driver that is not installed",
             "for PostgreSQL run `pip install 'digestbot[postgres]'`",
         ) from None
     except (SQLAlchemyError, ValueError) as exc:
+        reason = str(exc).replace(url, shown(url))
         raise ConfigError(
-            f"DIGESTBOT_DATABASE_URL {url!r} is not usable: {exc}",
+            f"DIGESTBOT_DATABASE_URL {shown(url)!r} is not usable: {reason}",
             "use a URL such as sqlite:///digestbot.db or postgresql://user@host/dbname",
         ) from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout))
     try:
         if upgrade:
             ensure_current(engine, on_upgrade=on_upgrade)
@@ -61,20 +69,17 @@ def make_engine(
             current(engine)  # opens it: a bad path fails here, not in the command
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise ConfigError(
-            f"cannot open the database {url!r}: {exc.__class__.__name__}: {exc.args[0]}",
-            "check that its folder exists and is writable",
-        ) from None
+        raise store_error(exc, url, busy_timeout=busy_timeout) from None
     except ConfigError:
         engine.dispose()
         raise
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout: float, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
     # In WAL mode NORMAL survives any process crash (kill -9 included); only a power loss
     # can drop the last commits, and it saves an fsync per outbox state change.
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -304,3 +304,41 @@ async def test_delivery_failing_tick_after_tick_is_logged_and_reported_once(
 def _rows(engine: Engine) -> list[DeliveryRow]:
     with Session(engine) as session:
         return list(session.exec(select(DeliveryRow)))
+
+
+def test_sigterm_during_a_scheduled_job_lets_it_finish_and_logs_no_error(
+    tmp_path: Path, http_server: HttpServer
+) -> None:
+    """SIGTERM while a scheduled ingest waits on a slow server: the ingest finishes and is
+    logged, the daemon exits 0, and stderr holds no ERROR line and no traceback."""
+    http_server.route(
+        "/api/daily_papers",
+        Reply(body=(FEEDS / "hf_daily_papers_2025-01-16.json").read_bytes(), delay=3.0),
+    )
+    (tmp_path / "subscriptions.yaml").write_text(
+        'sources:\n  - kind: hf\n    schedule: "*/2 * * * * *"\n'
+        "subscribers:\n  - email: alice@example.org\n    rules:\n      - any: [transformer]\n"
+    )
+    db = tmp_path / "bot.db"
+    engine = make_engine(f"sqlite:///{db}")
+    ledger.record_source_run(engine, "hf", now=datetime.now(UTC))  # no catch-up ingest
+    engine.dispose()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")},
+        "DIGESTBOT_DATABASE_URL": f"sqlite:///{db}",
+        "DIGESTBOT_SUBSCRIPTIONS": str(tmp_path / "subscriptions.yaml"),
+        "DIGESTBOT_TRANSPORT": "file",
+        "DIGESTBOT_HF_BASE_URL": http_server.base_url,
+    }
+    command = [sys.executable, "-m", "digestbot", "run"]
+    daemon = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: http_server.hits("/api/daily_papers") > 0, 30)
+        daemon.send_signal(signal.SIGTERM)
+        _, log = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.returncode == 0, log
+    assert "Traceback" not in log and " ERROR " not in log, log
+    assert "ingest hf: 4 new" in log and "stopped" in log

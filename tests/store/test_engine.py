@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from digestbot.errors import ConfigError
+from digestbot.errors import ConfigError, StoreError
 from digestbot.store.engine import (
     BUSY_TIMEOUT_MS,
     make_engine,
@@ -38,9 +38,9 @@ def test_naive_datetimes_are_refused(engine: Engine) -> None:
         session.commit()
 
 
-def test_an_unusable_database_url_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unusable_database_url_is_one_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A folder that does not exist gives a clear error, not a traceback."""
-    with pytest.raises(ConfigError, match="cannot open the database"):
+    with pytest.raises(StoreError, match="cannot open the database"):
         make_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}")
 
 
