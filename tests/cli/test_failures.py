@@ -157,13 +157,18 @@ def test_running_out_of_memory_is_one_line(
     settings: Settings, database: Path, tmp_path: Path
 ) -> None:
     """A command that runs out of memory (here reading a listing bigger than the address space
-    allowed) says so in one line, with what to do, and writes nothing."""
+    allowed, the document size limit raised past it) says so in one line, with what to do,
+    and writes nothing."""
     huge = tmp_path / "huge.txt"
     with huge.open("wb") as f:
         f.truncate(8 * 1024**3)  # sparse: no disk used
     before = db_fingerprint(database)
     result = digestbot(
-        settings.database_url, "ingest", str(huge), limit=_address_space_limit(2 * 1024**3)
+        settings.database_url,
+        "ingest",
+        str(huge),
+        limit=_address_space_limit(2 * 1024**3),
+        DIGESTBOT_MAX_DOCUMENT_MB="100000",
     )
     line = one_error_line(result)
     assert line.startswith("Error: out of memory while running `digestbot ingest`")
