@@ -8,21 +8,13 @@ is committed as pending rows before its ids reach the senders.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import multiprocessing
-import os
-import sys
-import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain, islice
-from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from jinja2 import Environment
@@ -40,7 +32,7 @@ from digestbot.compose.render import (
     unsubscribe_link,
     unsubscribe_target,
 )
-from digestbot.delivery import outbox
+from digestbot.delivery import outbox, processes
 from digestbot.delivery.send import Feed
 from digestbot.delivery.transport import Outbound
 from digestbot.models import Digest
@@ -54,89 +46,16 @@ AHEAD = 3  # chunks being rendered at once in the render process
 SPREAD_OVER = FIRST_CHUNK + CHUNK
 
 
-def render_pool(settings: Settings) -> ProcessPoolExecutor:
-    """The render processes for one batch.
-
-    Forked from a fork server where there is one (a clean process, started once, that has
-    imported the render code): forking this process is unsafe beside its threads, and a
-    spawned process spends most of a second importing the same modules, every batch.
-    """
-    context = _context()
-    if context is not _SPAWN:
-        _start_fork_server()
-    return RenderPool(settings.render_processes, context)
-
-
-class RenderPool(ProcessPoolExecutor):
-    """Render processes that die with this process, however it dies: each watches a pipe
-    only this process writes to, which the kernel closes when it is gone (killed with -9, it
-    cannot shut the pool down, and the render processes would wait for work forever and keep
-    the fork server alive, since each holds its liveness pipe)."""
-
-    def __init__(self, workers: int, context: BaseContext) -> None:
-        self._alive_r, self._alive_w = context.Pipe(duplex=False)
-        super().__init__(
-            workers, mp_context=context, initializer=die_with, initargs=(self._alive_r,)
-        )
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        super().shutdown(wait=wait, cancel_futures=cancel_futures)
-        self._alive_w.close()
-        self._alive_r.close()
-
-
-def die_with(alive: Connection) -> None:
-    """In each render process: exit once `alive` reads end of file (its writer is gone)."""
-    threading.Thread(target=_watch, args=(alive,), name="digestbot-watch", daemon=True).start()
-
-
-def _watch(alive: Connection) -> None:
-    with contextlib.suppress(EOFError, OSError):
-        alive.recv()  # nothing is ever sent: this returns only by raising at end of file
-    os._exit(1)
-
-
 def start_render_server(settings: Settings, batch: int) -> None:
     """Start the fork server now when a batch of up to `batch` digests will have render
     processes, so that its imports (~0.45 s on another core) overlap reading the state
     instead of holding up the first email (bench_delivery: it came 0.35 s sooner)."""
-    if settings.render_processes and batch > SPREAD_OVER and _context() is not _SPAWN:
-        _start_fork_server()
-
-
-def _start_fork_server() -> None:
-    """Start the fork server, unless it runs, importing its preloads from this process's
-    sys.path. Python before 3.12.8 and 3.13.1 imports them from the working directory first
-    (CPython gh-117378): `digestbot send-now` run in a checkout after `pip install .` would
-    render with the checkout's `digestbot/` beside the installed code it sends with."""
-    from multiprocessing import forkserver  # POSIX only
-
-    wanted = {
-        "PYTHONSAFEPATH": "1",  # no working directory at the head of sys.path
-        "PYTHONPATH": os.pathsep.join(entry or os.getcwd() for entry in sys.path),
-    }
-    saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
-        forkserver.ensure_running()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = value
-
-
-_SPAWN = multiprocessing.get_context("spawn")
-
-
-def _context() -> BaseContext:
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return _SPAWN
-    server = multiprocessing.get_context("forkserver")
-    # The command's own module too: each new process imports the main module again.
-    server.set_forkserver_preload(["digestbot.delivery.pipeline", "digestbot.cli"])
-    return server
+    if (
+        settings.render_processes
+        and batch > SPREAD_OVER
+        and processes.context() is not processes.SPAWN
+    ):
+        processes.start_fork_server()
 
 
 def render_outgoing(
@@ -308,7 +227,7 @@ async def _rendered(
             yield await _render_here(settings, chunk, now)
         return
     loop = asyncio.get_running_loop()
-    pool = render_pool(settings)
+    pool = processes.render_pool(settings)
 
     def start(chunk: Sequence[Digest]) -> asyncio.Future[list[outbox.Outgoing]]:
         job = functools.partial(render_chunk, settings, chunk, now, reload=False)

@@ -33,8 +33,8 @@ from digestbot.delivery.pipeline import (
     FIRST_CHUNK,
     SPREAD_OVER,
     render_chunk,
-    render_pool,
 )
+from digestbot.delivery.processes import render_pool
 from digestbot.delivery.transport import Outbound
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
@@ -202,7 +202,7 @@ def test_render_processes_import_the_code_the_command_runs_not_a_folder_beside_i
     bin_dir.mkdir()
     # A script outside the folder, as a console script is: its own folder heads sys.path.
     (bin_dir / "run.py").write_text(
-        "from digestbot.delivery.pipeline import render_pool\n"
+        "from digestbot.delivery.processes import render_pool\n"
         "from digestbot.settings import Settings\n"
         "if __name__ == '__main__':\n"
         "    settings = Settings(render_processes=1, _env_file=None)\n"
