@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from typing import Any
@@ -71,17 +71,21 @@ def race(url: str, ids: list[int], now: datetime) -> list[list[int]]:
     return won
 
 
-def subscribers(count: int) -> str:
+def subscribers(count: int, terms: Sequence[str] = ("transformer",)) -> str:
+    """A subscriptions file of readers 0 to `count` - 1, reader n's one rule any of
+    `terms`[n % len(terms)]."""
     people = "".join(
-        f"  - email: reader{n}@example.org\n    rules:\n      - any: [transformer]\n"
+        f"  - email: reader{n}@example.org\n    rules:\n      - any: [{terms[n % len(terms)]}]\n"
         for n in range(count)
     )
     return "subscribers:\n" + people
 
 
-def prepare(engine: Engine, now: datetime, count: int = 3) -> None:
+def prepare(
+    engine: Engine, now: datetime, count: int = 3, terms: Sequence[str] = ("transformer",)
+) -> None:
     ingest_path(engine, LISTING_000, now=now)
-    spec = parse_subscriptions(subscribers(count), source="s.yaml")
+    spec = parse_subscriptions(subscribers(count, terms), source="s.yaml")
     sync_subscriptions(engine, spec, now=now)
 
 
@@ -113,8 +117,11 @@ class Inbox:
         return "250 OK"
 
 
-def cli(settings: Settings, port: int, *args: str) -> subprocess.Popen[str]:
-    """`python -m digestbot ARGS` in its own process, on the same database and server."""
+def cli(
+    settings: Settings, port: int, *args: str, extra: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`python -m digestbot ARGS` in its own process, on the same database and server, one
+    SMTP connection unless `extra` (more environment variables) says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
     env.update(
         DIGESTBOT_DATABASE_URL=settings.database_url,
@@ -123,6 +130,7 @@ def cli(settings: Settings, port: int, *args: str) -> subprocess.Popen[str]:
         DIGESTBOT_SMTP_TLS="none",
         DIGESTBOT_SMTP_CONNECTIONS="1",
     )
+    env.update(extra or {})
     return subprocess.Popen(
         [sys.executable, "-m", "digestbot", *args],
         env=env,
