@@ -216,7 +216,8 @@ def test_every_reader_gets_one_digest_after_a_crash_and_recovery(
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     problems += digest_problems(recorder.received)
-    ended = f"killed {killed}; outbox {outbox(tmp_path / 'digestbot.db')}"
+    resent = len(recorder.received) - len(set(recorder.received))
+    ended = f"killed {killed}; outbox {outbox(tmp_path / 'digestbot.db')}, {resent} resent"
     print(f"trial {trial}: {ended}; {'; '.join(problems) or 'one digest each'}")
     assert not problems, f"{ended}: " + "; ".join(problems)
 
