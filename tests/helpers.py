@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -72,17 +72,21 @@ def race(url: str, ids: list[int], now: datetime) -> list[list[int]]:
     return won
 
 
-def subscribers(count: int) -> str:
+def subscribers(count: int, terms: Sequence[str] = ("transformer",)) -> str:
+    """A subscriptions file of readers 0 to `count` - 1, reader n's one rule any of
+    `terms`[n % len(terms)]."""
     people = "".join(
-        f"  - email: reader{n}@example.org\n    rules:\n      - any: [transformer]\n"
+        f"  - email: reader{n}@example.org\n    rules:\n      - any: [{terms[n % len(terms)]}]\n"
         for n in range(count)
     )
     return "subscribers:\n" + people
 
 
-def prepare(engine: Engine, now: datetime, count: int = 3) -> None:
+def prepare(
+    engine: Engine, now: datetime, count: int = 3, terms: Sequence[str] = ("transformer",)
+) -> None:
     ingest_path(engine, LISTING_000, now=now)
-    spec = parse_subscriptions(subscribers(count), source="s.yaml")
+    spec = parse_subscriptions(subscribers(count, terms), source="s.yaml")
     sync_subscriptions(engine, spec, now=now)
 
 
@@ -115,11 +119,11 @@ class Inbox:
 
 
 def cli(
-    settings: Settings, port: int, *args: str, env: dict[str, str] | None = None
+    settings: Settings, port: int, *args: str, extra: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    """`python -m digestbot ARGS` in its own process, on the same database and server, with
-    `env` added to its environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")} | (env or {})
+    """`python -m digestbot ARGS` in its own process, on the same database and server, one
+    SMTP connection unless `extra` (more environment variables) says otherwise."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
     env.update(
         DIGESTBOT_DATABASE_URL=settings.database_url,
         DIGESTBOT_SMTP_HOST="127.0.0.1",
@@ -127,6 +131,7 @@ def cli(
         DIGESTBOT_SMTP_TLS="none",
         DIGESTBOT_SMTP_CONNECTIONS="1",
     )
+    env.update(extra or {})
     return subprocess.Popen(
         [sys.executable, "-m", "digestbot", *args],
         env=env,
@@ -136,16 +141,23 @@ def cli(
     )
 
 
-def marked(mark: str) -> list[int]:
-    """The pids of live processes whose environment holds PROCESS_MARK=`mark` (children
-    inherit it, so this finds everything a command started)."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if f"PROCESS_MARK={mark}".encode() in environ.read_bytes().split(b"\0"):
-                found.append(int(environ.parent.name))
-        except OSError:  # gone meanwhile, or not ours to read
+def marked(variable: str, prefix: str) -> dict[int, str]:
+    """The live processes whose environment sets `variable` to a value starting with
+    `prefix` (children inherit it, so this finds everything a command started): pid -> the
+    rest of the value and the command line."""
+    start = f"{variable}={prefix}".encode()
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        for setting in environ:
+            if setting.startswith(start):
+                found[int(entry.name)] = f"{setting[len(start) :].decode()}: {command.strip()}"
     return found
 
 

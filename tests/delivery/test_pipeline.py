@@ -158,10 +158,10 @@ def test_render_processes_and_their_fork_server_die_with_a_killed_run(
     server exit within seconds."""
     prepare(engine, datetime.now(UTC), count=1000)
     mark = uuid.uuid4().hex
-    run = cli(settings, smtp_factory(Inbox()), "send-now", env={"PROCESS_MARK": mark})
+    run = cli(settings, smtp_factory(Inbox()), "send-now", extra={"PROCESS_MARK": mark})
 
     def rendering() -> bool:  # the render processes are the run's grandchildren
-        others = [pid for pid in marked(mark) if pid != run.pid]
+        others = [pid for pid in marked("PROCESS_MARK", mark) if pid != run.pid]
         return sum(1 for pid in others if parent_of(pid) not in (run.pid, None)) >= 2
 
     try:
@@ -172,8 +172,8 @@ def test_render_processes_and_their_fork_server_die_with_a_killed_run(
         for pipe in (run.stdout, run.stderr):
             if pipe is not None:
                 pipe.close()
-    left = wait_for(lambda: not marked(mark), 10)
-    for pid in marked(mark):
+    left = wait_for(lambda: not marked("PROCESS_MARK", mark), 10)
+    for pid in marked("PROCESS_MARK", mark):
         os.kill(pid, signal.SIGKILL)
     assert left, "processes left behind"
 
