@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from digestbot.delivery import outbox
 from digestbot.schedule import ledger
+from digestbot.store.lock import daemon_running
 from digestbot.store.tables import STATES, DeliveryRow, SourceRunRow
 
 
@@ -36,6 +37,14 @@ def _scheduler(engine: Engine) -> Iterator[Table | str]:
     holder = ledger.lease(engine)
     if holder is None:
         yield "Scheduler: not running (start it with `digestbot run`)."
+        return
+    # The lease row outlives a daemon killed with SIGKILL; the lock does not.
+    if daemon_running(engine) is False:
+        yield (
+            f"Scheduler: not running; last seen as {holder.owner} at "
+            f"{_when(holder.heartbeat_at)} (it stopped without releasing its lease; "
+            "start it with `digestbot run`)."
+        )
         return
     yield (
         f"Scheduler: running as {holder.owner} since {_when(holder.acquired_at)}, "

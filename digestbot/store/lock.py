@@ -51,6 +51,19 @@ def daemon_lock(engine: Engine) -> Iterator[DaemonLock]:
         lock.release()
 
 
+def daemon_running(engine: Engine) -> bool | None:
+    """Whether a `digestbot run` holds the database's daemon lock, found by taking the lock
+    without waiting and giving it back at once; None for an in-memory database, which no
+    other process can open. Unlike the lease row, this is false as soon as the holder dies."""
+    lock = _lock_for(engine)
+    if isinstance(lock, _NoLock):
+        return None
+    if not lock.take():
+        return True
+    lock.release()
+    return False
+
+
 def _take(engine: Engine) -> DaemonLock:
     lock = _lock_for(engine)
     if not lock.take():
