@@ -54,13 +54,33 @@ def _planned(
     return subscribers, digests_for(engine, settings, subscribers, now=now, period_keys=keys)
 
 
-def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) -> bytes | None:
-    """The message `send-now --to ADDRESS` would queue at `now`, byte for byte, or None when
-    it would send nothing new. Nothing is sent or written."""
+def queued(engine: Engine, subscribers: Sequence[Subscriber]) -> dict[int, list[outbox.Waiting]]:
+    """Per subscriber id, their emails queued and not sent yet (pending, retry), oldest
+    first: the next send tries them before anything newly decided."""
+    found: dict[int, list[outbox.Waiting]] = {s.id: [] for s in subscribers}
+    for row in outbox.waiting(engine, list(found)):
+        found[row.subscriber_id].append(row)
+    return found
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What `send-now --to ADDRESS` would send at a moment, byte for byte: the emails
+    already queued for the subscriber (each with its message, None once dropped), then the
+    newly decided digest (None when there is nothing new)."""
+
+    queued: list[tuple[outbox.Waiting, bytes | None]]
+    new: bytes | None
+
+
+def preview(engine: Engine, settings: Settings, address: str, *, now: datetime) -> Preview:
+    """The subscriber's queued emails and the digest `send-now --to ADDRESS` would queue at
+    `now`. Nothing is sent or written."""
     (digest,) = plan_digests(engine, settings, now=now, emails=[address])
-    if not digest.items:
-        return None
-    return render_chunk(settings, [digest], now)[0].raw
+    waiting = queued(engine, [digest.subscriber])[digest.subscriber.id]
+    stored = [(row, outbox.stored_message(engine, row.id)) for row in waiting]
+    new = render_chunk(settings, [digest], now)[0].raw if digest.items else None
+    return Preview(stored, new)
 
 
 async def send_now(

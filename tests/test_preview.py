@@ -49,7 +49,7 @@ async def test_it_previews_exactly_the_bytes_send_now_delivers(
     and previewing writes nothing to the database."""
     prepare(engine, clock)
     before = db_fingerprint(tmp_path / "digestbot.db")
-    previewed = service.preview(engine, smtp_settings, "alice@example.org", now=clock)
+    previewed = service.preview(engine, smtp_settings, "alice@example.org", now=clock).new
     assert previewed is not None
     assert db_fingerprint(tmp_path / "digestbot.db") == before
     outcomes, _ = await service.send_now(
@@ -58,7 +58,7 @@ async def test_it_previews_exactly_the_bytes_send_now_delivers(
     assert [o.status for o in outcomes] == ["sent"]
     (received,) = smtp_server.inbox.envelopes
     assert received.original_content == previewed
-    assert service.preview(engine, smtp_settings, "alice@example.org", now=clock) is None
+    assert service.preview(engine, smtp_settings, "alice@example.org", now=clock).new is None
 
 
 def test_the_unsubscribe_url_and_the_sender_shape_the_headers(
@@ -75,7 +75,7 @@ def test_the_unsubscribe_url_and_the_sender_shape_the_headers(
             "from_address": "papers@lab.example",
         }
     )
-    raw = service.preview(engine, configured, "alice@example.org", now=clock)
+    raw = service.preview(engine, configured, "alice@example.org", now=clock).new
     assert raw is not None
     msg = message_from_bytes(raw, policy=policy.default)
     token = hmac.new(b"s3cret", b"alice@example.org", hashlib.sha256).hexdigest()[:32]

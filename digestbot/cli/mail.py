@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,7 +64,9 @@ def send_now(
             count = outbox.resend_unknown(engine, now=now)
             err.print(f"{count} email(s) of unknown delivery queued again.")
         if dry_run:
-            _print_plan(service.plan_digests(engine, settings, now=now, emails=emails), as_json)
+            digests = service.plan_digests(engine, settings, now=now, emails=emails)
+            waiting = service.queued(engine, [d.subscriber for d in digests])
+            _print_plan(digests, waiting, as_json)
             return
         with _progress(enabled=not as_json) as tick:
             outcomes, report = asyncio.run(
@@ -78,13 +82,26 @@ def send_now(
         raise typer.Exit(1)
 
 
-def _print_plan(digests: Sequence[Digest], as_json: bool) -> None:
-    plan = [_digest_json(d) for d in digests]
+def _print_plan(
+    digests: Sequence[Digest], waiting: Mapping[int, Sequence[outbox.Waiting]], as_json: bool
+) -> None:
+    """Per subscriber, what would be newly decided and what is queued already."""
+    plan = [_digest_json(d, waiting.get(d.subscriber.id, ())) for d in digests]
     if as_json:
         out.print_json(json.dumps(plan, ensure_ascii=False))
         return
-    for entry in plan:
-        out.print(f"{entry['email']}: {len(entry['papers'])} papers", markup=False)
+    for digest in digests:
+        out.print(f"{digest.subscriber.email}: {len(digest.items)} new papers", markup=False)
+        for row in waiting.get(digest.subscriber.id, ()):
+            out.print(f"  queued: {_queued_label(row)}", markup=False)
+
+
+def _queued_label(row: outbox.Waiting) -> str:
+    """`retry digest, 5 papers, next attempt 2026-05-04 08:15:00 UTC` (or `pending …`)."""
+    label = f"{row.status} {row.kind}, {len(row.papers)} papers"
+    if row.next_attempt_at:
+        label += f", next attempt {_stamp(row.next_attempt_at)}"
+    return label
 
 
 @contextmanager
@@ -134,7 +151,7 @@ def run() -> None:
         asyncio.run(daemon.Daemon(settings, engine).run())
 
 
-def _digest_json(digest: Any) -> dict[str, Any]:
+def _digest_json(digest: Digest, waiting: Sequence[outbox.Waiting]) -> dict[str, Any]:
     return {
         "email": digest.subscriber.email,
         "papers": [
@@ -146,7 +163,20 @@ def _digest_json(digest: Any) -> dict[str, Any]:
             }
             for item in digest.items
         ],
+        "queued": [
+            {
+                "kind": row.kind,
+                "status": row.status,
+                "papers": [{"id": pid, "title": title} for pid, title in row.papers],
+                "next_attempt_at": _stamp(row.next_attempt_at),
+            }
+            for row in waiting
+        ],
     }
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else None
 
 
 @app.command()
@@ -165,26 +195,47 @@ def preview(
 
     Prints the subject and the text part. --out FILE.eml writes the whole message, any other
     --out FILE the HTML part; --open opens the HTML in a browser. Nothing is recorded."""
-    import webbrowser
-    from email import message_from_bytes, policy
-    from tempfile import NamedTemporaryFile
-
     settings = load_settings()
     (address,) = normalised_addresses([email])
     with open_engine(settings) as engine:
-        raw = service.preview(engine, settings, address, now=now_utc())
-    if raw is None:
+        shown = service.preview(engine, settings, address, now=now_utc())
+    if shown.new is None and not shown.queued:
         out.print(f"Nothing new for {address}: send-now would send nothing.", markup=False)
         return
+    for row, raw in shown.queued:
+        label = _queued_label(row)
+        out.print(f"(queued, {label})", markup=False)
+        if raw is not None:
+            _print_message(raw)
+    if shown.new is None:
+        out.print(f"Nothing new for {address} beyond the queued email(s).", markup=False)
+    elif shown.queued:
+        out.print("(new, decided now)", markup=False)
+    # The newly decided message, or else the last queued one, is what --out and --open show.
+    raw = shown.new or next((m for _, m in reversed(shown.queued) if m is not None), None)
+    if shown.new is not None and out_file is None:
+        _print_message(shown.new)
+    if raw is not None:
+        _save_or_open(raw, out_file, open_it=open_it)
+
+
+def _print_message(raw: bytes) -> None:
     message = message_from_bytes(raw, policy=policy.default)
-    html = _part(message, "html")
+    text = f"Subject: {message['Subject']}\n\n{_part(message, 'plain')}"
+    out.print(safe_text(text, newlines=True), markup=False)
+
+
+def _save_or_open(raw: bytes, out_file: Path | None, *, open_it: bool) -> None:
+    """--out FILE.eml writes the whole message, any other --out FILE the HTML part; --open
+    opens the HTML in a browser."""
+    import webbrowser
+    from tempfile import NamedTemporaryFile
+
+    html = _part(message_from_bytes(raw, policy=policy.default), "html")
     if out_file is not None:
         eml = out_file.suffix.lower() == ".eml"
         _write(out_file, raw if eml else html.encode("utf-8"))
         err.print(f"Wrote {'the message' if eml else 'the HTML part'} to {out_file}", markup=False)
-    else:
-        text = f"Subject: {message['Subject']}\n\n{_part(message, 'plain')}"
-        out.print(safe_text(text, newlines=True), markup=False)
     if open_it:
         target = out_file if out_file and out_file.suffix.lower() in (".html", ".htm") else None
         if target is None:

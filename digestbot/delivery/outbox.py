@@ -29,6 +29,7 @@ from digestbot.store.tables import (
     FINISHED,
     DeliveryRow,
     MessageRow,
+    PaperRow,
 )
 
 PLAN_ATTEMPTS = 5  # plan-and-enqueue rounds before giving up to a busier process
@@ -174,6 +175,50 @@ def due_ids(
     with Session(engine) as session:
         found = session.execute(query.order_by(col(DeliveryRow.id)), {"now": now})
         return list(found.scalars())
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An email queued for a subscriber and not sent yet: pending, or retry at a set time."""
+
+    id: int
+    subscriber_id: int
+    kind: str
+    status: str
+    papers: tuple[tuple[str, str], ...]  # (id, title), in the email's order
+    next_attempt_at: datetime | None
+
+
+def waiting(engine: Engine, subscriber_ids: Sequence[int]) -> list[Waiting]:
+    """The pending and retry rows of these subscribers, oldest first, with their papers'
+    titles: what the next send will try before anything newly decided."""
+    query = select(DeliveryRow).where(
+        col(DeliveryRow.status).in_(CLAIMABLE), col(DeliveryRow.subscriber_id).in_(subscriber_ids)
+    )
+    with Session(engine) as session:
+        found = list(session.exec(query.order_by(col(DeliveryRow.id))))
+        ids = {pid for row in found for pid in row.paper_ids}
+        titles = dict(
+            session.exec(select(PaperRow.id, PaperRow.title).where(col(PaperRow.id).in_(ids))).all()
+        )
+    return [
+        Waiting(
+            id=row.id or 0,
+            subscriber_id=row.subscriber_id,
+            kind=row.kind,
+            status=row.status,
+            papers=tuple((pid, titles.get(pid, "")) for pid in row.paper_ids),
+            next_attempt_at=row.next_attempt_at,
+        )
+        for row in found
+    ]
+
+
+def stored_message(engine: Engine, delivery_id: int) -> bytes | None:
+    """The message of a delivery row, byte for byte as it will be sent; None once dropped."""
+    with Session(engine) as session:
+        row = session.get(MessageRow, delivery_id)
+        return None if row is None else bytes(row.raw)
 
 
 def recover(engine: Engine, *, now: datetime, lease: timedelta) -> int:

@@ -291,8 +291,9 @@ def test_send_now_with_the_server_down_exits_1_and_keeps_rows_pending(
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: cannot connect to the SMTP server 127.0.0.1:{port}")
-    plan = json.loads(run("send-now", "--dry-run", "--json").stdout)
-    assert plan == [{"email": "alice@example.org", "papers": []}]
+    (plan,) = json.loads(run("send-now", "--dry-run", "--json").stdout)
+    assert plan["papers"] == []
+    assert [row["status"] for row in plan["queued"]] == ["pending"]
 
 
 def test_a_bad_setting_is_one_error_line(run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
