@@ -26,13 +26,16 @@ class ListedPaper:
 
 @dataclass(frozen=True)
 class Listing:
-    """What parsing one document gives: its papers, the items it had to skip, and notes of
-    what was cut to digestbot's bounds."""
+    """What parsing one document gives: its papers, the items it had to skip, notes of
+    what was cut to digestbot's bounds, the year it assumed for dates printed without one
+    (None when it assumed none) and notes of what it assumed."""
 
     source: str
     papers: tuple[ListedPaper, ...]
     skipped: tuple[str, ...] = ()
     trimmed: tuple[str, ...] = ()
+    assumed_year: int | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -310,11 +310,12 @@ def web_settings(settings: Settings, http_server: HttpServer) -> Settings:
 
 @pytest.fixture
 def smtp_factory() -> Iterator[Any]:
-    """Start aiosmtpd servers on loopback with a given handler; all are stopped afterwards."""
+    """Start aiosmtpd servers on loopback with a given handler (on a free port, or `port`:
+    a server appearing where none was); all are stopped afterwards."""
     controllers: list[Controller] = []
 
-    def start(handler: Any, **kwargs: Any) -> int:
-        port = free_port()
+    def start(handler: Any, port: int | None = None, **kwargs: Any) -> int:
+        port = port or free_port()
         options = {"ready_timeout": READY_TIMEOUT, **kwargs}
         controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
         controller.start()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import Engine
 
 from digestbot import service
 from digestbot.cli.common import (
@@ -26,7 +27,7 @@ from digestbot.cli.common import (
     print_summary,
     subscriptions_app,
 )
-from digestbot.errors import ConfigError
+from digestbot.errors import ConfigError, DigestbotError
 from digestbot.ingest import papers
 from digestbot.ingest.fetch import SourceSpec
 from digestbot.ingest.links import web_url
@@ -36,6 +37,7 @@ from digestbot.models import Paper
 from digestbot.resources import bundled_path
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import load_subscriptions
+from digestbot.schedule import ledger
 from digestbot.settings import Settings
 
 
@@ -85,30 +87,59 @@ def ingest(
         bool, typer.Option("--all", help="Every source in the subscriptions file's `sources:`.")
     ] = False,
 ) -> None:
-    """Ingest a saved listing, a URL, or a source; prints new, already known and skipped counts."""
+    """Ingest a saved listing, a URL, or a source; prints new, already known and skipped counts.
+
+    Every source is tried even when one fails; the exit status is 1 if any failed.
+    """
     settings = load_settings()
     now = now_utc()
     specs = _ingest_specs(settings, target, source, category, query, replacements, configured)
     with open_engine(settings) as engine:
         if isinstance(specs, Path):
-            results = [
-                ingest_path(
-                    engine,
-                    specs,
-                    now=now,
-                    year=year,
-                    include_replacements=replacements,
-                    max_bytes=settings.http_policy.max_bytes,
-                )
-            ]
-        else:
-            on = day.date() if day else None
-            results = [
-                asyncio.run(ingest_source(engine, settings, spec, now=now, day=on))
-                for spec in specs
-            ]
-    for result in results:
-        _print_ingest(result)
+            result = ingest_path(
+                engine,
+                specs,
+                now=now,
+                year=year,
+                include_replacements=replacements,
+                max_bytes=settings.http_policy.max_bytes,
+            )
+            _print_ingest(result)
+            return
+        on = day.date() if day else None
+        failed = [
+            spec for spec in specs if not _ingest_one(engine, settings, spec, now=now, day=on)
+        ]
+    if failed:
+        raise typer.Exit(1)
+
+
+def _ingest_one(
+    engine: Engine, settings: Settings, spec: SourceSpec, *, now: datetime, day: date | None
+) -> bool:
+    """Ingest one source, print how it went and record it as the daemon does (for
+    `status`); whether it succeeded."""
+    try:
+        result = asyncio.run(
+            ingest_source(engine, settings, spec, now=now, day=day, on_retry=_say_retry)
+        )
+    except DigestbotError as exc:
+        ledger.record_source_run(engine, spec.name, now=now, error=str(exc))
+        for line in str(exc).splitlines():
+            err.print(f"Error: {line}", markup=False)
+        return False
+    ledger.record_source_run(engine, spec.name, now=now, new=result.new)
+    _print_ingest(result)
+    return True
+
+
+def _say_retry(url: str, wait: float, retry: int, retries: int) -> None:
+    """On a terminal, say that a fetch is being retried (a cron job's mail stays quiet)."""
+    if err.is_terminal:
+        err.print(
+            f"{safe_text(url)}: retrying in {round(wait, 1):g} s ({retry}/{retries})",
+            markup=False,
+        )
 
 
 class SourceKindOption(StrEnum):
@@ -137,6 +168,11 @@ def _ingest_specs(
         return [s.spec() for s in spec.sources]
     if source is None and target and web_url(target):
         source = SourceKindOption.feed
+    elif source is None and target and "://" in target:
+        raise ConfigError(
+            f"{target}: digestbot fetches only http:// and https:// URLs",
+            "give an http(s) URL, or save the listing and give the file",
+        )
     if source is None:
         if not target:
             raise ConfigError("nothing to ingest", "give a file, a URL, --source or --all")
@@ -157,6 +193,8 @@ def _print_ingest(result: papers.IngestResult) -> None:
         err.print(f"Warning: skipped {safe_text(warning)}", markup=False)
     for note in result.trimmed:
         err.print(f"Warning: {safe_text(note)}", markup=False)
+    for note in result.notes:
+        err.print(f"Note: {safe_text(note)}", markup=False)
     source = safe_text(result.source)
     if result.not_modified:
         out.print(f"{source}: not modified since the last fetch", markup=False)

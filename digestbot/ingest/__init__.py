@@ -6,7 +6,9 @@ the arXiv API's Atom, and any RSS or Atom feed. `parse_document` tells them apar
 
 from __future__ import annotations
 
-from datetime import date
+import os
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from digestbot.errors import ListingError
@@ -27,10 +29,16 @@ def read_listing(
     max_bytes: int = MAX_DOCUMENT_BYTES,
 ) -> Listing:
     """Read a saved listing (text page, HF JSON or feed file) from `path` and parse it;
-    a file over `max_bytes` is refused before it is read."""
+    a file over `max_bytes` is refused before it is read.
+
+    A page that prints dates without their year is dated by the file's modification time
+    (the day it was saved, as far as anyone knows; `today` if that lies ahead) unless `year`
+    is given; the Listing's notes say which year was assumed and why.
+    """
     try:
         # Read at most one byte past the limit: a pipe or device has no size to check first.
         with path.open("rb") as file:
+            saved = datetime.fromtimestamp(os.fstat(file.fileno()).st_mtime, UTC).date()
             data = file.read(max_bytes + 1)
     except FileNotFoundError:
         raise ListingError(f"{path}: no such file", "check the path") from None
@@ -41,6 +49,15 @@ def read_listing(
             f"{path}: larger than {max_bytes / 2**20:g} MB",
             "raise DIGESTBOT_MAX_DOCUMENT_MB if the file is genuine",
         )
-    return parse_document(
-        data, source=str(path), today=today, year=year, include_replacements=include_replacements
+    day = min(saved, today)
+    listing = parse_document(
+        data, source=str(path), today=day, year=year, include_replacements=include_replacements
     )
+    if listing.assumed_year is None:
+        return listing
+    basis = f"the file's modification time ({day})" if day < today else f"today's date ({day})"
+    note = (
+        f"{path}: the page gives no year; assumed {listing.assumed_year} from {basis}; "
+        "use --year to say otherwise"
+    )
+    return replace(listing, notes=(*listing.notes, note))

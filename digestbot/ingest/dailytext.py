@@ -36,8 +36,9 @@ _SEPARATOR = "·"
 def parse_daily_papers(text: str, *, source: str, today: date, year: int | None = None) -> Listing:
     """Parse a Daily Papers page saved as text, in the block or the compact layout.
 
-    `today` dates the listing when its header omits the year (the listing is taken to be
-    the latest such day not after today); `year` overrides that guess.
+    `today` (the day the page was saved, as far as the caller knows) dates the listing when
+    its header omits the year: the listing is taken to be the latest such day not after
+    `today`, and the Listing names the year so assumed; `year` overrides that guess.
     """
     text = text.replace("\r\n", "\n").replace("\ufeff", "")
     lines = [line.strip() for line in text.split("\n")]
@@ -71,7 +72,8 @@ def _parse_blocks(text: str, *, source: str, today: date, year: int | None) -> L
     """Block layout: header, then per paper a title, an abstract and a metadata block."""
     blocks = [b.strip("\n") for b in _BLANK_LINES.split(text) if b.strip()]
     listing_day, body = _split_header(blocks)
-    listing_year = year or _guess_listing_year(listing_day, body, today)
+    assumed = None if year else _guess_listing_year(listing_day, body, today)
+    listing_year = year or assumed or today.year
     papers: list[ListedPaper] = []
     skipped: list[str] = []
     pending: list[str] = []
@@ -91,7 +93,9 @@ def _parse_blocks(text: str, *, source: str, today: date, year: int | None) -> L
         papers.append(ListedPaper(title=pending.pop(0), abstract=pending.pop(0)))
     if pending:
         skipped.append(f"{source}: last block: a title without an abstract")
-    return Listing(source=source, papers=tuple(papers), skipped=tuple(skipped))
+    return Listing(
+        source=source, papers=tuple(papers), skipped=tuple(skipped), assumed_year=assumed
+    )
 
 
 def _split_header(blocks: list[str]) -> tuple[tuple[int, int] | None, list[str]]:

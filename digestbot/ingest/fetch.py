@@ -13,7 +13,7 @@ import httpx
 from digestbot.errors import ListingError
 from digestbot.ingest.detect import parse_document
 from digestbot.ingest.feeds import parse_feed
-from digestbot.ingest.http import HttpPolicy, Sleep, Validators, fetch
+from digestbot.ingest.http import HttpPolicy, OnRetry, Sleep, Validators, fetch
 from digestbot.models import ListedPaper, Listing
 
 SourceKind = Literal["hf", "arxiv", "arxiv-query", "feed"]
@@ -76,12 +76,16 @@ async def fetch_source(
     known: Callable[[str], Validators | None],
     page_delay: float = 3.0,
     sleep: Sleep = asyncio.sleep,
+    on_retry: OnRetry | None = None,
 ) -> FetchedListing:
-    """Fetch and parse `spec`; `known(url)` gives stored validators for conditional requests."""
+    """Fetch and parse `spec`; `known(url)` gives stored validators for conditional requests;
+    `on_retry` is told of each retry before its wait."""
     if spec.kind == "arxiv-query":
-        return await _fetch_query(spec, client, endpoints, policy, page_delay, sleep)
+        return await _fetch_query(spec, client, endpoints, policy, page_delay, sleep, on_retry)
     url = _url(spec, endpoints, day)
-    fetched = await fetch(client, url, policy=policy, validators=known(url), sleep=sleep)
+    fetched = await fetch(
+        client, url, policy=policy, validators=known(url), sleep=sleep, on_retry=on_retry
+    )
     if fetched.not_modified:
         return FetchedListing(url, None, fetched.validators)
     listing = parse_document(
@@ -109,6 +113,7 @@ async def _fetch_query(
     policy: HttpPolicy,
     page_delay: float,
     sleep: Sleep,
+    on_retry: OnRetry | None,
 ) -> FetchedListing:
     """Follow the arXiv API's paging until every result (up to max_results) is in.
 
@@ -129,7 +134,9 @@ async def _fetch_query(
             "sortBy": "submittedDate",
             "sortOrder": "descending",
         }
-        fetched = await fetch(client, base, policy=policy, params=params, sleep=sleep)
+        fetched = await fetch(
+            client, base, policy=policy, params=params, sleep=sleep, on_retry=on_retry
+        )
         page = parse_feed(fetched.body, source=f"{base}?search_query={query}&start={start}")
         papers.extend(page.listing.papers)
         skipped.extend(page.listing.skipped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,14 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_DOCUMENT_BYTES = 50 * 2**20
 
 Sleep = Callable[[float], Awaitable[None]]
+# Told of each retry before its wait: the url, the wait in seconds, the retry's number and
+# how many retries there can be (a CLI prints it; the daemon passes none).
+OnRetry = Callable[[str, float, int, int], None]
+# getaddrinfo's "no such host" answers: waiting does not make a name exist (EAI_AGAIN, a
+# resolver that did not answer, is left to the retries).
+_NO_SUCH_HOST = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +77,12 @@ async def fetch(
     validators: Validators | None = None,
     params: dict[str, str] | None = None,
     sleep: Sleep = asyncio.sleep,
+    on_retry: OnRetry | None = None,
 ) -> Fetched:
-    """GET `url`, retrying 429, 5xx and network failures with backoff; raise SourceError."""
+    """GET `url`, retrying 429, 5xx and network failures with backoff; raise SourceError.
+
+    Failures waiting cannot heal (no such host, a scheme other than HTTP) raise at once.
+    """
     headers = _conditional_headers(validators)
     for attempt in range(policy.retries + 1):
         last = attempt == policy.retries
@@ -79,12 +92,14 @@ async def fetch(
             async with asyncio.timeout(policy.timeout):
                 response, body = await _get(client, url, headers, params, policy.max_bytes)
         except (httpx.HTTPError, TimeoutError) as exc:
+            if permanent := _permanent(exc, url):
+                raise SourceError(f"{url}: {permanent}", "check the URL") from None
             if last:
                 raise SourceError(
                     f"{url}: {_reason(exc)} after {attempt + 1} attempts",
                     "check the URL and your network, or try again later",
                 ) from None
-            await sleep(_backoff(policy, attempt))
+            await _wait(url, _backoff(policy, attempt), attempt, policy, sleep, on_retry)
             continue
         if response.status_code == 304:
             return Fetched(str(response.url), b"", validators or Validators(), not_modified=True)
@@ -95,8 +110,34 @@ async def fetch(
                 f"{url}: HTTP {response.status_code} {response.reason_phrase}",
                 "check the URL" if response.status_code < 500 else "try again later",
             )
-        await sleep(_retry_after(response, policy) or _backoff(policy, attempt))
+        wait = _retry_after(response, policy) or _backoff(policy, attempt)
+        await _wait(url, wait, attempt, policy, sleep, on_retry)
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+async def _wait(
+    url: str,
+    seconds: float,
+    attempt: int,
+    policy: HttpPolicy,
+    sleep: Sleep,
+    on_retry: OnRetry | None,
+) -> None:
+    if on_retry is not None:
+        on_retry(url, seconds, attempt + 1, policy.retries)
+    await sleep(seconds)
+
+
+def _permanent(exc: httpx.HTTPError | TimeoutError, url: str) -> str | None:
+    """Why `exc` cannot heal by waiting, or None when a retry may help."""
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "digestbot fetches only http:// and https:// URLs"
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST:
+            return f"no such host: {httpx.URL(url).host}"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 async def _get(

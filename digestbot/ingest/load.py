@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from digestbot.ingest import papers, read_listing
 from digestbot.ingest.fetch import FetchedListing, SourceSpec, fetch_source
-from digestbot.ingest.http import MAX_DOCUMENT_BYTES, Sleep, make_client
+from digestbot.ingest.http import MAX_DOCUMENT_BYTES, OnRetry, Sleep, make_client
 from digestbot.settings import Settings
 
 
@@ -42,9 +42,12 @@ async def ingest_source(
     now: datetime,
     day: date | None = None,
     sleep: Sleep = asyncio.sleep,
+    on_retry: OnRetry | None = None,
 ) -> papers.IngestResult:
     """Fetch one source and store what it lists; nothing is written if any step fails."""
-    fetched = await fetch_listing(engine, settings, spec, now=now, day=day, sleep=sleep)
+    fetched = await fetch_listing(
+        engine, settings, spec, now=now, day=day, sleep=sleep, on_retry=on_retry
+    )
     return await store_fetched(engine, fetched, now=now)
 
 
@@ -56,6 +59,7 @@ async def fetch_listing(
     now: datetime,
     day: date | None = None,
     sleep: Sleep = asyncio.sleep,
+    on_retry: OnRetry | None = None,
 ) -> FetchedListing:
     """Fetch and parse one source, writing nothing: safe to cancel at any point."""
     async with make_client(settings.http_policy) as client:
@@ -68,6 +72,7 @@ async def fetch_listing(
             known=lambda url: papers.stored_validators(engine, url),
             page_delay=settings.arxiv_api_delay,
             sleep=sleep,
+            on_retry=on_retry,
         )
 
 

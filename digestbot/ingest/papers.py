@@ -38,6 +38,7 @@ class IngestResult:
     skipped: tuple[str, ...]
     not_modified: bool = False
     trimmed: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def paper_id(paper: ListedPaper) -> str:
@@ -136,7 +137,9 @@ def ingest(
                     url=url, etag=found.etag, last_modified=found.last_modified, fetched_at=now
                 )
             )
-    return IngestResult(listing.source, new, known, listing.skipped, trimmed=listing.trimmed)
+    return IngestResult(
+        listing.source, new, known, listing.skipped, trimmed=listing.trimmed, notes=listing.notes
+    )
 
 
 def _new_row(listed: ListedPaper, pid: str, source: str, now: datetime, sent_mark: int) -> PaperRow:

@@ -11,16 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from digestbot.delivery.outbox import counts_by_status
 from digestbot.delivery.send import deliver
 from digestbot.delivery.transport import TransportUnavailable
 from digestbot.errors import ConfigError, DigestbotError
@@ -34,13 +33,13 @@ from digestbot.rules.subscriptions import (
 )
 from digestbot.schedule import ledger, runs
 from digestbot.schedule.triggers import digest_trigger, missed_run
+from digestbot.schedule.watch import FailureStreak, file_stamp, unless_stopped
 from digestbot.settings import Settings
 from digestbot.store.lock import DaemonLock, LockTaken, daemon_lock
-from digestbot.store.tables import JobRow
+from digestbot.store.tables import CLAIMABLE, JobRow
 
 log = logging.getLogger("digestbot.run")
 Clock = Callable[[], datetime]
-T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -60,24 +59,17 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         )
         self.delivery_lock = asyncio.Lock()
-        self.delivery_failures = 0
+        self.delivery_failures = FailureStreak()
         self.running: set[asyncio.Task[None]] = set()
         self.lock: DaemonLock | None = None  # held from `run` on
         self.lock_lost = False
 
     # -- configuration -------------------------------------------------------------------
 
-    def _file_stamp(self, path: Path) -> tuple[int, int] | None:
-        try:
-            stat = path.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
-
     def reload(self, *, now: datetime) -> bool:
         """Load the subscriptions file if it changed; a bad edit is logged and ignored."""
         path = self.settings.subscriptions
-        stamp = self._file_stamp(path)
+        stamp = file_stamp(path)
         if self.config is not None and stamp == self.stamp:
             return False
         try:
@@ -189,8 +181,8 @@ class Daemon:
         """Ingest one source; alert on its new papers at once."""
         now, name = self.clock(), source.spec().name
         try:
-            fetched = await self._unless_stopped(
-                fetch_listing(self.engine, self.settings, source.spec(), now=now)
+            fetched = await unless_stopped(
+                fetch_listing(self.engine, self.settings, source.spec(), now=now), self.halt
             )
             if fetched is None:
                 log.info("ingest %s: stopped before its fetch finished", name)
@@ -225,20 +217,6 @@ class Daemon:
             if alerts:
                 await self.deliver(now, decide=False)
 
-    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
-        """What `work` returns, or None when the daemon is told to stop first: the work is
-        cancelled then, so a stop never waits on a slow server."""
-        task = asyncio.ensure_future(work)
-        stopping = asyncio.ensure_future(self.halt.wait())
-        try:
-            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        return None if task.cancelled() else task.result()
-
     async def deliver(self, now: datetime, *, decide: bool = True) -> None:
         """Decide due periods (unless only alerts are waiting) and send every due row."""
         async with self.delivery_lock:
@@ -256,15 +234,32 @@ class Daemon:
                 else:
                     report = await deliver(self.engine, self.settings, now=now, halt=self.halt)
             except TransportUnavailable as exc:
-                self.delivery_failures += 1
-                log.error("delivery failed (%d in a row): %s", self.delivery_failures, exc)
-                if self.delivery_failures == self.settings.admin_alert_after:
-                    await self.tell_admin("delivery keeps failing", str(exc), now)
+                await self._delivery_failed(exc, now)
                 return
-            self.delivery_failures = 0
+            if failed := self.delivery_failures.succeeded():
+                log.info("delivery recovered after %d failed ticks", failed)
             if report.results or report.recovered:
                 counts = {s: report.count(s) for s in ("sent", "retry", "failed", "unknown")}
                 log.info("delivery: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+    async def _delivery_failed(self, exc: TransportUnavailable, now: datetime) -> None:
+        """Log a failed delivery sparingly (see FailureStreak), with how many emails wait;
+        tell the operator once the streak reaches the alert threshold."""
+        streak = self.delivery_failures
+        if streak.failed():
+            states = await asyncio.to_thread(counts_by_status, self.engine)
+            waiting = sum(states.get(state, 0) for state in CLAIMABLE)
+            log.error(
+                "delivery failed (%d in a row, %d email(s) waiting): %s; next report at %d",
+                streak.count,
+                waiting,
+                exc,
+                streak.next_report(),
+            )
+        else:
+            log.debug("delivery failed (%d in a row): %s", streak.count, exc)
+        if streak.count == self.settings.admin_alert_after:
+            await self.tell_admin("delivery keeps failing", str(exc), now)
 
     async def tell_admin(self, subject: str, detail: str, now: datetime) -> None:
         try:
@@ -291,7 +286,7 @@ class Daemon:
         """Run until SIGTERM or SIGINT; the message in flight finishes; the lock is released."""
         now = self.clock()
         path = self.settings.subscriptions
-        stamp = self._file_stamp(path)  # before reading: an edit after it reloads next tick
+        stamp = file_stamp(path)  # before reading: an edit after it reloads next tick
         config = load_subscriptions(path)  # a broken file stops us before any write
         with ExitStack() as held:
             try:

@@ -28,6 +28,7 @@ from digestbot import service
 from digestbot.cli import app
 from digestbot.delivery import claims
 from digestbot.delivery.pipeline import enqueue_digests
+from digestbot.schedule import ledger
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
 
@@ -125,13 +126,14 @@ def test_ingest_a_feed_url_then_an_arxiv_category(
     assert {"cs.CL", "cs.AI"} <= {c for p in listed for c in p["categories"]}
 
 
-def test_ingest_from_a_failing_server_is_one_line_and_changes_nothing(  # type: ignore[no-untyped-def]
+def test_ingest_from_a_failing_server_is_one_line_and_stores_no_paper(  # type: ignore[no-untyped-def]
     run, tmp_path: Path, http_server: HttpServer, monkeypatch
 ) -> None:
-    """A 503 is `Error: URL: HTTP 503 …`, exit 1, and the database is as it was."""
+    """A 503 is `Error: URL: HTTP 503 …`, exit 1; the papers are as they were and only the
+    failed run is recorded (for `status`)."""
     web_env(monkeypatch, http_server)
     run("ingest", str(LISTING_000))
-    before = db_fingerprint(tmp_path / "digestbot.db")
+    before = run("papers", "list", "--json").stdout
     http_server.route("/api/daily_papers", Reply(503))
     result = run("ingest", "--source", "hf", "--date", "2025-01-15")
     assert result.exit_code == 1
@@ -139,7 +141,11 @@ def test_ingest_from_a_failing_server_is_one_line_and_changes_nothing(  # type: 
     assert line.startswith(
         f"Error: {http_server.base_url}/api/daily_papers?date=2025-01-15: HTTP 503"
     )
-    assert db_fingerprint(tmp_path / "digestbot.db") == before
+    assert run("papers", "list", "--json").stdout == before
+    engine = make_engine(f"sqlite:///{tmp_path / 'digestbot.db'}")
+    (recorded,) = ledger.source_runs(engine).values()
+    engine.dispose()
+    assert recorded.source == "hf" and recorded.failures == 1
 
 
 def test_ingest_all_reads_the_sources_section(

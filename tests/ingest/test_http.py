@@ -125,3 +125,22 @@ async def test_a_document_within_the_size_limit_is_read_whole(http_server: HttpS
     )
     fetched = await get(url, HttpPolicy(timeout=5.0, retries=0, max_bytes=2**20))
     assert fetched.body == text
+
+
+async def test_no_such_host_fails_at_once_without_retrying() -> None:
+    """A name that resolves nowhere raises SourceError before any wait or retry."""
+    sleeps = Sleeps()
+    with pytest.raises(SourceError, match=r"no such host: nonexistent\.invalid"):
+        await get("http://nonexistent.invalid/feed", sleep=sleeps)
+    assert sleeps.waits == []
+
+
+async def test_each_retry_is_told_before_its_wait(http_server: HttpServer) -> None:
+    """`on_retry` hears the url, the wait, the retry's number and how many there can be."""
+    url = http_server.route("/feed", Reply(503), Reply(503), Reply(body=b"ok"))
+    told: list[tuple[str, float, int, int]] = []
+    sleeps = Sleeps()
+    fetched = await get(url, sleep=sleeps, on_retry=lambda *args: told.append(args))
+    assert fetched.body == b"ok"
+    assert [(u, n, of) for u, _, n, of in told] == [(url, 1, 2), (url, 2, 2)]
+    assert [wait for _, wait, _, _ in told] == sleeps.waits

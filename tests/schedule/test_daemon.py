@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
@@ -24,7 +25,7 @@ from conftest import (
     free_port,
     smtp_at,
 )
-from helpers import wait_for
+from helpers import Inbox, wait_for
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -282,8 +283,8 @@ async def test_the_operator_is_emailed_once_when_a_source_keeps_failing(
 async def test_delivery_failing_tick_after_tick_is_logged_and_reported_once(
     daemon_settings: Settings, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An unreachable SMTP server is logged each time; at the threshold the operator is told
-    (here that fails too, since it is the same server, and says so in the log)."""
+    """An unreachable SMTP server is logged at its first failures; at the threshold the
+    operator is told (here that fails too, since it is the same server, and says so)."""
     settings = smtp_at(
         daemon_settings, free_port(), admin_email="ops@example.org", admin_alert_after=2
     )
@@ -295,10 +296,43 @@ async def test_delivery_failing_tick_after_tick_is_logged_and_reported_once(
     with caplog.at_level(logging.INFO, logger="digestbot.run"):
         for minute in range(3):
             await daemon.deliver(now + timedelta(minutes=minute))
-    assert "delivery failed (1 in a row)" in caplog.text
-    assert "delivery failed (3 in a row)" in caplog.text
+    assert "delivery failed (1 in a row, 1 email(s) waiting)" in caplog.text
+    assert "delivery failed (2 in a row, 1 email(s) waiting)" in caplog.text
     assert caplog.text.count("could not email the operator") == 1
     assert [row.status for row in _rows(engine)] == ["pending"]
+
+
+async def test_delivery_failures_are_logged_with_backoff_and_recovery_once(
+    daemon_settings: Settings,
+    engine: Engine,
+    smtp_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ten ticks against a port nobody listens on give ERROR lines at failures 1, 2, 4 and
+    8 only, each with the emails waiting; when a server appears, one line says delivery
+    recovered and the digest goes out."""
+    port = free_port()
+    settings = smtp_at(daemon_settings, port, smtp_timeout=5.0)
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    settings.subscriptions.write_text(ONE_READER.format(tz="Europe/Berlin", send_at="08:00"))
+    ingest_path(engine, LISTING_000, now=now - timedelta(days=1))
+    daemon = Daemon(settings, engine, clock=lambda: now)
+    daemon.reload(now=now - timedelta(days=1))
+    with caplog.at_level(logging.INFO, logger="digestbot.run"):
+        for _ in range(10):
+            await daemon.tick()
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [m.split(":")[0] for m in errors] == [
+            f"delivery failed ({n} in a row, 1 email(s) waiting)" for n in (1, 2, 4, 8)
+        ]
+        caplog.clear()
+        inbox = Inbox()
+        smtp_factory(inbox, port=port)
+        await daemon.tick()
+        await daemon.tick()
+    assert caplog.text.count("delivery recovered after 10 failed ticks") == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(inbox.messages) == 1
 
 
 def _rows(engine: Engine) -> list[DeliveryRow]:
