@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 
 from conftest import SmtpServer
-from helpers import prepare
+from helpers import SENDER, prepare
 from sqlalchemy import Engine
 
 from digestbot.settings import Settings
@@ -29,6 +29,7 @@ def environment(settings: Settings, smtp_server: SmtpServer) -> dict[str, str]:
         DIGESTBOT_SMTP_HOST=smtp_server.host,
         DIGESTBOT_SMTP_PORT=str(smtp_server.port),
         DIGESTBOT_SMTP_TLS="none",
+        DIGESTBOT_FROM_ADDRESS=SENDER,
     )
     return env
 
