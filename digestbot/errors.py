@@ -30,6 +30,17 @@ class SubscriptionsError(ConfigError):
         return "\n".join(self.problems) + f" ({self.hint})"
 
 
+class SettingsError(ConfigError):
+    """Settings are wrong; `problems` holds one line each, every one with its own fix."""
+
+    def __init__(self, problems: list[str], hint: str) -> None:
+        super().__init__("; ".join(problems), hint)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
 class StoreError(DigestbotError):
     """The database failed: locked, full, read-only, corrupt or unreachable."""
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digestbot.ingest.fetch import Endpoints
 from digestbot.ingest.http import HttpPolicy
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         None, description="HTTPS endpoint for one-click unsubscribe; links carry a signed token."
     )
     unsubscribe_secret: SecretStr = Field(
-        SecretStr("change-me"), description="Key that signs unsubscribe tokens (never logged)."
+        SecretStr(""), description="Key that signs unsubscribe tokens (never logged)."
     )
     hf_base_url: str = Field(
         "https://huggingface.co", description="Base URL of the Hugging Face Daily Papers API."
@@ -181,3 +181,24 @@ class Settings(BaseSettings):
     def from_domain(self) -> str:
         """Domain of the sender address, used for Message-IDs."""
         return self.from_address.rsplit("@", 1)[1]
+
+
+class _Given(Settings):
+    """Settings made of the values given and the defaults, nothing else."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def given_settings(**values: Any) -> Settings:
+    """Settings from `values` and the defaults only: no environment variable and no `.env` is
+    read, so whatever is set for a real setup cannot leak in (the demo uses this)."""
+    return _Given(**values)

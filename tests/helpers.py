@@ -32,6 +32,10 @@ from digestbot.store.tables import DeliveryRow
 NOW = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
 
 
+# A sender the CLI accepts for real SMTP: example.org is the placeholder it refuses, and the
+# address check refuses `.test`; `.example` is reserved too, so nothing can ever be mailed.
+SENDER = "digestbot@lab.example"
+
 HOSTILE = 'Evil <script>alert("x")</script>\r\nBcc: victim@evil.example'
 
 
@@ -121,8 +125,8 @@ class Inbox:
 def cli(
     settings: Settings, port: int, *args: str, extra: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    """`python -m digestbot ARGS` in its own process, on the same database and server, one
-    SMTP connection unless `extra` (more environment variables) says otherwise."""
+    """`python -m digestbot ARGS` in its own process, on the same database and server, from
+    SENDER, one SMTP connection unless `extra` (more environment variables) says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
     env.update(
         DIGESTBOT_DATABASE_URL=settings.database_url,
@@ -130,6 +134,7 @@ def cli(
         DIGESTBOT_SMTP_PORT=str(port),
         DIGESTBOT_SMTP_TLS="none",
         DIGESTBOT_SMTP_CONNECTIONS="1",
+        DIGESTBOT_FROM_ADDRESS=SENDER,
     )
     env.update(extra or {})
     return subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,8 +17,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from digestbot import service
+from digestbot.cli import config
 from digestbot.delivery.send import Report
-from digestbot.errors import ConfigError, DigestbotError
+from digestbot.errors import ConfigError, DigestbotError, SettingsError
 from digestbot.rules.yamlfile import format_path
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
@@ -84,13 +86,30 @@ def _typed(function: str) -> str:
     return " ".join(words) if words[0] in GROUPS else "-".join(words)
 
 
-def load_settings() -> Settings:
-    """Build Settings once, from the environment and `.env`."""
+def load_settings(*, sends: bool = False) -> Settings:
+    """Build Settings once, from the environment and `.env`, and check them: every problem
+    is one line of one ConfigError. `sends` adds the checks for mailing real readers."""
+    given = config.given_names(os.environ)
+    problems = config.unknown_names(given) + config.orphans(given)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
-        problems = [f"DIGESTBOT_{format_path(e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("; ".join(problems), "fix the environment variable or .env") from None
+        problems += [
+            f"DIGESTBOT_{format_path(e['loc']).upper()}: {e['msg']} (fix it in the environment "
+            "or .env)"
+            for e in exc.errors()
+        ]
+        raise SettingsError(problems, "fix the environment variable or .env") from None
+    if sends:
+        problems += config.placeholders(settings)
+    if problems:
+        raise SettingsError(problems, "fix the environment variable or .env")
+    return settings
+
+
+def say_where_emails_go(settings: Settings) -> None:
+    """Tell the user, before anything is sent, where this run's emails go."""
+    err.print(config.where_emails_go(settings), markup=False)
 
 
 def now_utc() -> datetime:

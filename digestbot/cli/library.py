@@ -38,14 +38,25 @@ from digestbot.resources import bundled_path
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import load_subscriptions
 from digestbot.schedule import ledger
-from digestbot.settings import Settings
+from digestbot.settings import Settings, given_settings
+
+DEMO_FOLDER = Path("digestbot-demo")
 
 
 @app.command()
 @friendly
 def demo() -> None:
-    """Ingest the bundled sample listings, load the example subscriptions and send digests."""
-    settings = load_settings()
+    """Ingest the bundled samples, load the example subscriptions and write the digests to
+    ./digestbot-demo/; reads no settings and never touches a real setup."""
+    # A demo run in a configured folder must not mail or unsubscribe real people, so it
+    # ignores the environment and `.env` and keeps its own database and outbox.
+    DEMO_FOLDER.mkdir(exist_ok=True)
+    settings = given_settings(
+        database_url=f"sqlite:///{DEMO_FOLDER / 'digestbot.db'}",
+        outbox_dir=DEMO_FOLDER / "outbox",
+        transport="file",
+    )
+    out.print(f"Demo folder: ./{DEMO_FOLDER}/ (its own database and outbox; nothing is mailed)")
     now = now_utc()
     with open_engine(settings) as engine:
         for sample in ("sample_listing.txt", "sample_daily_papers.json"):

@@ -28,6 +28,7 @@ from digestbot.cli.common import (
     out,
     print_outcomes,
     print_summary,
+    say_where_emails_go,
 )
 from digestbot.delivery import outbox
 from digestbot.errors import ConfigError
@@ -56,7 +57,9 @@ def send_now(
     ] = False,
 ) -> None:
     """Send every subscriber the papers they have not had yet, now."""
-    settings = load_settings()
+    settings = load_settings(sends=not dry_run)
+    if not dry_run:
+        say_where_emails_go(settings)
     now = now_utc()
     emails = normalised_addresses(to or [])
     with open_engine(settings) as engine:
@@ -138,7 +141,8 @@ def run() -> None:
 
     Stop it with SIGTERM or Ctrl-C; the message in flight finishes.
     """
-    settings = load_settings()
+    settings = load_settings(sends=True)
+    say_where_emails_go(settings)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

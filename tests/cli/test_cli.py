@@ -21,7 +21,7 @@ from conftest import (
     db_fingerprint,
     free_port,
 )
-from helpers import rows, subscribers
+from helpers import SENDER, rows, subscribers
 from typer.testing import CliRunner
 
 from digestbot import service
@@ -227,6 +227,7 @@ def test_send_now_twice_sends_only_once(
     monkeypatch.setenv("DIGESTBOT_SMTP_HOST", smtp_server.host)
     monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(smtp_server.port))
     monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    monkeypatch.setenv("DIGESTBOT_FROM_ADDRESS", SENDER)
     run("ingest", str(LISTING_000))
     run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
     first = run("send-now")
@@ -263,6 +264,7 @@ def test_send_now_sums_up_each_outcome_and_exits_1(  # type: ignore[no-untyped-d
     monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(smtp_factory(_OneOfEach())))
     monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    monkeypatch.setenv("DIGESTBOT_FROM_ADDRESS", SENDER)
     monkeypatch.setenv("DIGESTBOT_SMTP_TIMEOUT", "0.3")
     people = "".join(
         f"  - email: {name}@example.org\n    rules:\n      - any: [transformer]\n"
@@ -291,6 +293,7 @@ def test_send_now_with_the_server_down_exits_1_and_keeps_rows_pending(
     monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(port))
     monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    monkeypatch.setenv("DIGESTBOT_FROM_ADDRESS", SENDER)
     run("ingest", str(LISTING_000))
     run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
     result = run("send-now")
@@ -311,7 +314,8 @@ def test_a_bad_setting_is_one_error_line(run, monkeypatch) -> None:  # type: ign
 
 
 def test_demo_runs_from_any_folder_and_twice_sends_nothing_new(tmp_path: Path) -> None:
-    """`python -m digestbot demo` in an empty folder writes .eml files there, once."""
+    """`python -m digestbot demo` in an empty folder writes .eml files to ./digestbot-demo/,
+    once."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
     command = [sys.executable, "-m", "digestbot", "demo"]
     first = subprocess.run(
@@ -320,7 +324,7 @@ def test_demo_runs_from_any_folder_and_twice_sends_nothing_new(tmp_path: Path) -
     assert first.returncode == 0, first.stderr
     assert "sample_listing.txt: 39 new" in first.stdout
     assert "sample_daily_papers.json: 6 new" in first.stdout
-    emls = sorted((tmp_path / "outbox").glob("*.eml"))
+    emls = sorted((tmp_path / "digestbot-demo" / "outbox").glob("*.eml"))
     assert len(emls) == 3
     for eml in emls:
         message = message_from_bytes(eml.read_bytes(), policy=policy.default)
@@ -328,14 +332,14 @@ def test_demo_runs_from_any_folder_and_twice_sends_nothing_new(tmp_path: Path) -
         assert message.get_body(("plain",)) is not None
         assert message.get_body(("html",)) is not None
         assert message["Message-ID"] and message["Date"] and message["List-Unsubscribe"]
-    assert len(list((tmp_path / "outbox").glob("*.html"))) == 3
-    assert (tmp_path / "digestbot.db").exists()
+    assert len(list((tmp_path / "digestbot-demo" / "outbox").glob("*.html"))) == 3
+    assert (tmp_path / "digestbot-demo" / "digestbot.db").exists()
     second = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
     )
     assert second.returncode == 0, second.stderr
     assert "Nothing new to send" in second.stdout
-    assert sorted((tmp_path / "outbox").glob("*.eml")) == emls
+    assert sorted((tmp_path / "digestbot-demo" / "outbox").glob("*.eml")) == emls
 
 
 def outbox_counts(stdout: str) -> dict[str, str]:
@@ -352,6 +356,7 @@ def test_status_shows_the_outbox_by_state(run, tmp_path: Path, monkeypatch) -> N
     monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(free_port()))
     monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    monkeypatch.setenv("DIGESTBOT_FROM_ADDRESS", SENDER)
     run("ingest", str(LISTING_000))
     run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
     assert run("send-now").exit_code == 1

@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 
 from conftest import SmtpServer
-from helpers import prepare
+from helpers import SENDER, prepare
 from sqlalchemy import Engine
 
 from digestbot.settings import Settings
@@ -29,6 +29,7 @@ def environment(settings: Settings, smtp_server: SmtpServer) -> dict[str, str]:
         DIGESTBOT_SMTP_HOST=smtp_server.host,
         DIGESTBOT_SMTP_PORT=str(smtp_server.port),
         DIGESTBOT_SMTP_TLS="none",
+        DIGESTBOT_FROM_ADDRESS=SENDER,
     )
     return env
 
@@ -86,4 +87,5 @@ def test_it_prints_no_bar_when_the_output_is_not_a_terminal(
     assert done.returncode == 0, done.stderr
     assert SUMMARY in done.stdout
     for stream in (done.stdout, done.stderr):
-        assert "sending" not in stream and "\x1b[" not in stream
+        # `sending through HOST:PORT` is the line naming the server, not the bar.
+        assert "sending" not in stream.replace("sending through", "") and "\x1b[" not in stream

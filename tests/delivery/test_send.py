@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import LISTING_000
-from helpers import rows
+from helpers import SENDER, rows
 from typer.testing import CliRunner
 
 from digestbot.cli import app
@@ -36,6 +36,7 @@ def test_a_row_that_failed_for_good_says_it_gave_up_not_that_it_will_be_retried(
         "DIGESTBOT_SMTP_PORT": str(smtp_factory(_AlwaysBusy())),
         "DIGESTBOT_SMTP_TLS": "none",
         "DIGESTBOT_MAX_ATTEMPTS": "1",
+        "DIGESTBOT_FROM_ADDRESS": SENDER,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -25,7 +25,7 @@ from conftest import (
     free_port,
     smtp_at,
 )
-from helpers import Inbox, wait_for
+from helpers import SENDER, Inbox, wait_for
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -178,6 +178,7 @@ def test_the_daemon_delivers_digest_and_alert_then_stops_cleanly_on_sigterm(
         "DIGESTBOT_SMTP_HOST": smtp_server.host,
         "DIGESTBOT_SMTP_PORT": str(smtp_server.port),
         "DIGESTBOT_SMTP_TLS": "none",
+        "DIGESTBOT_FROM_ADDRESS": SENDER,
         "DIGESTBOT_HF_BASE_URL": http_server.base_url,
         "DIGESTBOT_TICK_SECONDS": "1",
     }

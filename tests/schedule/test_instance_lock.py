@@ -144,7 +144,7 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(
     first = runs.start_and_wait()
     second = runs.refused()
     assert second.returncode == 1
-    (line,) = second.stderr.splitlines()
+    (line,) = [line for line in second.stderr.splitlines() if line.startswith("Error:")]
     assert line.startswith(
         f"Error: another `digestbot run` ({first.owner}) is using this database since "
     ), line

@@ -1,0 +1,134 @@
+"""CLI plumbing: the settings check (unknown names, SMTP without a host, placeholders) and the
+line saying where emails go."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from digestbot.settings import Settings
+
+PREFIX = "DIGESTBOT_"
+ENV_FILE = Path(".env")
+
+# Names people reach for that difflib alone would map elsewhere (SMTP_SERVER reads closest to
+# SMTP_USERNAME, letter by letter).
+_SYNONYMS = {
+    "SERVER": "HOST",
+    "HOSTNAME": "HOST",
+    "USER": "USERNAME",
+    "LOGIN": "USERNAME",
+    "PASS": "PASSWORD",
+    "SSL": "TLS",
+    "SENDER": "FROM_ADDRESS",
+    "FROM": "FROM_ADDRESS",
+    "KEY": "SECRET",
+    "DB": "DATABASE_URL",
+}
+_SMTP_WITHOUT_HOST = (
+    "smtp_port",
+    "smtp_username",
+    "smtp_password",
+    "smtp_tls",
+    "smtp_timeout",
+    "smtp_verify",
+    "smtp_connections",
+    "smtp_rate",
+)
+# RFC 2606 reserves these for documentation (the default and .env.example use them): mail
+# from them is never a real sender. The `.example` top-level name is left out so that tests
+# have a sender the address check accepts (it refuses `.test` and `.invalid`).
+_PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
+_PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "change_me", "secret", "placeholder"}
+_TLS_LABELS = {"starttls": "STARTTLS", "tls": "TLS", "none": "no TLS"}
+
+
+@dataclass(frozen=True)
+class Given:
+    """One DIGESTBOT_ variable as set: its name, where (environment or `.env`) and value."""
+
+    name: str
+    where: str
+    value: str
+
+    @property
+    def field(self) -> str:
+        return self.name.upper().removeprefix(PREFIX).lower()
+
+
+def given_names(environ: Mapping[str, str], env_file: Path = ENV_FILE) -> list[Given]:
+    """Every DIGESTBOT_ variable set: the environment's, then `.env`'s."""
+    found = [Given(n, "the environment", v) for n, v in environ.items()]
+    if env_file.is_file():
+        found += [Given(n, str(env_file), v or "") for n, v in dotenv_values(env_file).items()]
+    return [g for g in found if g.name.upper().startswith(PREFIX)]
+
+
+def unknown_names(names: Iterable[Given]) -> list[str]:
+    """One problem per DIGESTBOT_ name that is no setting, naming the closest real one."""
+    known = [field.upper() for field in Settings.model_fields]
+    problems = []
+    for given in names:
+        name, where = given.name, given.where
+        suffix = name.upper().removeprefix(PREFIX)
+        if suffix.lower() in Settings.model_fields:
+            continue
+        words = "_".join(_SYNONYMS.get(word, word) for word in suffix.split("_"))
+        close = difflib.get_close_matches(words, known, n=1, cutoff=0.6)
+        hint = f"did you mean {PREFIX}{close[0]}?" if close else "see Settings in README.md"
+        problems.append(f"{name} (in {where}) is not a digestbot setting ({hint})")
+    return problems
+
+
+def orphans(names: Iterable[Given]) -> list[str]:
+    """SMTP settings given without the host they are for (read from the names, so that this
+    is reported along with any value that does not validate)."""
+    given = list(names)
+    if any(g.field == "smtp_host" and g.value.strip() for g in given):
+        return []
+    fields = {g.field for g in given}
+    lonely = [PREFIX + f.upper() for f in _SMTP_WITHOUT_HOST if f in fields]
+    if not lonely:
+        return []
+    listed = ", ".join(lonely)
+    return [
+        f"{listed} set but {PREFIX}SMTP_HOST is not: emails would not go to that server "
+        f"(set {PREFIX}SMTP_HOST, or remove them to write emails to a folder)"
+    ]
+
+
+def placeholders(settings: Settings) -> list[str]:
+    """Placeholder values that must not reach real readers over SMTP."""
+    if settings.effective_transport != "smtp":
+        return []
+    problems = []
+    domain = settings.from_domain.lower()
+    if any(domain == d or domain.endswith("." + d) for d in _PLACEHOLDER_DOMAINS):
+        problems.append(
+            f"{PREFIX}FROM_ADDRESS is the placeholder {settings.from_address} "
+            f"(set {PREFIX}FROM_ADDRESS to the address your digests come from)"
+        )
+    secret = settings.unsubscribe_secret.get_secret_value().strip().lower()
+    if settings.unsubscribe_url and secret in _PLACEHOLDER_SECRETS:
+        problems.append(
+            f"{PREFIX}UNSUBSCRIBE_SECRET is empty or a placeholder while "
+            f"{PREFIX}UNSUBSCRIBE_URL is set: anyone could forge unsubscribe links "
+            f"(set {PREFIX}UNSUBSCRIBE_SECRET to a long random string)"
+        )
+    return problems
+
+
+def where_emails_go(settings: Settings) -> str:
+    """One line saying where this run's emails go."""
+    if settings.effective_transport == "smtp":
+        host = settings.smtp_host or "localhost"
+        tls = _TLS_LABELS[settings.smtp_tls]
+        return f"sending through {host}:{settings.effective_smtp_port} ({tls})"
+    folder = settings.outbox_dir
+    shown = str(folder) if folder.is_absolute() else f"./{folder}"
+    why = f"no {PREFIX}SMTP_HOST set" if not settings.smtp_host else f"{PREFIX}TRANSPORT=file"
+    return f"writing emails to {shown} ({why})"
