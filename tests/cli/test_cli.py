@@ -298,7 +298,7 @@ def test_send_now_with_the_server_down_exits_1_and_keeps_rows_pending(
     run("subscriptions", "sync", str(write_subscriptions(tmp_path)))
     result = run("send-now")
     assert result.exit_code == 1
-    (line,) = result.stderr.strip().splitlines()
+    (line,) = [e for e in result.stderr.splitlines() if e.startswith("Error:")]
     assert line.startswith(f"Error: cannot connect to the SMTP server 127.0.0.1:{port}")
     (plan,) = json.loads(run("send-now", "--dry-run", "--json").stdout)
     assert plan["papers"] == []
@@ -307,6 +307,7 @@ def test_send_now_with_the_server_down_exits_1_and_keeps_rows_pending(
 
 def test_a_bad_setting_is_one_error_line(run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """An invalid environment value names the variable."""
+    monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "maybe")
     result = run("send-now")
     assert result.exit_code == 1
@@ -427,5 +428,6 @@ def test_run_with_a_broken_subscriptions_file_refuses_to_start_and_writes_nothin
     before = db_fingerprint(tmp_path / "digestbot.db")
     result = run("run")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: subscriptions.yaml:2:")
+    # After the line saying where emails go.
+    assert result.stderr.split("\n", 1)[1].startswith("Error: subscriptions.yaml:2:")
     assert db_fingerprint(tmp_path / "digestbot.db") == before

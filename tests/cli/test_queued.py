@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LISTING_000
+from helpers import SENDER
 from typer.testing import CliRunner
 
 from digestbot.cli import app
@@ -36,6 +37,7 @@ def retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_factory):  # t
     monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(smtp_factory(_TryLater())))
     monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
+    monkeypatch.setenv("DIGESTBOT_FROM_ADDRESS", SENDER)
     (tmp_path / "s.yaml").write_text(READER, encoding="utf-8")
     runner = CliRunner()
 
