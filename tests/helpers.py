@@ -4,6 +4,7 @@ rows to read, servers that misbehave, a digest to render."""
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 import threading
@@ -164,6 +165,33 @@ def marked(variable: str, prefix: str) -> dict[int, str]:
             if setting.startswith(start):
                 found[int(entry.name)] = f"{setting[len(start) :].decode()}: {command.strip()}"
     return found
+
+
+def on_a_terminal(
+    args: Sequence[str], env: dict[str, str], *, stdout_too: bool = False
+) -> tuple[int, str]:
+    """Run `digestbot ARGS` with stderr (and, with `stdout_too`, stdout; else stdout is
+    dropped) on a pseudo-terminal: its exit status and all the terminal got."""
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "digestbot", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower if stdout_too else subprocess.DEVNULL,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed its end of the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return child.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:

@@ -4,16 +4,14 @@ retries said on a terminal, and the year of a saved page."""
 from __future__ import annotations
 
 import os
-import pty
 import re
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import FEEDS, LISTINGS, HttpServer, Reply
+from helpers import on_a_terminal
 from sqlmodel import Session, select
 from typer.testing import CliRunner, Result
 
@@ -102,30 +100,6 @@ def test_an_error_waiting_cannot_heal_fails_at_once_in_one_line(
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("Error: ") and says in line
-
-
-def on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run `digestbot ARGS` with stderr on a pseudo-terminal (stdout piped): what stderr got."""
-    leader, follower = pty.openpty()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "digestbot", *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed its end of the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    return child.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
 
 
 def test_retries_are_said_on_a_terminal_and_not_in_a_pipe(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import pty
 import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 
 from conftest import SmtpServer
-from helpers import SENDER, prepare
+from helpers import SENDER, on_a_terminal, prepare
 from sqlalchemy import Engine
 
 from digestbot.settings import Settings
@@ -34,36 +33,14 @@ def environment(settings: Settings, smtp_server: SmtpServer) -> dict[str, str]:
     return env
 
 
-def run_on_a_terminal(env: dict[str, str]) -> tuple[int, str]:
-    """Run `digestbot send-now` with stdout and stderr on a pseudo-terminal; all it wrote."""
-    leader, follower = pty.openpty()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "digestbot", "send-now"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed its end of the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    return child.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
-
-
 def test_it_shows_a_progress_bar_and_the_summary_on_a_terminal(
     engine: Engine, settings: Settings, smtp_server: SmtpServer
 ) -> None:
     """On a pseudo-terminal the output holds rich's bar, its description and the summary."""
     prepare(engine, datetime.now(UTC), count=4)
-    status, output = run_on_a_terminal(environment(settings, smtp_server))
+    status, output = on_a_terminal(
+        ["send-now"], environment(settings, smtp_server), stdout_too=True
+    )
     assert status == 0, output
     # rich draws the live bar as the description then coloured segments, redrawn in place
     assert re.search(r"\x1b\[2Ksending \x1b\[[0-9;]*m━", output), output[:300]
