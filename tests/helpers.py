@@ -37,6 +37,17 @@ NOW = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
 # address check refuses `.test`; `.example` is reserved too, so nothing can ever be mailed.
 SENDER = "digestbot@lab.example"
 
+# One subscriber, Alice, following papers on transformers.
+ALICE_YAML = """\
+subscribers:
+  - email: alice@example.org
+    name: Alice
+    rules:
+      - name: Transformers
+        any: [transformer]
+"""
+
+
 HOSTILE = 'Evil <script>alert("x")</script>\r\nBcc: victim@evil.example'
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import LISTING_000, SmtpServer, db_fingerprint
+from helpers import ALICE_YAML
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from typer.testing import CliRunner
@@ -23,19 +24,10 @@ from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.settings import Settings
 
-SUBSCRIPTIONS = """\
-subscribers:
-  - email: alice@example.org
-    name: Alice
-    rules:
-      - name: Transformers
-        any: [transformer]
-"""
-
 
 def prepare(engine: Engine, now: datetime) -> None:
     ingest_path(engine, LISTING_000, now=now)
-    sync_subscriptions(engine, parse_subscriptions(SUBSCRIPTIONS, source="s.yaml"), now=now)
+    sync_subscriptions(engine, parse_subscriptions(ALICE_YAML, source="s.yaml"), now=now)
 
 
 async def test_it_previews_exactly_the_bytes_send_now_delivers(

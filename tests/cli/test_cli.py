@@ -21,7 +21,7 @@ from conftest import (
     db_fingerprint,
     free_port,
 )
-from helpers import SENDER, rows, subscribers
+from helpers import ALICE_YAML, SENDER, rows, subscribers
 from typer.testing import CliRunner
 
 from digestbot import service
@@ -31,15 +31,6 @@ from digestbot.delivery.pipeline import enqueue_digests
 from digestbot.schedule import ledger
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
-
-GOOD_YAML = """\
-subscribers:
-  - email: alice@example.org
-    name: Alice
-    rules:
-      - name: Transformers
-        any: [transformer]
-"""
 
 
 @pytest.fixture
@@ -54,7 +45,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
     return invoke
 
 
-def write_subscriptions(tmp_path: Path, text: str = GOOD_YAML) -> Path:
+def write_subscriptions(tmp_path: Path, text: str = ALICE_YAML) -> Path:
     path = tmp_path / "subscriptions.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -157,7 +148,7 @@ def test_ingest_all_reads_the_sources_section(
     http_server.route(
         "/api/daily_papers", Reply(body=(FEEDS / "hf_daily_papers_2025-01-15.json").read_bytes())
     )
-    text = "sources:\n  - kind: hf\n  - kind: arxiv\n    categories: [cs.CL]\n" + GOOD_YAML
+    text = "sources:\n  - kind: hf\n  - kind: arxiv\n    categories: [cs.CL]\n" + ALICE_YAML
     monkeypatch.setenv("DIGESTBOT_SUBSCRIPTIONS", str(write_subscriptions(tmp_path, text)))
     result = run("ingest", "--all")
     assert result.exit_code == 0, result.stderr
@@ -187,7 +178,7 @@ def test_a_broken_subscriptions_file_changes_nothing(run, tmp_path: Path) -> Non
     path = write_subscriptions(tmp_path)
     assert run("subscriptions", "sync", str(path)).exit_code == 0
     before = db_fingerprint(tmp_path / "digestbot.db")
-    write_subscriptions(tmp_path, GOOD_YAML.replace("alice@example.org", "alice@") + "bogus: 1\n")
+    write_subscriptions(tmp_path, ALICE_YAML.replace("alice@example.org", "alice@") + "bogus: 1\n")
     result = run("subscriptions", "sync", str(path))
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()

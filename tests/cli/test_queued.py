@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pytest
 from conftest import LISTING_000
-from helpers import SENDER
+from helpers import ALICE_YAML, SENDER
 from typer.testing import CliRunner
 
 from digestbot.cli import app
 from digestbot.store.engine import make_engine
-
-READER = """\
-subscribers:
-  - email: alice@example.org
-    name: Alice
-    rules:
-      - name: Transformers
-        any: [transformer]
-"""
 
 
 class _TryLater:
@@ -38,7 +29,7 @@ def retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_factory):  # t
     monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(smtp_factory(_TryLater())))
     monkeypatch.setenv("DIGESTBOT_SMTP_TLS", "none")
     monkeypatch.setenv("DIGESTBOT_FROM_ADDRESS", SENDER)
-    (tmp_path / "s.yaml").write_text(READER, encoding="utf-8")
+    (tmp_path / "s.yaml").write_text(ALICE_YAML, encoding="utf-8")
     runner = CliRunner()
 
     def invoke(*args: str) -> object:
