@@ -139,5 +139,13 @@ class Digest:
     generated_at: datetime
     period_key: str
     kind: str = "digest"
-    dropped: int = 0
+    # Matching papers max_papers kept out: recorded with the email, they come again in the
+    # subscriber's next digests while first seen within `carry_days` (0: never).
+    left_out: tuple[str, ...] = ()
+    carry_days: float = 0
     problem: str | None = None  # why it could not be decided: the subscriber's row fails
+
+    @property
+    def dropped(self) -> int:
+        """How many matching papers did not fit."""
+        return len(self.left_out)

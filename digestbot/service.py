@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -29,6 +29,7 @@ class Outcome:
     papers: int
     status: str  # sent | failed | pending | nothing new
     where: str
+    left_out: int = 0  # matching papers the digest had no room for
 
 
 def plan_digests(
@@ -94,8 +95,10 @@ async def send_now(
     """Decide digests, then render and commit them chunk by chunk while the committed ones are
     being sent (and every older due row of the same subscribers); one Outcome per subscriber."""
 
+    left_out: dict[int, int] = {}
+
     async def plan(feed: Feed, db: DbThread) -> list[Subscriber]:
-        return await _plan_and_enqueue(engine, settings, now, emails, feed, db)
+        return await _plan_and_enqueue(engine, settings, now, emails, feed, db, left_out)
 
     start_render_server(settings, len(emails) if emails else active_count(engine))
 
@@ -107,7 +110,9 @@ async def send_now(
     outcomes = [
         Outcome(sub.email, 0, "failed", unsendable[sub.id])
         if sub.id in unsendable
-        else _outcome(sub.email, by_subscriber.get(sub.id, []))
+        else replace(
+            _outcome(sub.email, by_subscriber.get(sub.id, [])), left_out=left_out.get(sub.id, 0)
+        )
         for sub in planned
     ]
     return outcomes, report
@@ -120,10 +125,12 @@ async def _plan_and_enqueue(
     emails: Sequence[str],
     feed: Feed,
     db: DbThread,
+    left_out: dict[int, int],
 ) -> list[Subscriber]:
     """Plan against a state token; plan again if another run committed first. Digests are
     decided as the pipeline takes them, so the first go out while the rest are decided;
-    returns whom they were decided for."""
+    returns whom they were decided for, and notes in `left_out` how many matching papers
+    each digest had no room for."""
     planned: dict[int, Subscriber] = {}
 
     def noted(digests: Iterator[Digest]) -> Iterator[Digest]:
@@ -131,6 +138,7 @@ async def _plan_and_enqueue(
         # and matches until the batch ends cost memory and made each GC pass longer.
         for digest in digests:
             planned.setdefault(digest.subscriber.id, digest.subscriber)
+            left_out[digest.subscriber.id] = digest.dropped
             yield digest
 
     lock = PlanningLock(engine)

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     first_digest_hours: float = Field(
         24.0, gt=0, description="A first digest covers papers first seen this many hours back."
     )
+    carry_over_days: float = Field(
+        7.0,
+        ge=0,
+        description="Papers a digest left out (over max_papers) come in the next digests while"
+        " first seen this many days back; 0 drops them.",
+    )
     admin_email: str | None = Field(
         None, description="Operator address told when a source or delivery keeps failing."
     )

@@ -38,10 +38,13 @@ NOW = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
 SENDER = "digestbot@lab.example"
 
 # One subscriber, Alice, following papers on transformers.
+# Room for every transformer paper of the fixture listing, so nothing is left for a later
+# digest: a second send right after has nothing new.
 ALICE_YAML = """\
 subscribers:
   - email: alice@example.org
     name: Alice
+    max_papers: 50
     rules:
       - name: Transformers
         any: [transformer]
@@ -90,9 +93,11 @@ def race(url: str, ids: list[int], now: datetime) -> list[list[int]]:
 
 def subscribers(count: int, terms: Sequence[str] = ("transformer",)) -> str:
     """A subscriptions file of readers 0 to `count` - 1, reader n's one rule any of
-    `terms`[n % len(terms)]."""
+    `terms`[n % len(terms)], each with room for every paper of the fixture listing (so one
+    digest holds all their papers and none is carried to a next one)."""
     people = "".join(
-        f"  - email: reader{n}@example.org\n    rules:\n      - any: [{terms[n % len(terms)]}]\n"
+        f"  - email: reader{n}@example.org\n    max_papers: 50\n"
+        f"    rules:\n      - any: [{terms[n % len(terms)]}]\n"
         for n in range(count)
     )
     return "subscribers:\n" + people

@@ -22,6 +22,7 @@ SUBSCRIPTIONS = """\
 subscribers:
   - email: alice@example.org
     name: Alice
+    max_papers: 50  # room for every transformer paper of the listing: none carried over
     rules:
       - name: Transformers
         any: [transformer]

@@ -177,3 +177,16 @@ def print_outcomes(outcomes: Sequence[service.Outcome]) -> None:
     for o in outcomes:
         table.add_row(o.email, str(o.papers), o.status, o.where)
     out.print(table)
+
+
+def print_left_out(outcomes: Sequence[service.Outcome], carry_days: float) -> None:
+    """What becomes of the matching papers max_papers kept out of this send's digests."""
+    count = sum(o.left_out for o in outcomes)
+    if not count:
+        return
+    fate = (
+        f"they come in the next digests while first seen less than {carry_days:g} days ago"
+        if carry_days
+        else "they will not be sent (DIGESTBOT_CARRY_OVER_DAYS is 0)"
+    )
+    out.print(f"{count} matching papers did not fit max_papers: {fate}.", markup=False)

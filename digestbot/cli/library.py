@@ -23,6 +23,7 @@ from digestbot.cli.common import (
     open_engine,
     out,
     papers_app,
+    print_left_out,
     print_outcomes,
     print_summary,
     subscriptions_app,
@@ -69,6 +70,7 @@ def demo() -> None:
         outcomes, report = asyncio.run(service.send_now(engine, settings, now=now))
     print_outcomes(outcomes)
     print_summary(report)
+    print_left_out(outcomes, settings.carry_over_days)
 
 
 @app.command()

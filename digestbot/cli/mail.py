@@ -26,6 +26,7 @@ from digestbot.cli.common import (
     now_utc,
     open_engine,
     out,
+    print_left_out,
     print_outcomes,
     print_summary,
     say_where_emails_go,
@@ -80,6 +81,7 @@ def send_now(
     else:
         print_outcomes(outcomes)
         print_summary(report)
+        print_left_out(outcomes, settings.carry_over_days)
     # Rows an earlier run left interrupted are unknown now: a person must look at them.
     if report.count("failed") or report.count("unknown") or report.recovered:
         raise typer.Exit(1)
@@ -94,7 +96,8 @@ def _print_plan(
         out.print_json(json.dumps(plan, ensure_ascii=False))
         return
     for digest in digests:
-        out.print(f"{digest.subscriber.email}: {len(digest.items)} new papers", markup=False)
+        left = f", {digest.dropped} left out by max_papers" if digest.dropped else ""
+        out.print(f"{digest.subscriber.email}: {len(digest.items)} new papers{left}", markup=False)
         for row in waiting.get(digest.subscriber.id, ()):
             out.print(f"  queued: {_queued_label(row)}", markup=False)
 
@@ -167,6 +170,7 @@ def _digest_json(digest: Digest, waiting: Sequence[outbox.Waiting]) -> dict[str,
             }
             for item in digest.items
         ],
+        "left_out": digest.dropped,
         "queued": [
             {
                 "kind": row.kind,

@@ -115,7 +115,8 @@ class DigestView:
     count: int
     groups: tuple[Group, ...]
     day: date
-    dropped: int
+    dropped: int  # matching papers left out by max_papers
+    carry_days: float  # how long they may come in later digests; 0: never
 
     @property
     def topics(self) -> list[str]:
@@ -124,6 +125,11 @@ class DigestView:
     @property
     def papers(self) -> list[PaperView]:
         return [view for group in self.groups for view in group.papers]
+
+    @property
+    def carry_for(self) -> str:
+        """`7 days`, `1 day`, `1.5 days`: how long left-out papers may still come."""
+        return f"{self.carry_days:g} day{'' if self.carry_days == 1 else 's'}"
 
     @property
     def preheader(self) -> str:
@@ -285,6 +291,7 @@ def present_digest(digest: Digest) -> DigestView:
         groups=tuple(Group(name, tuple(views)) for name, views in groups.items()),
         day=local_day(digest.generated_at, digest.subscriber.timezone),
         dropped=digest.dropped,
+        carry_days=digest.carry_days,
     )
 
 

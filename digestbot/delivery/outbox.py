@@ -60,6 +60,7 @@ class Outgoing:
     # Why this email could not be planned or rendered: its row is stored `failed`, with no
     # message, so the subscriber's problem shows in `status` and the batch goes on.
     problem: str | None = None
+    left_out: tuple[str, ...] = ()  # matching papers a digest had no room for
 
     @property
     def raw(self) -> bytes:
@@ -139,9 +140,9 @@ def enqueue(
 # Run for every chunk of a batch.
 _INSERT_ROW = sql(
     "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status, attempts, "
-    "paper_ids, created_at, updated_at, sender, recipient, last_error) VALUES "
-    "(:subscriber_id, :kind, :period_key, :message_id, :status, 0, :paper_ids, :now, :now, "
-    ":sender, :recipient, :last_error) RETURNING id"
+    "paper_ids, left_out, created_at, updated_at, sender, recipient, last_error) VALUES "
+    "(:subscriber_id, :kind, :period_key, :message_id, :status, 0, :paper_ids, :left_out, "
+    ":now, :now, :sender, :recipient, :last_error) RETURNING id"
 )
 _INSERT_MESSAGE = sql("INSERT INTO delivery_messages (delivery_id, raw) VALUES (:id, :raw)")
 
@@ -153,6 +154,7 @@ def _row(item: Outgoing, now: datetime) -> dict[str, Any]:
         "period_key": item.period_key,
         "message_id": item.message_id,
         "paper_ids": json.dumps(list(item.paper_ids)),
+        "left_out": json.dumps(list(item.left_out)),
         "now": now,
         "status": "pending" if item.problem is None else "failed",
         "last_error": item.problem,

@@ -104,6 +104,7 @@ def _rendered_outgoing(
         # The envelope is stored beside the message, never parsed back from its headers.
         outbound=Outbound(raw, envelope.sender, (envelope.recipient,)),
         paper_ids=tuple(item.paper.id for item in digest.items),
+        left_out=digest.left_out,
     )
 
 

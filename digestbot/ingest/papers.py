@@ -8,7 +8,7 @@ abstract agree wherever both sightings know them (see `sameness`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -223,3 +223,13 @@ def papers_seen_since(engine: Engine, since: datetime | None) -> list[Paper]:
         if since is not None:
             query = query.where(PaperRow.first_seen > since)
         return [to_paper(row) for row in session.exec(query)]
+
+
+def papers_by_id(engine: Engine, ids: Collection[str]) -> list[Paper]:
+    """The stored papers of `ids` (those that exist), newest first."""
+    if not ids:
+        return []
+    with Session(engine) as session:
+        query = select(PaperRow).where(col(PaperRow.id).in_(list(ids)))
+        found = [to_paper(row) for row in session.exec(query)]
+    return sorted(found, key=lambda p: (-p.first_seen.timestamp(), p.id))

@@ -53,20 +53,30 @@ class DigestBuilder:
         already_sent: Collection[str],
         now: datetime,
         period_key: str,
+        carried: Collection[str] = (),
     ) -> Digest:
-        """The subscriber's digest: matched papers first seen after `since` and never sent to
-        them, ranked best first and capped at their `max_papers`, whatever the papers'
-        publication dates."""
+        """The subscriber's digest: matched papers first seen after `since`, or `carried` over
+        from their last digest, never sent to them, ranked best first and capped at their
+        `max_papers`, whatever the papers' publication dates. The matched papers the cap
+        keeps out are the digest's `left_out`."""
         within = self._newer_than(since)
+        for paper_id in carried:
+            within |= self._bit.get(paper_id, 0)
         for paper_id in already_sent:
             within &= ~self._bit.get(paper_id, 0)
         kept, total = self.matcher.top(subscriber, within, subscriber.max_papers)
+        left_out: tuple[str, ...] = ()
+        if total > len(kept):
+            rest = self.matcher.subscriber_mask(subscriber) & within
+            for paper, _ in kept:
+                rest &= ~self._bit[paper.id]
+            left_out = tuple(self.index.papers[i].id for i in self.index.bits(rest))
         return Digest(
             subscriber=subscriber,
             items=tuple(DigestItem(p, m) for p, m in kept),
             generated_at=now,
             period_key=period_key,
-            dropped=total - len(kept),
+            left_out=left_out,
         )
 
 
@@ -78,10 +88,16 @@ def build_digest(
     already_sent: Collection[str],
     now: datetime,
     period_key: str,
+    carried: Collection[str] = (),
 ) -> Digest:
     """One subscriber's digest over `papers` (see DigestBuilder.build)."""
     return DigestBuilder(papers).build(
-        subscriber, since=since, already_sent=already_sent, now=now, period_key=period_key
+        subscriber,
+        since=since,
+        already_sent=already_sent,
+        now=now,
+        period_key=period_key,
+        carried=carried,
     )
 
 
@@ -93,6 +109,7 @@ def build_digests(
     already_sent: Mapping[int, Collection[str]],
     now: datetime,
     period_key: str,
+    carried: Mapping[int, Collection[str]] | None = None,
 ) -> Iterator[Digest]:
     """Every subscriber's digest, sharing one index and every term result; one at a time,
     so a big batch can start rendering and sending its first digests while the rest are
@@ -106,6 +123,7 @@ def build_digests(
                 already_sent=already_sent.get(s.id, ()),
                 now=now,
                 period_key=period_key,
+                carried=(carried or {}).get(s.id, ()),
             )
         except MemoryError:
             raise

@@ -27,13 +27,31 @@ from digestbot.store.tables import (
 def last_digests(engine: Engine) -> dict[int, datetime]:
     """Per active subscriber, when their last digest was decided (a failed one does not
     count, so its papers come again)."""
-    return _latest_per_active_subscriber(
-        engine,
-        DeliveryRow.created_at,
-        col(DeliveryRow.subscriber_id) == SubscriberRow.id,
-        col(DeliveryRow.kind) == "digest",
-        col(DeliveryRow.status) != "failed",
+    return _latest_per_active_subscriber(engine, DeliveryRow.created_at, *_THEIR_DIGESTS)
+
+
+def left_out_of_last_digests(engine: Engine) -> dict[int, list[str]]:
+    """Per active subscriber whose last digest reached them, the matching papers it had no
+    room for. While that digest is still on its way nothing is carried, so a reader never
+    gets the rest before the first part; a failed digest does not count (its window reopens
+    to before it)."""
+    last = _latest_per_active_subscriber(
+        engine, DeliveryRow.id, *_THEIR_DIGESTS, order_by=DeliveryRow.created_at
     )
+    if not last:
+        return {}
+    query = select(DeliveryRow.subscriber_id, DeliveryRow.left_out).where(
+        col(DeliveryRow.id).in_(list(last.values())), col(DeliveryRow.status) == "sent"
+    )
+    with Session(engine) as session:
+        return {sub_id: list(ids) for sub_id, ids in session.exec(query) if ids}
+
+
+_THEIR_DIGESTS = (
+    col(DeliveryRow.subscriber_id) == SubscriberRow.id,
+    col(DeliveryRow.kind) == "digest",
+    col(DeliveryRow.status) != "failed",
+)
 
 
 def last_decided(engine: Engine) -> dict[int, datetime]:
@@ -43,13 +61,16 @@ def last_decided(engine: Engine) -> dict[int, datetime]:
     )
 
 
-def _latest_per_active_subscriber(engine: Engine, column: Any, *where: Any) -> dict[int, datetime]:
-    """Per active subscriber, the newest `column` of the rows `where` picks for them: one
-    index seek each, where an aggregate over the table would read every row ever written."""
+def _latest_per_active_subscriber(
+    engine: Engine, column: Any, *where: Any, order_by: Any = None
+) -> dict[int, Any]:
+    """Per active subscriber, `column` of the newest (by `order_by`, else by `column`) of the
+    rows `where` picks for them: one index seek each, where an aggregate over the table would
+    read every row ever written."""
     latest = (
         select(column)
         .where(*where)
-        .order_by(col(column).desc())
+        .order_by(col(column if order_by is None else order_by).desc())
         .limit(1)
         .correlate(SubscriberRow)
         .scalar_subquery()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
 from digestbot.ingest import papers
-from digestbot.models import Digest, Subscriber
+from digestbot.models import Digest, Paper, Subscriber
 from digestbot.rules import history
 from digestbot.rules.digests import build_digests, window_start
 from digestbot.settings import Settings
@@ -24,8 +24,9 @@ def digests_for(
     period_keys: Mapping[int, str],
 ) -> Iterator[Digest]:
     """The digests of `subscribers` over papers new to each since their last digest (or
-    their last scheduled period, even an empty one): the database is read now, each digest
-    decided when it is taken."""
+    their last scheduled period, even an empty one), and the papers their last digest had
+    no room for while first seen within `carry_over_days`: the database is read now, each
+    digest decided when it is taken."""
     last = history.last_digests(engine)
     for sub_id, decided_at in history.last_decided(engine).items():
         last[sub_id] = max(decided_at, last.get(sub_id, decided_at))
@@ -33,8 +34,36 @@ def digests_for(
     starts = {s.id: window_start(last.get(s.id), now, hours, s.created_at) for s in subscribers}
     since = min(starts.values(), default=now)
     candidates = papers.papers_seen_since(engine, since)
-    taken = history.taken_since(engine, since)
+    carried, older = _carried(engine, settings, {s.id for s in subscribers}, now, since)
+    # What was sent of the carried papers counts too, so read history back to the oldest.
+    oldest = min((p.first_seen for p in older), default=since)
+    taken = history.taken_since(engine, min(since, oldest - timedelta(microseconds=1)))
     digests = build_digests(
-        subscribers, candidates, since=starts, already_sent=taken, now=now, period_key=""
+        subscribers,
+        candidates + older,
+        since=starts,
+        already_sent=taken,
+        now=now,
+        period_key="",
+        carried=carried,
     )
-    return (replace(d, period_key=period_keys[d.subscriber.id]) for d in digests)
+    days = settings.carry_over_days
+    return (replace(d, period_key=period_keys[d.subscriber.id], carry_days=days) for d in digests)
+
+
+def _carried(
+    engine: Engine, settings: Settings, ids: set[int], now: datetime, since: datetime
+) -> tuple[dict[int, list[str]], list[Paper]]:
+    """Per subscriber, the papers left out of their last digest that are still young enough
+    to come again, and those of them first seen before `since` (not among the candidates)."""
+    if not settings.carry_over_days:
+        return {}, []
+    left = {k: v for k, v in history.left_out_of_last_digests(engine).items() if k in ids}
+    limit = now - timedelta(days=settings.carry_over_days)
+    young = {
+        p.id: p
+        for p in papers.papers_by_id(engine, {pid for v in left.values() for pid in v})
+        if p.first_seen > limit
+    }
+    carried = {k: [pid for pid in v if pid in young] for k, v in left.items()}
+    return carried, [p for p in young.values() if p.first_seen <= since]

@@ -138,6 +138,10 @@ class DeliveryRow(SQLModel, table=True):
     claimed_by: str | None = None  # "host:pid" of the process sending it
     claimed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     paper_ids: list[str] = Field(default_factory=list, sa_type=Json)  # sent when accepted
+    # Matching papers a digest had no room for: its subscriber's next digest may take them.
+    left_out: list[str] = Field(
+        default_factory=list, sa_type=Json, sa_column_kwargs={"server_default": "[]"}
+    )
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -42,4 +42,5 @@ def test_the_demo_never_touches_a_real_setup(tmp_path: Path, smtp_server: SmtpSe
     assert db_fingerprint(tmp_path / "digestbot.db") == before
     assert not (tmp_path / "outbox").exists()
     assert (tmp_path / "digestbot-demo" / "digestbot.db").is_file()
-    assert len(list((tmp_path / "digestbot-demo" / "outbox").glob("*.eml"))) == 3
+    # Three digests, then Bob's papers that did not fit his max_papers of 3.
+    assert len(list((tmp_path / "digestbot-demo" / "outbox").glob("*.eml"))) == 4

@@ -100,7 +100,7 @@ def hostile_digest() -> Digest:
         rule = rules[i % 3]
         terms = rule.terms()[:1]
         items.append(DigestItem(paper, Match((rule.name,), terms, terms, 11.0 + i % 4)))
-    return Digest(sub, tuple(items), NOW, "manual:hostile", dropped=3)
+    return Digest(sub, tuple(items), NOW, "manual:hostile", left_out=("a", "b", "c"))
 
 
 DIGESTS = {"listings": lambda: fixture_digest(NOW), "hostile": hostile_digest}

@@ -61,7 +61,7 @@ def a_hostile_digest() -> Digest:
         upvotes=3,
     )
     match = Match(("<rule>",), ("attention",), ("attention",), 2.0)
-    return Digest(sub, (DigestItem(paper, match),), NOW, "manual:x", dropped=2)
+    return Digest(sub, (DigestItem(paper, match),), NOW, "manual:x", left_out=("a", "b"))
 
 
 EMAILS: dict[str, Callable[[Environment], Rendered]] = {

@@ -265,7 +265,7 @@ UNSUBSCRIBE = "https://example.org/unsubscribe?email=ada%40example.org&token=012
 def fixture_alert() -> Digest:
     """The first three papers of the fixture digest, as an alert."""
     digest = fixture_digest(GOLDEN_NOW)
-    return replace(digest, items=digest.items[:3], kind="alert", dropped=0)
+    return replace(digest, items=digest.items[:3], kind="alert", left_out=())
 
 
 @pytest.mark.parametrize("kind", ["digest", "alert"])

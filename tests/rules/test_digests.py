@@ -65,7 +65,30 @@ def test_it_ranks_by_score_then_upvotes_and_caps_at_max_papers() -> None:
     ]
     result = digest(papers, since)
     assert [i.paper.id for i in result.items] == ["top", "mid"]
-    assert result.dropped == 1
+    assert result.left_out == ("low",) and result.dropped == 1
+
+
+def test_papers_carried_from_the_last_digest_are_ranked_with_the_new_ones() -> None:
+    """A carried paper first seen before the window competes with the new papers; one
+    already sent does not come back."""
+    since = NOW - timedelta(hours=3)
+    papers = [
+        paper("new", "Diffusion", NOW, upvotes=1),
+        paper("carried", "Diffusion", since - timedelta(days=2), upvotes=9),
+        paper("sent", "Diffusion", since - timedelta(days=2), upvotes=99),
+        paper("old", "Diffusion", since - timedelta(days=2), upvotes=50),
+    ]
+    result = build_digest(
+        ALICE,
+        papers,
+        since=since,
+        already_sent={"sent"},
+        now=NOW,
+        period_key="k",
+        carried=("carried", "sent"),
+    )
+    assert [i.paper.id for i in result.items] == ["carried", "new"]
+    assert result.left_out == ()
 
 
 def test_unmatched_papers_are_left_out() -> None:
