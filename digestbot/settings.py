@@ -13,6 +13,7 @@ from digestbot.ingest.http import HttpPolicy
 
 Transport = Literal["smtp", "file"]
 TlsMode = Literal["starttls", "tls", "none"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 _DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 
@@ -97,6 +98,11 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(
         30.0, gt=0, description="How often `run` checks for due digests, retries and edits."
     )
+    log_level: LogLevel = Field(
+        "info",
+        description="How much `run` logs: `debug` (adds each HTTP request), `info`, `warning` "
+        "or `error`.",
+    )
     templates_dir: Path | None = Field(
         None, description="Folder of templates that override the bundled ones."
     )
@@ -142,6 +148,11 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith("https://"):
             raise ValueError("must be an https:// URL")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("contact")
     @classmethod
