@@ -140,6 +140,10 @@ def status() -> None:
 def run() -> None:
     """Run the bot: ingest on schedule, send digests at local times and alerts at once.
 
+    It logs to stderr, first what it runs with: database, emails, subscriptions, jobs.
+
+    DIGESTBOT_LOG_LEVEL=debug adds a line for each HTTP request.
+
     Stop it with SIGTERM or Ctrl-C; the message in flight finishes.
     """
     settings = load_settings(sends=True)
