@@ -13,6 +13,7 @@ from digestbot.ingest.http import HttpPolicy
 
 Transport = Literal["smtp", "file"]
 TlsMode = Literal["starttls", "tls", "none"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 _DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 
@@ -37,6 +38,11 @@ class Settings(BaseSettings):
         "digestbot@example.org", description="Sender address; its domain names Message-IDs."
     )
     from_name: str = Field("digestbot", description="Display name of the sender.")
+    contact: str | None = Field(
+        None,
+        description="Who readers write to about their subscription, shown in every email's "
+        "footer: a name and address or a URL; default the sender address.",
+    )
     transport: Transport | None = Field(
         None, description="`smtp` or `file`; default `smtp` when SMTP_HOST is set, else `file`."
     )
@@ -98,6 +104,11 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(
         30.0, gt=0, description="How often `run` checks for due digests, retries and edits."
     )
+    log_level: LogLevel = Field(
+        "info",
+        description="How much `run` logs: `debug` (adds each HTTP request), `info`, `warning` "
+        "or `error`.",
+    )
     templates_dir: Path | None = Field(
         None, description="Folder of templates that override the bundled ones."
     )
@@ -144,6 +155,24 @@ class Settings(BaseSettings):
             raise ValueError("must be an https:// URL")
         return value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("contact")
+    @classmethod
+    def _check_contact(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if any(ch in value for ch in "\r\n\v\f\x85\u2028\u2029"):
+            raise ValueError("must be one line (a name and address, or a URL)")
+        if not value.isprintable():
+            raise ValueError("must hold no control or invisible characters")
+        if len(value) > 200:
+            raise ValueError("must be at most 200 characters")
+        return value.strip()
+
     @field_validator("from_address", "admin_email")
     @classmethod
     def _check_address(cls, value: str | None) -> str | None:
@@ -182,6 +211,11 @@ class Settings(BaseSettings):
     def effective_smtp_port(self) -> int:
         """The SMTP port in force, defaulting by TLS mode."""
         return self.smtp_port if self.smtp_port is not None else _DEFAULT_PORTS[self.smtp_tls]
+
+    @property
+    def reader_contact(self) -> str:
+        """Whom an email tells its reader to write to: the contact, else the sender."""
+        return self.contact or self.from_address
 
     @property
     def from_domain(self) -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+# Re-exported: the line lives in delivery so that the daemon can log it too.
+from digestbot.delivery.where import where_emails_go as where_emails_go
 from digestbot.settings import Settings
 
 PREFIX = "DIGESTBOT_"
@@ -44,7 +46,6 @@ _SMTP_WITHOUT_HOST = (
 # have a sender the address check accepts (it refuses `.test` and `.invalid`).
 _PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
 _PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "change_me", "secret", "placeholder"}
-_TLS_LABELS = {"starttls": "STARTTLS", "tls": "TLS", "none": "no TLS"}
 
 
 @dataclass(frozen=True)
@@ -120,15 +121,3 @@ def placeholders(settings: Settings) -> list[str]:
             f"(set {PREFIX}UNSUBSCRIBE_SECRET to a long random string)"
         )
     return problems
-
-
-def where_emails_go(settings: Settings) -> str:
-    """One line saying where this run's emails go."""
-    if settings.effective_transport == "smtp":
-        host = settings.smtp_host or "localhost"
-        tls = _TLS_LABELS[settings.smtp_tls]
-        return f"sending through {host}:{settings.effective_smtp_port} ({tls})"
-    folder = settings.outbox_dir
-    shown = str(folder) if folder.is_absolute() else f"./{folder}"
-    why = f"no {PREFIX}SMTP_HOST set" if not settings.smtp_host else f"{PREFIX}TRANSPORT=file"
-    return f"writing emails to {shown} ({why})"

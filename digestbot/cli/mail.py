@@ -36,6 +36,7 @@ from digestbot.errors import ConfigError
 from digestbot.ingest.textnorm import safe_text
 from digestbot.models import Digest
 from digestbot.schedule import daemon
+from digestbot.settings import LogLevel
 from digestbot.store.failures import check_integrity
 
 
@@ -142,20 +143,34 @@ def status() -> None:
 def run() -> None:
     """Run the bot: ingest on schedule, send digests at local times and alerts at once.
 
+    It logs to stderr, first what it runs with: database, emails, subscriptions, jobs.
+
+    DIGESTBOT_LOG_LEVEL=debug adds a line for each HTTP request.
+
     Stop it with SIGTERM or Ctrl-C; the message in flight finishes.
     """
     settings = load_settings(sends=True)
     say_where_emails_go(settings)
+    start_logging(settings.log_level)
+    with open_engine(settings) as engine:
+        asyncio.run(daemon.Daemon(settings, engine).run())
+
+
+def start_logging(level: LogLevel) -> None:
+    """Log to stderr at `level`. Below debug, the libraries' routine lines are left out:
+    httpx's line per request, APScheduler's per job run, Alembic's per database open would
+    drown the daemon's own."""
     logging.basicConfig(
-        level=logging.INFO,
+        level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S%z",
     )
-    # Their per-run (and per-open) lines would drown ours.
-    for chatty in ("apscheduler", "alembic"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    with open_engine(settings) as engine:
-        asyncio.run(daemon.Daemon(settings, engine).run())
+    # httpcore's trace of every connection is noise even when debugging: httpx's request
+    # lines say what was fetched and how it answered.
+    logging.getLogger("httpcore").setLevel(logging.INFO)
+    if level != "debug":
+        for chatty in ("apscheduler", "alembic", "httpx"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def _digest_json(digest: Digest, waiting: Sequence[outbox.Waiting]) -> dict[str, Any]:

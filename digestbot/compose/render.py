@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 import css_inline
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
 
+from digestbot.compose.footer import cadence
 from digestbot.compose.mime import MAX_LINE, multipart_alternative
 from digestbot.compose.present import plural, present_digest, short_date, trim_words, wrap
 from digestbot.compose.prestyle import INLINER, Styled
@@ -79,6 +80,7 @@ def make_environment(
     env.filters["wrap"] = wrap
     env.filters["plural"] = plural
     env.filters["short_date"] = short_date
+    env.filters["cadence"] = cadence
     env.globals["page_of"] = page_of
     env.globals["inline_css"] = templates_dir is not None if inline_css is None else inline_css
     return env
@@ -116,8 +118,11 @@ def unsubscribe_target(sender: str, recipient: str, url: str | None) -> str:
     return f"mailto:{sender}?subject={quote(f'unsubscribe {recipient}')}"
 
 
-def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") -> Rendered:
-    """Render the subject, text and HTML templates of the digest's kind (digest or alert)."""
+def render_digest(
+    env: Environment, digest: Digest, *, unsubscribe: str = "", contact: str = ""
+) -> Rendered:
+    """Render the subject, text and HTML templates of the digest's kind (digest or alert);
+    the footer names `contact` as the one who sends it (see Settings.reader_contact)."""
     view = present_digest(digest)
     context: dict[str, Any] = {
         "digest": digest,
@@ -128,6 +133,7 @@ def render_digest(env: Environment, digest: Digest, *, unsubscribe: str = "") ->
         "date": digest.generated_at,
         "view": view,
         "unsubscribe": unsubscribe,
+        "contact": contact,
     }
     return render_email(env, digest.kind, context)
 

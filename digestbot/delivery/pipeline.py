@@ -85,6 +85,7 @@ def _rendered_outgoing(
         env,
         digest,
         unsubscribe=unsubscribe_target(settings.from_address, sub.email, signed or None),
+        contact=settings.reader_contact,
     )
     envelope = Envelope(
         sender=smtp_address(settings.from_address),

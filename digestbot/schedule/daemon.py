@@ -31,7 +31,7 @@ from digestbot.rules.subscriptions import (
     cron_trigger,
     load_subscriptions,
 )
-from digestbot.schedule import ledger, runs
+from digestbot.schedule import ledger, runs, startup
 from digestbot.schedule.triggers import digest_trigger, missed_run
 from digestbot.schedule.watch import FailureStreak, file_stamp, unless_stopped
 from digestbot.settings import Settings
@@ -313,9 +313,14 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         try:
+            for line in startup.setup_lines(self.settings, config):
+                log.info("%s", line)
             self._apply(config, stamp, now=now)
             self.scheduler.start()
             self.save_jobs()
+            next_runs = {row.id: row.next_run_at for row in self.job_rows()}
+            for line in startup.job_lines(self.settings, config, next_runs):
+                log.info("%s", line)
             log.info("running: %d jobs", len(self.scheduler.get_jobs()))
             await self.catch_up(config)
             await self.halt.wait()

@@ -260,6 +260,7 @@ UPDATE_GOLDEN = os.environ.get("DIGESTBOT_UPDATE_GOLDEN") == "1"  # read before 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 UNSUBSCRIBE = "https://example.org/unsubscribe?email=ada%40example.org&token=0123abcd"
+CONTACT = "Ada's lab <papers@lab.example>"
 
 
 def fixture_alert() -> Digest:
@@ -273,7 +274,7 @@ def test_it_renders_the_fixture_listings_as_the_golden_text(kind: str) -> None:
     """Subject and text part of a digest built from the saved listings match tests/golden
     (regenerate with DIGESTBOT_UPDATE_GOLDEN=1)."""
     digest = fixture_digest(GOLDEN_NOW) if kind == "digest" else fixture_alert()
-    rendered = render_digest(make_environment(), digest, unsubscribe=UNSUBSCRIBE)
+    rendered = render_digest(make_environment(), digest, unsubscribe=UNSUBSCRIBE, contact=CONTACT)
     for name, actual in (
         (f"{kind}.subject.txt", rendered.subject + "\n"),
         (f"{kind}.txt", rendered.text),
@@ -314,13 +315,17 @@ def test_the_html_is_inlined_self_contained_and_keeps_its_media_queries() -> Non
     assert re.search(r'class="container"[^>]*max-width: ?640px', html)
 
 
-def test_the_footer_says_why_how_to_change_and_how_to_unsubscribe() -> None:
-    """Both parts explain the subscription, the YAML and send-now, and link the unsubscribe."""
-    rendered = render_digest(make_environment(), a_digest(), unsubscribe=UNSUBSCRIBE)
+def test_the_footer_says_what_it_is_who_sends_it_how_to_change_and_how_to_unsubscribe() -> None:
+    """Both parts say what the email is and for whom, name the contact to write to, and link
+    the unsubscribe."""
+    rendered = render_digest(
+        make_environment(), a_digest(), unsubscribe=UNSUBSCRIBE, contact="papers@lab.example"
+    )
     text = " ".join(rendered.text.split())
     for part in (text, rendered.html):
-        assert "alice@example.org is subscribed" in part
-        assert "digestbot subscriptions sync" in part and "digestbot send-now" in part
+        assert "A daily digest of new papers matching your rules" in part
+        assert "for alice@example.org" in part
+        assert "reply to this email or write to papers@lab.example" in part
     assert f"Unsubscribe: {UNSUBSCRIBE}" in rendered.text
     assert f'href="{UNSUBSCRIBE.replace("&", "&amp;")}"' in rendered.html
 
@@ -330,8 +335,8 @@ def test_alerts_use_their_own_shorter_templates() -> None:
     rendered = render_digest(make_environment(), fixture_alert())
     assert rendered.subject.startswith("Alert: ")
     assert rendered.subject.endswith("(+2 more)")
-    assert "mode: alert" in rendered.text and "Topics:" not in rendered.text
-    assert "paper digest" not in rendered.html and "mode: alert" in rendered.html
+    assert "An alert from digestbot" in rendered.text and "Topics:" not in rendered.text
+    assert "paper digest" not in rendered.html and "An alert from digestbot" in rendered.html
 
 
 def test_hostile_abstracts_and_rule_names_are_escaped_around_highlights() -> None:
