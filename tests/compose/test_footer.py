@@ -23,9 +23,14 @@ UNSUBSCRIBE = "https://lab.example/unsubscribe?email=ada%40example.org&token=012
 
 
 def emails() -> dict[str, Digest]:
-    """A digest with every kind of paper in it (none left out), and an alert."""
-    digest = replace(fixture_digest(NOW), dropped=0)
-    return {"digest": digest, "alert": replace(digest, items=digest.items[:3], kind="alert")}
+    """A digest with every kind of paper in it and papers left out (carried to the next
+    digest, or dropped), and an alert."""
+    digest = replace(fixture_digest(NOW), carry_days=7)
+    return {
+        "digest": digest,
+        "digest, rest dropped": replace(digest, carry_days=0),
+        "alert": replace(digest, items=digest.items[:3], kind="alert", left_out=()),
+    }
 
 
 def rendered(kind: str, contact: str = CONTACT, unsubscribe: str = UNSUBSCRIBE) -> Rendered:
@@ -105,7 +110,7 @@ def test_no_email_tells_its_reader_to_run_a_command_or_names_a_setting() -> None
         r"|max_papers|DIGESTBOT_|yaml|mode: alert",
         re.IGNORECASE,
     )
-    for kind in ("digest", "alert"):
+    for kind in emails():
         for unsubscribe in (UNSUBSCRIBE, ""):
             email = rendered(kind, unsubscribe=unsubscribe)
             for part in (email.subject, flat(email.text), email.html):
