@@ -31,7 +31,13 @@ def marked_block(marker: str) -> str:
 # emails go.
 RECIPES = {
     "gmail": ("smtp.gmail.com", 587, "starttls", "you@gmail.com", "smtp.gmail.com:587 (STARTTLS)"),
-    "fastmail": ("smtp.fastmail.com", 465, "tls", "you@fastmail.com", "smtp.fastmail.com:465 (TLS)"),
+    "fastmail": (
+        "smtp.fastmail.com",
+        465,
+        "tls",
+        "you@fastmail.com",
+        "smtp.fastmail.com:465 (TLS)",
+    ),
     "ses": (
         "email-smtp.eu-west-1.amazonaws.com",
         587,
@@ -90,7 +96,8 @@ def test_the_five_minute_walkthrough_delivers_a_digest_to_a_local_smtp_server(
     env["DIGESTBOT_HF_BASE_URL"] = http_server.base_url
     recipe = marked_block("recipe: local")
     assert "DIGESTBOT_SMTP_HOST=127.0.0.1\n" in recipe
-    recipe = re.sub(r"(?m)^DIGESTBOT_SMTP_PORT=.*$", f"DIGESTBOT_SMTP_PORT={smtp_server.port}", recipe)
+    port_line = f"DIGESTBOT_SMTP_PORT={smtp_server.port}"
+    recipe = re.sub(r"(?m)^DIGESTBOT_SMTP_PORT=.*$", port_line, recipe)
     if digestbot("init", "--help", env=env).returncode == 0:
         assert digestbot("init", env=env).returncode == 0
         with (tmp_path / ".env").open("a", encoding="utf-8") as dotenv:
