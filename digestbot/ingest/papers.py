@@ -223,3 +223,15 @@ def papers_seen_since(engine: Engine, since: datetime | None) -> list[Paper]:
         if since is not None:
             query = query.where(PaperRow.first_seen > since)
         return [to_paper(row) for row in session.exec(query)]
+
+
+def papers_named(engine: Engine, key: str) -> list[Paper]:
+    """The papers `key` names: the one whose id or arXiv id it is, else every paper whose
+    id starts with it (the short ids `papers list` prints); by id."""
+    with Session(engine) as session:
+        exact = select(PaperRow).where((col(PaperRow.id) == key) | (col(PaperRow.arxiv_id) == key))
+        rows = list(session.exec(exact.order_by(col(PaperRow.id))))
+        if not rows and key:
+            prefix = select(PaperRow).where(col(PaperRow.id).startswith(key, autoescape=True))
+            rows = list(session.exec(prefix.order_by(col(PaperRow.id))))
+        return [to_paper(row) for row in rows]
