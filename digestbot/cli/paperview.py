@@ -86,7 +86,7 @@ def short_id(paper: Paper) -> str:
     return paper.arxiv_id or paper.id[:SHORT_ID]
 
 
-def _fit(text: str, width: int) -> str:
+def fit(text: str, width: int) -> str:
     """`text` on one line of at most `width` cells, cut with … when longer."""
     line = Text(safe_text(text))
     line.truncate(max(1, width), overflow="ellipsis")
@@ -99,16 +99,16 @@ def _print_lines(listed: Sequence[tuple[Paper, Match | None]], limit: int, width
     shown = listed[:limit]
     id_width = max([len("id"), *(len(short_id(p)) for p, _ in shown)])
     title_width = max(MIN_TITLE, width - id_width - len("  published   upvotes  "))
-    out.print(_fit(f"{'id':<{id_width}}  published   upvotes  title", width), markup=False)
+    out.print(fit(f"{'id':<{id_width}}  published   upvotes  title", width), markup=False)
     for paper, match in shown:
         published = paper.published.isoformat() if paper.published else ""
         upvotes = "" if paper.upvotes is None else str(paper.upvotes)
-        title = _fit(" ".join(paper.title.split()), title_width)
+        title = fit(" ".join(paper.title.split()), title_width)
         line = f"{short_id(paper):<{id_width}}  {published:<10}  {upvotes:>7}  {title}"
-        out.print(_fit(line, width), markup=False)
+        out.print(fit(line, width), markup=False)
         if match is not None:
             why = f"{' ' * id_width}  matched {_why(match)}"
-            out.print(_fit(why, width), markup=False)
+            out.print(fit(why, width), markup=False)
     if not listed:
         out.print("No papers.", markup=False)
     elif len(listed) > limit:
