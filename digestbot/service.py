@@ -22,14 +22,39 @@ from digestbot.store.thread import DbThread
 
 
 @dataclass(frozen=True)
+class Chosen:
+    """A paper newly decided for a subscriber, and why: what a report says of a digest."""
+
+    id: str
+    title: str
+    score: float
+    matched: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """What happened to one subscriber's digest in a send."""
+    """What happened to one subscriber's digest in a send: how many papers went out, the
+    worst status of their emails, and where they went (or why not). With `details`, the
+    papers newly decided for them and how many matched beyond their max_papers."""
 
     email: str
     papers: int
-    status: str  # sent | failed | pending | nothing new
+    status: str  # sent | retry | unknown | failed | nothing new
     where: str
-    left_out: int = 0  # matching papers the digest had no room for
+    subscriber_id: int = 0
+    chosen: tuple[Chosen, ...] = ()
+    left_out: int = 0
+
+
+Decided = tuple[tuple[Chosen, ...], int]  # a digest's papers, and how many it left out
+
+
+def chosen(digest: Digest) -> tuple[Chosen, ...]:
+    """The digest's papers as a report lists them."""
+    return tuple(
+        Chosen(item.paper.id, item.paper.title, item.match.score, item.match.terms)
+        for item in digest.items
+    )
 
 
 def plan_digests(
@@ -91,14 +116,17 @@ async def send_now(
     now: datetime,
     emails: Sequence[str] = (),
     progress: Progress | None = None,
+    details: bool = False,
 ) -> tuple[list[Outcome], Report]:
     """Decide digests, then render and commit them chunk by chunk while the committed ones are
-    being sent (and every older due row of the same subscribers); one Outcome per subscriber."""
+    being sent (and every older due row of the same subscribers); one Outcome per subscriber,
+    with the papers decided for them if `details`."""
+    decided: dict[int, Decided] | None = {} if details else None
 
     left_out: dict[int, int] = {}
 
     async def plan(feed: Feed, db: DbThread) -> list[Subscriber]:
-        return await _plan_and_enqueue(engine, settings, now, emails, feed, db, left_out)
+        return await _plan_and_enqueue(engine, settings, now, emails, feed, db, left_out, decided)
 
     start_render_server(settings, len(emails) if emails else active_count(engine))
 
@@ -115,7 +143,16 @@ async def send_now(
         )
         for sub in planned
     ]
+    if decided is not None:
+        outcomes = [
+            _detailed(o, sub, decided.get(sub.id)) for o, sub in zip(outcomes, planned, strict=True)
+        ]
     return outcomes, report
+
+
+def _detailed(outcome: Outcome, subscriber: Subscriber, decided: Decided | None) -> Outcome:
+    papers, left_out = decided or ((), 0)
+    return replace(outcome, subscriber_id=subscriber.id, chosen=papers, left_out=left_out)
 
 
 async def _plan_and_enqueue(
@@ -126,19 +163,22 @@ async def _plan_and_enqueue(
     feed: Feed,
     db: DbThread,
     left_out: dict[int, int],
+    decided: dict[int, Decided] | None = None,
 ) -> list[Subscriber]:
     """Plan against a state token; plan again if another run committed first. Digests are
     decided as the pipeline takes them, so the first go out while the rest are decided;
-    returns whom they were decided for, and notes in `left_out` how many matching papers
-    each digest had no room for."""
+    returns whom they were decided for, notes in `left_out` how many matching papers each
+    digest had no room for (and fills `decided`, when given, with each one's papers)."""
     planned: dict[int, Subscriber] = {}
 
     def noted(digests: Iterator[Digest]) -> Iterator[Digest]:
-        # Only the subscriber is kept: holding every rendered-and-sent digest's papers
-        # and matches until the batch ends cost memory and made each GC pass longer.
+        # Only the subscriber is kept, unless asked: holding every rendered-and-sent digest's
+        # papers until the batch ends cost memory and made each GC pass longer.
         for digest in digests:
             planned.setdefault(digest.subscriber.id, digest.subscriber)
             left_out[digest.subscriber.id] = digest.dropped
+            if decided is not None:
+                decided[digest.subscriber.id] = (chosen(digest), digest.dropped)
             yield digest
 
     lock = PlanningLock(engine)

@@ -1,6 +1,6 @@
 """CLI: thin typer commands over the library; the only place that prints errors."""
 
-from digestbot.cli import database, library, mail  # noqa: F401  (importing them registers their commands)
+from digestbot.cli import database, library, mail, paperview  # noqa: F401  (importing them registers their commands)
 from digestbot.cli.common import app
 
 

@@ -1,16 +1,14 @@
-"""CLI commands over papers and subscriptions: demo, ingest, papers list, subscriptions."""
+"""CLI commands over papers and subscriptions: demo, ingest, subscriptions."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy import Engine
 
 from digestbot import service
@@ -22,7 +20,6 @@ from digestbot.cli.common import (
     now_utc,
     open_engine,
     out,
-    papers_app,
     print_left_out,
     print_outcomes,
     print_summary,
@@ -34,7 +31,6 @@ from digestbot.ingest.fetch import SourceSpec
 from digestbot.ingest.links import web_url
 from digestbot.ingest.load import ingest_path, ingest_source
 from digestbot.ingest.textnorm import safe_text
-from digestbot.models import Paper
 from digestbot.resources import bundled_path
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import load_subscriptions
@@ -216,68 +212,6 @@ def _print_ingest(result: papers.IngestResult) -> None:
         f"{source}: {result.new} new, {result.known} already known, {len(result.skipped)} skipped",
         markup=False,
     )
-
-
-@papers_app.command("list")
-@friendly
-def papers_list(
-    since: Annotated[
-        datetime | None, typer.Option(help="Only papers first seen on or after this date.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
-) -> None:
-    """List ingested papers, newest first."""
-    settings = load_settings()
-    start = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)
-    with open_engine(settings) as engine:
-        rows = papers.papers_seen_since(
-            engine, None if start is None else start - timedelta(microseconds=1)
-        )
-    if as_json:
-        out.print_json(json.dumps([_printable(_paper_json(p)) for p in rows], ensure_ascii=False))
-        return
-    table = Table("first seen", "published", "upvotes", "title", "categories", "sources")
-    for p in rows:
-        link = p.page()
-        table.add_row(
-            p.first_seen.strftime("%Y-%m-%d %H:%M"),
-            p.published.isoformat() if p.published else "",
-            "" if p.upvotes is None else str(p.upvotes),
-            safe_text(p.title) + (f"\n{safe_text(link)}" if link else ""),
-            safe_text(" ".join(p.categories)),
-            safe_text(" ".join(p.sources)),
-        )
-    out.print(table)
-
-
-def _printable(value: Any) -> Any:
-    """A JSON value with every string cleaned for the terminal (JSON would keep C1 and bidi
-    controls as they are, and escaped C0 ones come back whole to whoever reads it)."""
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, dict):
-        return {k: _printable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_printable(v) for v in value]
-    return value
-
-
-def _paper_json(p: Paper) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "arxiv_id": p.arxiv_id,
-        "title": p.title,
-        "authors": list(p.authors),
-        "author_count": p.author_count,
-        "organisation": p.organisation,
-        "published": p.published.isoformat() if p.published else None,
-        "first_seen": p.first_seen.isoformat(),
-        "upvotes": p.upvotes,
-        "comments": p.comments,
-        "categories": list(p.categories),
-        "links": dict(p.links),
-        "sources": list(p.sources),
-    }
 
 
 @subscriptions_app.command("validate")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +14,7 @@ import typer
 from rich.progress import Progress
 
 from digestbot import service
-from digestbot.cli import statusview
+from digestbot.cli import sendview, statusview
 from digestbot.cli.common import (
     app,
     err,
@@ -34,7 +32,6 @@ from digestbot.cli.common import (
 from digestbot.delivery import outbox
 from digestbot.errors import ConfigError
 from digestbot.ingest.textnorm import safe_text
-from digestbot.models import Digest
 from digestbot.schedule import daemon
 from digestbot.settings import LogLevel
 from digestbot.store.failures import check_integrity
@@ -71,14 +68,18 @@ def send_now(
         if dry_run:
             digests = service.plan_digests(engine, settings, now=now, emails=emails)
             waiting = service.queued(engine, [d.subscriber for d in digests])
-            _print_plan(digests, waiting, as_json)
+            sendview.print_plan(digests, waiting, now=now, as_json=as_json)
             return
         with _progress(enabled=not as_json) as tick:
             outcomes, report = asyncio.run(
-                service.send_now(engine, settings, now=now, emails=emails, progress=tick)
+                service.send_now(
+                    engine, settings, now=now, emails=emails, progress=tick, details=as_json
+                )
             )
+        if as_json:
+            still = outbox.waiting(engine, [o.subscriber_id for o in outcomes])
     if as_json:
-        out.print_json(json.dumps([o.__dict__ for o in outcomes], ensure_ascii=False))
+        sendview.print_sent_json(outcomes, _by_subscriber(still))
     else:
         print_outcomes(outcomes)
         print_summary(report)
@@ -88,27 +89,11 @@ def send_now(
         raise typer.Exit(1)
 
 
-def _print_plan(
-    digests: Sequence[Digest], waiting: Mapping[int, Sequence[outbox.Waiting]], as_json: bool
-) -> None:
-    """Per subscriber, what would be newly decided and what is queued already."""
-    plan = [_digest_json(d, waiting.get(d.subscriber.id, ())) for d in digests]
-    if as_json:
-        out.print_json(json.dumps(plan, ensure_ascii=False))
-        return
-    for digest in digests:
-        left = f", {digest.dropped} left out by max_papers" if digest.dropped else ""
-        out.print(f"{digest.subscriber.email}: {len(digest.items)} new papers{left}", markup=False)
-        for row in waiting.get(digest.subscriber.id, ()):
-            out.print(f"  queued: {_queued_label(row)}", markup=False)
-
-
-def _queued_label(row: outbox.Waiting) -> str:
-    """`retry digest, 5 papers, next attempt 2026-05-04 08:15:00 UTC` (or `pending …`)."""
-    label = f"{row.status} {row.kind}, {len(row.papers)} papers"
-    if row.next_attempt_at:
-        label += f", next attempt {_stamp(row.next_attempt_at)}"
-    return label
+def _by_subscriber(rows: Sequence[outbox.Waiting]) -> dict[int, list[outbox.Waiting]]:
+    found: dict[int, list[outbox.Waiting]] = {}
+    for row in rows:
+        found.setdefault(row.subscriber_id, []).append(row)
+    return found
 
 
 @contextmanager
@@ -173,35 +158,6 @@ def start_logging(level: LogLevel) -> None:
             logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-def _digest_json(digest: Digest, waiting: Sequence[outbox.Waiting]) -> dict[str, Any]:
-    return {
-        "email": digest.subscriber.email,
-        "papers": [
-            {
-                "id": item.paper.id,
-                "title": item.paper.title,
-                "score": item.match.score,
-                "matched": list(item.match.terms),
-            }
-            for item in digest.items
-        ],
-        "left_out": digest.dropped,
-        "queued": [
-            {
-                "kind": row.kind,
-                "status": row.status,
-                "papers": [{"id": pid, "title": title} for pid, title in row.papers],
-                "next_attempt_at": _stamp(row.next_attempt_at),
-            }
-            for row in waiting
-        ],
-    }
-
-
-def _stamp(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else None
-
-
 @app.command()
 @friendly
 def preview(
@@ -226,7 +182,7 @@ def preview(
         out.print(f"Nothing new for {address}: send-now would send nothing.", markup=False)
         return
     for row, raw in shown.queued:
-        label = _queued_label(row)
+        label = sendview.queued_label(row)
         out.print(f"(queued, {label})", markup=False)
         if raw is not None:
             _print_message(raw)

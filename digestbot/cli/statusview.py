@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import shutil
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
 from rich.table import Table
 from sqlalchemy import Engine
 
 from digestbot.delivery import outbox
+from digestbot.ingest.textnorm import safe_text
 from digestbot.schedule import ledger
 from digestbot.store.lock import daemon_running
 from digestbot.store.tables import STATES, DeliveryRow, SourceRunRow
@@ -22,14 +25,14 @@ def tables(engine: Engine) -> Iterator[Table | str]:
     """The status report, piece by piece, for the CLI to print."""
     yield from _scheduler(engine)
     if runs := ledger.source_runs(engine):
-        yield _sources(runs)
+        yield from _sources(runs)
     counts = outbox.counts_by_status(engine)
     table = Table("state", "emails", title="Outbox")
     for state in STATES:
         table.add_row(state, str(counts.get(state, 0)))
     yield table
     if rows := outbox.problem_rows(engine):
-        yield _problems(rows)
+        yield from _problems(rows)
 
 
 def _scheduler(engine: Engine) -> Iterator[Table | str]:
@@ -58,35 +61,55 @@ def _scheduler(engine: Engine) -> Iterator[Table | str]:
     yield jobs
 
 
-def _sources(runs: Mapping[str, SourceRunRow]) -> Table:
-    """Each source's last ingest and, while it keeps failing, why."""
-    sources = Table("source", "last ingest", "new papers", "last success", "error", title="Sources")
+def _sources(runs: Mapping[str, SourceRunRow]) -> Iterator[Table | str]:
+    """Each source's last ingest; then, for each that keeps failing, why."""
+    sources = Table("source", "last ingest (UTC)", "new", "last success (UTC)", title="Sources")
+    # A source's name is what tells sources apart: folded over lines, never cut.
+    sources.columns[0].overflow = "fold"
+    sources.columns[0].min_width = 16
     for name, run in sorted(runs.items()):
-        failed = f"{run.error} ({run.failures} in a row)" if run.error else ""
         sources.add_row(
-            name, _when(run.last_run_at), str(run.new_papers), _when(run.last_success_at), failed
+            name, _minute(run.last_run_at), str(run.new_papers), _minute(run.last_success_at)
         )
-    return sources
+    yield sources
+    for name, run in sorted(runs.items()):
+        if run.error:
+            yield from _wrapped(
+                f"{name} failing ({run.failures} in a row): {run.error}", first="", rest="    "
+            )
 
 
-def _problems(rows: Iterable[DeliveryRow]) -> Table:
-    """The emails that need someone's attention or wait to retry: unknown, failed, retry."""
-    detail = Table(
-        "id",
-        "state",
-        "attempts",
-        "next attempt",
-        "Message-ID",
-        "last error",
-        title="Needs attention",
-    )
-    for row in rows:
-        detail.add_row(
-            str(row.id),
-            row.status,
-            str(row.attempts),
-            row.next_attempt_at.strftime("%Y-%m-%d %H:%M") if row.next_attempt_at else "",
-            row.message_id,
-            row.last_error or "",
-        )
-    return detail
+def _minute(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "never"
+
+
+SHOWN_PROBLEMS = 20  # rows listed in full; after an outage there can be thousands
+
+
+def _problems(rows: Sequence[DeliveryRow]) -> Iterator[str]:
+    """The emails that need someone's attention or wait to be sent: unknown, failed, retry,
+    and pending ones held back by an unreachable server; each with its recipient and why."""
+    yield f"Needs attention ({len(rows)} email{'' if len(rows) == 1 else 's'})"
+    for row in rows[:SHOWN_PROBLEMS]:
+        yield f"  #{row.id} {row.status} {row.kind} to {row.recipient or '(unknown recipient)'}"
+        tried = f"{row.attempts} attempt{'' if row.attempts == 1 else 's'}"
+        if row.next_attempt_at:
+            tried += f", next attempt {_minute(row.next_attempt_at)} UTC"
+        yield f"      {tried}"
+        if row.last_error:
+            yield from _wrapped(row.last_error, first="      ", rest="      ")
+        yield f"      Message-ID: {row.message_id}"
+    if len(rows) > SHOWN_PROBLEMS:
+        yield f"  … {len(rows) - SHOWN_PROBLEMS} more"
+
+
+def _wrapped(text: str, *, first: str, rest: str) -> Iterator[str]:
+    """`text` wrapped to the terminal's width (at least 60 columns)."""
+    width = max(60, shutil.get_terminal_size().columns)
+    yield from textwrap.wrap(
+        safe_text(text),
+        width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_on_hyphens=False,
+    ) or [first]

@@ -293,10 +293,24 @@ def counts_by_status(engine: Engine) -> dict[str, int]:
     return dict(rows)
 
 
+def note_held_back(engine: Engine, reason: str, *, now: datetime) -> int:
+    """Record on every pending row why it was not sent (the server was unreachable), for
+    `status`; the row stays pending, and its next attempt clears or replaces the note."""
+    with write_session(engine) as session:
+        result = session.exec(
+            update(DeliveryRow)
+            .where(col(DeliveryRow.status) == "pending")
+            .values(last_error=reason, updated_at=now)
+        )
+        return int(result.rowcount)
+
+
 def problem_rows(engine: Engine) -> list[DeliveryRow]:
-    """Rows needing a person's attention or waiting to retry: unknown, failed, retry."""
+    """Rows needing a person's attention or waiting to retry: unknown, failed, retry, and
+    pending rows held back by an unreachable server."""
+    held_back = (col(DeliveryRow.status) == "pending") & col(DeliveryRow.last_error).is_not(None)
     with Session(engine) as session:
         query = select(DeliveryRow).where(
-            col(DeliveryRow.status).in_(("unknown", "failed", "retry"))
+            col(DeliveryRow.status).in_(("unknown", "failed", "retry")) | held_back
         )
         return list(session.exec(query.order_by(col(DeliveryRow.id))))

@@ -128,7 +128,12 @@ async def deliver_while(
             await asyncio.gather(sending, return_exceptions=True)
             raise
         feed.close()
-        return decided, await sending
+        try:
+            return decided, await sending
+        except TransportUnavailable as exc:
+            # Rows committed after the senders stopped carry no note of why yet.
+            await db.run(outbox.note_held_back, engine, str(exc), now=now)
+            raise
 
 
 async def deliver(
@@ -174,6 +179,8 @@ async def deliver(
         await db.run(connection.close)
     report.unsendable = feed.unsendable
     failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if isinstance(failure, TransportUnavailable):
+        await db.run(outbox.note_held_back, engine, str(failure), now=clock())
     if failure is not None:
         raise failure
     if report.results:  # not on every idle scheduler tick

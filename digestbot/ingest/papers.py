@@ -233,3 +233,15 @@ def papers_by_id(engine: Engine, ids: Collection[str]) -> list[Paper]:
         query = select(PaperRow).where(col(PaperRow.id).in_(list(ids)))
         found = [to_paper(row) for row in session.exec(query)]
     return sorted(found, key=lambda p: (-p.first_seen.timestamp(), p.id))
+
+
+def papers_named(engine: Engine, key: str) -> list[Paper]:
+    """The papers `key` names: the one whose id or arXiv id it is, else every paper whose
+    id starts with it (the short ids `papers list` prints); by id."""
+    with Session(engine) as session:
+        exact = select(PaperRow).where((col(PaperRow.id) == key) | (col(PaperRow.arxiv_id) == key))
+        rows = list(session.exec(exact.order_by(col(PaperRow.id))))
+        if not rows and key:
+            prefix = select(PaperRow).where(col(PaperRow.id).startswith(key, autoescape=True))
+            rows = list(session.exec(prefix.order_by(col(PaperRow.id))))
+        return [to_paper(row) for row in rows]

@@ -385,7 +385,7 @@ def test_status_counts_each_state_and_lists_the_rows_needing_attention(  # type:
     run, tmp_path: Path, clock, monkeypatch
 ) -> None:
     """One row in each state: each count is 1, and the retry, failed and unknown rows are
-    listed with their Message-ID and why."""
+    listed with their recipient, attempts, why and Message-ID."""
     run("ingest", str(LISTING_000))
     run("subscriptions", "sync", str(write_subscriptions(tmp_path, subscribers(6))))
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -412,17 +412,23 @@ def test_status_counts_each_state_and_lists_the_rows_needing_attention(  # type:
     counts = outbox_counts(result.stdout)
     states = ["pending", "sending", "sent", "retry", "failed", "unknown"]
     assert counts == dict.fromkeys(states, "1")
-    attention = result.stdout.split("Needs attention", 1)[1].splitlines()
+    attention = result.stdout.split("Needs attention (3 emails)\n", 1)[1].split("\n  #")
     listed = {
-        cells[2]: (cells[5], cells[3], cells[6])
-        for line in attention
-        if len(cells := [c.strip() for c in line.split("│")]) == 8
+        entry.split()[1]: [line.strip() for line in entry.splitlines()[1:]] for entry in attention
     }
     assert listed == {
-        "retry": (message_ids[ids[3]], "1", "451 busy"),
-        "failed": (message_ids[ids[4]], "1", "550 no such user"),
-        "unknown": (message_ids[ids[5]], "1", "no reply after the body"),
+        state: [
+            "1 attempt" + (", next attempt 2026-11-24 07:00 UTC" if state == "retry" else ""),
+            error,
+            f"Message-ID: {message_ids[ids[n]]}",
+        ]
+        for n, state, error in (
+            (3, "retry", "451 busy"),
+            (4, "failed", "550 no such user"),
+            (5, "unknown", "no reply after the body"),
+        )
     }
+    assert f"  #{ids[3]} retry digest to reader3@example.org" in result.stdout
 
 
 def test_run_with_a_broken_subscriptions_file_refuses_to_start_and_writes_nothing(  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import helpers
 import pytest
 from conftest import LISTINGS, free_port
 from helpers import Inbox, cli, pointed, prepare, rows
@@ -235,6 +236,24 @@ async def test_a_refused_connection_leaves_every_row_pending(
             engine, pointed(settings, free_port(), smtp_connections=2), now=clock
         )
     assert [(r.status, r.attempts) for r in rows(engine)] == [("pending", 0)] * 3
+
+
+async def test_rows_held_back_by_an_unreachable_server_say_why_until_they_go_out(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A scheduled delivery (no planning) that cannot connect notes why on every pending
+    row, which `status` lists; once the server answers, the rows go out and the note is gone."""
+    ids = helpers.queued(engine, settings, clock, count=2)
+    port = free_port()
+    with pytest.raises(TransportUnavailable):
+        await deliver(engine, pointed(settings, port), now=clock)
+    held = outbox.problem_rows(engine)
+    assert [r.id for r in held] == ids and {r.status for r in held} == {"pending"}
+    assert all(f"cannot connect to the SMTP server 127.0.0.1:{port}" in (r.last_error or "")
+               for r in held)  # fmt: skip
+    await deliver(engine, settings, now=clock)
+    assert outbox.problem_rows(engine) == []
+    assert {(r.status, r.last_error) for r in rows(engine)} == {("sent", None)}
 
 
 class Overlapping(Inbox):
