@@ -42,7 +42,8 @@ from digestbot.store.failures import check_integrity
 @friendly
 def send_now(
     to: Annotated[
-        list[str] | None, typer.Option("--to", help="Only this subscriber (repeatable).")
+        list[str] | None,
+        typer.Option("--to", metavar="EMAIL", help="Only this subscriber (repeatable)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be sent; send and record nothing.")
@@ -186,16 +187,18 @@ def _stamp(moment: datetime | None) -> str | None:
 @app.command()
 @friendly
 def preview(
-    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The subscriber's address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", hidden=True)],
     out_file: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Write FILE: the whole message if it ends in .eml, else the HTML."
+            "--out",
+            metavar="FILE",
+            help="Write FILE: the whole message if it ends in .eml, else the HTML.",
         ),
     ] = None,
     open_it: Annotated[bool, typer.Option("--open", help="Open the HTML in a browser.")] = False,
 ) -> None:
-    """Show a subscriber's next digest exactly as send-now would send it, without sending.
+    """Show the next digest of the subscriber EMAIL exactly as send-now would send it.
 
     Prints the subject and the text part. --out FILE.eml writes the whole message, any other
     --out FILE the HTML part; --open opens the HTML in a browser. Nothing is recorded."""
