@@ -22,6 +22,8 @@ def db_upgrade() -> None:
         done = migrate.ensure_current(engine, on_upgrade=say_upgraded)
     if done is None:
         out.print(f"The database is at revision {migrate.head()}: nothing to do.")
+    elif done.before is None:
+        out.print(f"Created the database at revision {done.after}.")
 
 
 @db_app.command("current")

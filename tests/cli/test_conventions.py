@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -55,3 +56,93 @@ def test_every_help_is_short_flagged_and_free_of_type_placeholders(words: list[s
     # Environment variable names (DIGESTBOT_SMTP_HOST) are words people know, not types.
     text = re.sub(r"DIGESTBOT_\w+", "", short.stdout)
     assert not PLACEHOLDER.search(text), PLACEHOLDER.search(text)
+
+
+def test_every_usage_line_names_its_arguments_in_capitals() -> None:
+    """Arguments read as TARGET, EMAIL or FILE in the usage line, not as Python names."""
+    runner = CliRunner()
+    for words in ALL:
+        usage = runner.invoke(app, [*words, "-h"]).stdout.splitlines()[0]
+        assert not re.search(r"[\[{][a-z_]+[\]}]", usage), usage
+
+
+def test_version_prints_the_package_version() -> None:
+    """`digestbot --version` prints `digestbot <version>` from the package metadata, exit 0."""
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"digestbot {version('digestbot')}\n"
+
+
+def test_the_help_documents_the_exit_codes() -> None:
+    """The app's help says what 0, 1 and 2 mean."""
+    shown = " ".join(CliRunner().invoke(app, ["-h"], terminal_width=200).stdout.split())
+    assert "Exit status: 0 done, 1 failed (an Error: line says why), 2 usage error." in shown
+
+
+def test_a_bare_group_shows_its_help() -> None:
+    """`digestbot` and `digestbot papers` alone print their help and exit 0."""
+    for words in ([], ["papers"]):
+        result = CliRunner().invoke(app, words)
+        assert result.exit_code == 0
+        assert result.stdout.startswith(f"Usage: root {' '.join(words)}".rstrip())
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "helped"),
+    [
+        (["status", "--bogus"], "Error: no such option: --bogus", "digestbot status"),
+        (["preview"], "Error: missing argument 'EMAIL'.", "digestbot preview"),
+        (
+            ["ingest", "--year", "soon", "x.txt"],
+            "Error: invalid value for '--year': ",
+            "digestbot ingest",
+        ),
+        (["sned-now"], "Error: no such command 'sned-now'.", "digestbot"),  # did you mean …
+    ],
+    ids=["unknown option", "missing argument", "bad value", "unknown command"],
+)
+def test_a_usage_error_is_one_error_line_and_exit_2(
+    settings: Settings, args: list[str], error: str, helped: str
+) -> None:
+    """The real process prints `Error: …` and where help is, nothing else, and exits 2."""
+    run = cli(settings, 0, *args)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2, stderr
+    assert stdout == ""
+    said, where = stderr.splitlines()
+    assert said.startswith(error)
+    assert where == f"Try '{helped} -h' for help."
+
+
+def test_a_failure_while_running_stays_exit_1(settings: Settings) -> None:
+    """An error from running (here: no database) is exit 1, told apart from usage errors."""
+    run = cli(settings, 0, "status")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 1
+    assert stderr.startswith("Error: no database here")
+
+
+def test_a_reader_that_leaves_early_ends_it_quietly(settings: Settings) -> None:
+    """`digestbot papers list | true`: no traceback, no BrokenPipeError, and the status a
+    shell reports for a program that SIGPIPE ended (128 + 13)."""
+    ingested = cli(settings, 0, "ingest", str(LISTING_000))
+    ingested.communicate(timeout=60)
+    assert ingested.returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env["DIGESTBOT_DATABASE_URL"] = settings.database_url
+    for args in (["papers", "list"], ["status"], ["-h"]):
+        reader, writer = os.pipe()
+        os.close(reader)  # the reader has gone before the first write: every write fails
+        try:
+            closed = subprocess.run(
+                [sys.executable, "-m", "digestbot", *args],
+                env=env,
+                stdout=writer,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            os.close(writer)
+        assert closed.stderr == "", closed.stderr
+        assert closed.returncode == 141, args
