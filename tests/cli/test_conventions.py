@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from importlib.metadata import version
-from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -29,12 +29,12 @@ PLACEHOLDER = re.compile(
 def commands() -> Iterator[list[str]]:
     """The words that reach every group and command of the app, the app itself first."""
 
-    def walk(command: typer.core.TyperGroup | typer.core.TyperCommand, path: list[str]):  # type: ignore[no-untyped-def]
+    def walk(command: Any, path: list[str]) -> Iterator[list[str]]:
         yield path
         for name, child in getattr(command, "commands", {}).items():
             yield from walk(child, [*path, name])
 
-    yield from walk(typer.main.get_command(app), [])  # type: ignore[arg-type]
+    yield from walk(typer.main.get_command(app), [])
 
 
 ALL = list(commands())
