@@ -45,7 +45,8 @@ def _group(about: str) -> typer.Typer:
 
 
 # Plain click help, not typer's rich panels: those print a `<bool>` type for every flag and
-# a `<str>` for every argument, whatever the metavar says.
+# the help option. Arguments still get a `<str>` whatever their metavar, so commands hide
+# them from the list and name them (TARGET, EMAIL, FILE) in their docstring instead.
 app = typer.Typer(
     help="digestbot: email digests of new research papers, matched against your rules.",
     epilog=EXIT_CODES,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, get_args
 import typer
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
+from sqlalchemy.engine import make_url
 
 from digestbot.cli.common import app, friendly, load_settings, open_engine, out, sqlite_file
 from digestbot.errors import ConfigError
@@ -75,6 +76,8 @@ def init(
     """Start a setup: write subscriptions.yaml and a .env of every setting (commented out),
     and create the database. Overwrites nothing: an existing file stops it first."""
     settings = load_settings()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder", "give --folder a folder, or a new name")
     targets = {folder / SUBSCRIPTIONS: subscriptions_template(), folder / ENV: env_template()}
     there = [str(path) for path in targets if path.exists()]
     if there:
@@ -83,9 +86,8 @@ def init(
             f"{' and '.join(there)} already {'exists' if one else 'exist'}",
             f"init overwrites nothing: move {'it' if one else 'them'} away, or use --folder DIR",
         )
-    folder.mkdir(parents=True, exist_ok=True)
     for path, text in targets.items():
-        path.write_text(text, encoding="utf-8")
+        _write(path, text)
         out.print(f"Wrote {path}", markup=False)
     settings = settings.model_copy(update={"database_url": _in(folder, settings.database_url)})
     existed = _database_exists(settings.database_url)
@@ -96,12 +98,21 @@ def init(
     _print_next_steps(folder)
 
 
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as file:  # "x": never over a file made meanwhile
+            file.write(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}", "check the folder") from None
+
+
 def _in(folder: Path, url: str) -> str:
     """`url` with a relative SQLite path taken from `folder`, where the `.env` is."""
     path = sqlite_file(url)
     if path is None or path.is_absolute():
         return url
-    return url.replace(str(path), str(folder / path), 1)
+    return make_url(url).set(database=str(folder / path)).render_as_string(hide_password=False)
 
 
 def _database_exists(url: str) -> bool:

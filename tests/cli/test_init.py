@@ -197,3 +197,14 @@ def test_validating_subscriptions_needs_no_database(tmp_path: Path) -> None:
 def test_only_sqlite_files_are_checked_for_existence(url: str, file: Path | None) -> None:
     """The check is for SQLite files; a server, or memory, answers for itself."""
     assert sqlite_file(url) == file
+
+
+def test_init_into_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
+    """--folder naming a file is one Error line, exit 1, and nothing is written."""
+    (tmp_path / "taken").write_text("", encoding="utf-8")
+    result = invoke("init", "--folder", "taken")
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    assert result.stderr.splitlines() == [  # type: ignore[attr-defined]
+        "Error: taken is not a folder (give --folder a folder, or a new name)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
