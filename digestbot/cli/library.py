@@ -43,7 +43,7 @@ from digestbot.settings import Settings, given_settings
 DEMO_FOLDER = Path("digestbot-demo")
 
 
-@app.command()
+@app.command(short_help="Try it on sample papers, in ./digestbot-demo/.")
 @friendly
 def demo() -> None:
     """Ingest the bundled samples, load the example subscriptions and write the digests to
@@ -71,7 +71,7 @@ def demo() -> None:
     print_summary(report)
 
 
-@app.command()
+@app.command(short_help="Ingest a saved listing, a URL or a source.")
 @friendly
 def ingest(
     target: Annotated[str | None, typer.Argument(metavar="TARGET", hidden=True)] = None,

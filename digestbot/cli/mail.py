@@ -38,7 +38,7 @@ from digestbot.schedule import daemon
 from digestbot.store.failures import check_integrity
 
 
-@app.command("send-now")
+@app.command("send-now", short_help="Send every subscriber their new papers, now.")
 @friendly
 def send_now(
     to: Annotated[
@@ -119,7 +119,7 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
         yield lambda _status: bar.advance(task)
 
 
-@app.command()
+@app.command(short_help="Show the scheduler, the sources' last ingests and the outbox.")
 @friendly
 def status() -> None:
     """Show the scheduler and its jobs, the last ingest of each source, and the outbox."""
@@ -135,7 +135,7 @@ def status() -> None:
             out.print(piece)
 
 
-@app.command()
+@app.command(short_help="Run the bot: ingest and send on schedule.")
 @friendly
 def run() -> None:
     """Run the bot: ingest on schedule, send digests at local times and alerts at once.
@@ -184,7 +184,7 @@ def _stamp(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else None
 
 
-@app.command()
+@app.command(short_help="Show a subscriber's next digest without sending it.")
 @friendly
 def preview(
     email: Annotated[str, typer.Argument(metavar="EMAIL", hidden=True)],

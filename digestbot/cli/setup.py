@@ -73,8 +73,10 @@ def init(
         ),
     ] = Path("."),
 ) -> None:
-    """Start a setup: write subscriptions.yaml and a .env of every setting (commented out),
-    and create the database. Overwrites nothing: an existing file stops it first."""
+    """Set up: write subscriptions.yaml and .env, create the database.
+
+    Writes a commented subscriptions.yaml and a .env listing every setting (commented out),
+    and creates the database. Overwrites nothing: an existing file stops it first."""
     settings = load_settings()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder", "give --folder a folder, or a new name")
