@@ -73,7 +73,7 @@ def init(
         ),
     ] = Path("."),
 ) -> None:
-    """Set up: write subscriptions.yaml and .env, create the database.
+    """Set up a folder: subscriptions.yaml, .env and the database.
 
     Writes a commented subscriptions.yaml and a .env listing every setting (commented out),
     and creates the database. Overwrites nothing: an existing file stops it first."""
