@@ -1,12 +1,13 @@
 """CLI: thin typer commands over the library; the only place that prints errors."""
 
-from digestbot.cli import database, library, mail, paperview  # noqa: F401  (importing them registers their commands)
+from digestbot.cli import (  # noqa: F401  (importing them registers their commands)
+    database,
+    library,
+    mail,
+    paperview,
+    setup,
+)
 from digestbot.cli.common import app
-
-
-def main() -> None:
-    """Console entry point."""
-    app()
-
+from digestbot.cli.entry import main
 
 __all__ = ["app", "main"]

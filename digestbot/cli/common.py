@@ -7,39 +7,97 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import NoReturn, ParamSpec, TypeVar
+from pathlib import Path
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from digestbot import service
 from digestbot.cli import config
 from digestbot.delivery.send import Report
-from digestbot.errors import ConfigError, DigestbotError, SettingsError
+from digestbot.errors import ConfigError, DigestbotError, SettingsError, StoreError
 from digestbot.rules.yamlfile import format_path
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
 from digestbot.store.failures import store_error
 from digestbot.store.migrate import Upgraded
 
+EXIT_CODES = "Exit status: 0 done, 1 failed (an Error: line says why), 2 usage error."
+# `-h` as well as `--help` everywhere: child contexts inherit the names.
+HELP = {"help_option_names": ["-h", "--help"]}
+
+
+def show_help_when_bare(ctx: typer.Context) -> None:
+    """A group run without a command shows its help (and exits 0)."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def _group(about: str) -> typer.Typer:
+    return typer.Typer(help=about, callback=show_help_when_bare, invoke_without_command=True)
+
+
+# Plain click help, not typer's rich panels: those print a `<bool>` type for every flag and
+# the help option. Arguments still get a `<str>` whatever their metavar, so commands hide
+# them from the list and name them (TARGET, EMAIL, FILE) in their docstring instead.
 app = typer.Typer(
     help="digestbot: email digests of new research papers, matched against your rules.",
-    no_args_is_help=True,
+    epilog=EXIT_CODES,
+    context_settings=HELP,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-subscriptions_app = typer.Typer(help="Check and load the subscriptions file.", no_args_is_help=True)
-papers_app = typer.Typer(help="Look at the papers digestbot has ingested.", no_args_is_help=True)
+subscriptions_app = _group("Check and load the subscriptions file.")
+papers_app = _group("Look at the papers digestbot has ingested.")
+db_app = _group("Look at and upgrade the database's schema.")
 app.add_typer(subscriptions_app, name="subscriptions")
-db_app = typer.Typer(help="Look at and upgrade the database's schema.", no_args_is_help=True)
 app.add_typer(papers_app, name="papers")
 app.add_typer(db_app, name="db")
 
-out = Console(highlight=False, soft_wrap=True)
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"digestbot {version('digestbot')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _top(
+    ctx: typer.Context,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print digestbot's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    show_help_when_bare(ctx)
+
+
+class _Stdout(Console):
+    """The console of stdout; a reader that stops early (`digestbot status | head -1`) is
+    left to the entry point, which ends the process as the Python docs advise."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # nothing more to say to a reader that left
+        raise BrokenPipeError
+
+
+out = _Stdout(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 P = ParamSpec("P")
@@ -118,12 +176,17 @@ def now_utc() -> datetime:
 
 
 @contextmanager
-def open_engine(settings: Settings, *, upgrade: bool = True) -> Iterator[Engine]:
+def open_engine(
+    settings: Settings, *, upgrade: bool = True, create: bool = False
+) -> Iterator[Engine]:
     """The database engine of `settings`, its schema upgraded (unless not `upgrade`); its
     connections are closed when the block ends, however it ends (Python 3.13 warns of every
     SQLite connection that is left to the garbage collector). A database failure in the block
-    (locked, full, read-only, corrupt) becomes one StoreError line."""
+    (locked, full, read-only, corrupt) becomes one StoreError line. A missing SQLite file is
+    an error unless `create`: only the commands that set a database up make one."""
     url, waited = settings.database_url, settings.db_busy_timeout
+    if not create:
+        _refuse_missing_sqlite(url)
     engine = make_engine(url, upgrade=upgrade, on_upgrade=say_upgraded, busy_timeout=waited)
     try:
         yield engine
@@ -131,6 +194,30 @@ def open_engine(settings: Settings, *, upgrade: bool = True) -> Iterator[Engine]
         raise store_error(exc, url, busy_timeout=waited) from None
     finally:
         engine.dispose()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another database, memory or a `file:` URI
+    (the server, or SQLite itself, has the say there)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None  # make_engine says what is wrong with it
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    return None if name.startswith("file:") or "uri" in parsed.query else Path(name)
+
+
+def _refuse_missing_sqlite(url: str) -> None:
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        # Opening it would create an empty database: every command would then answer
+        # "nothing", as if the setup were fine.
+        raise StoreError(
+            f"no database here ({path.absolute()}): run digestbot init, or set "
+            "DIGESTBOT_DATABASE_URL"
+        )
 
 
 def say_upgraded(done: Upgraded) -> None:

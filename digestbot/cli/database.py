@@ -16,11 +16,14 @@ from digestbot.store import migrate
 @db_app.command("upgrade")
 @friendly
 def db_upgrade() -> None:
-    """Upgrade the database to this digestbot's schema (every command also does it on open)."""
-    with open_engine(load_settings(), upgrade=False) as engine:
+    """Upgrade the database to this digestbot's schema, creating it if there is none (every
+    command also upgrades it on open)."""
+    with open_engine(load_settings(), upgrade=False, create=True) as engine:
         done = migrate.ensure_current(engine, on_upgrade=say_upgraded)
     if done is None:
         out.print(f"The database is at revision {migrate.head()}: nothing to do.")
+    elif done.before is None:
+        out.print(f"Created the database at revision {done.after}.")
 
 
 @db_app.command("current")

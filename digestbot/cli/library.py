@@ -40,7 +40,7 @@ from digestbot.settings import Settings, given_settings
 DEMO_FOLDER = Path("digestbot-demo")
 
 
-@app.command()
+@app.command(short_help="Try it on sample papers, in ./digestbot-demo/.")
 @friendly
 def demo() -> None:
     """Ingest the bundled samples, load the example subscriptions and write the digests to
@@ -55,7 +55,7 @@ def demo() -> None:
     )
     out.print(f"Demo folder: ./{DEMO_FOLDER}/ (its own database and outbox; nothing is mailed)")
     now = now_utc()
-    with open_engine(settings) as engine:
+    with open_engine(settings, create=True) as engine:
         for sample in ("sample_listing.txt", "sample_daily_papers.json"):
             result = ingest_path(
                 engine, bundled_path(sample), now=now, max_bytes=settings.http_policy.max_bytes
@@ -69,25 +69,29 @@ def demo() -> None:
     print_left_out(outcomes, settings.carry_over_days)
 
 
-@app.command()
+@app.command(short_help="Ingest a saved listing, a URL or a source.")
 @friendly
 def ingest(
-    target: Annotated[
-        str | None, typer.Argument(help="A saved listing (text, HF JSON or feed) or a URL.")
-    ] = None,
+    target: Annotated[str | None, typer.Argument(metavar="TARGET", hidden=True)] = None,
     source: Annotated[
         SourceKindOption | None,
-        typer.Option(help="Fetch a source instead: hf, arxiv, arxiv-query or feed."),
+        typer.Option(
+            metavar="NAME", help="Fetch a source instead: hf, arxiv, arxiv-query or feed."
+        ),
     ] = None,
     day: Annotated[
-        datetime | None, typer.Option("--date", help="Day of the HF daily papers (default today).")
+        datetime | None,
+        typer.Option("--date", metavar="DAY", help="Day of the HF daily papers (default today)."),
     ] = None,
     category: Annotated[
-        list[str] | None, typer.Option(help="arXiv category such as cs.CL (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="CATEGORY", help="arXiv category such as cs.CL (repeatable)."),
     ] = None,
-    query: Annotated[str | None, typer.Option(help="arXiv API search_query.")] = None,
+    query: Annotated[
+        str | None, typer.Option(metavar="QUERY", help="arXiv API search_query.")
+    ] = None,
     year: Annotated[
-        int | None, typer.Option(help="Year of a saved page whose header omits it.")
+        int | None, typer.Option(metavar="YEAR", help="Year of a saved page whose header omits it.")
     ] = None,
     replacements: Annotated[
         bool, typer.Option("--replacements", help="Keep arXiv 'replace' announcements too.")
@@ -96,14 +100,15 @@ def ingest(
         bool, typer.Option("--all", help="Every source in the subscriptions file's `sources:`.")
     ] = False,
 ) -> None:
-    """Ingest a saved listing, a URL, or a source; prints new, already known and skipped counts.
+    """Ingest TARGET (a saved listing: text, HF JSON or feed; or a URL) or a --source.
 
-    Every source is tried even when one fails; the exit status is 1 if any failed.
+    Prints new, already known and skipped counts. Every source is tried even when one fails;
+    the exit status is 1 if any failed.
     """
     settings = load_settings()
     now = now_utc()
     specs = _ingest_specs(settings, target, source, category, query, replacements, configured)
-    with open_engine(settings) as engine:
+    with open_engine(settings, create=True) as engine:
         if isinstance(specs, Path):
             result = ingest_path(
                 engine,
@@ -217,9 +222,10 @@ def _print_ingest(result: papers.IngestResult) -> None:
 @subscriptions_app.command("validate")
 @friendly
 def subscriptions_validate(
-    path: Annotated[Path | None, typer.Argument(help="Default: DIGESTBOT_SUBSCRIPTIONS.")] = None,
+    path: Annotated[Path | None, typer.Argument(metavar="FILE", hidden=True)] = None,
 ) -> None:
-    """Check the subscriptions file and report every problem as file:line:column."""
+    """Check the subscriptions FILE (default: DIGESTBOT_SUBSCRIPTIONS); report every problem
+    as file:line:column."""
     settings = load_settings()
     target = path or settings.subscriptions
     spec = load_subscriptions(target)
@@ -230,12 +236,13 @@ def subscriptions_validate(
 @subscriptions_app.command("sync")
 @friendly
 def subscriptions_sync(
-    path: Annotated[Path | None, typer.Argument(help="Default: DIGESTBOT_SUBSCRIPTIONS.")] = None,
+    path: Annotated[Path | None, typer.Argument(metavar="FILE", hidden=True)] = None,
 ) -> None:
-    """Load the subscriptions file into the database in one transaction."""
+    """Load the subscriptions FILE (default: DIGESTBOT_SUBSCRIPTIONS) into the database in one
+    transaction."""
     settings = load_settings()
     spec = load_subscriptions(path or settings.subscriptions)
-    with open_engine(settings) as engine:
+    with open_engine(settings, create=True) as engine:
         result = sync_subscriptions(engine, spec, now=now_utc())
     out.print(
         f"{len(result.added)} added, {len(result.changed)} changed, "

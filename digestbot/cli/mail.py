@@ -37,11 +37,12 @@ from digestbot.settings import LogLevel
 from digestbot.store.failures import check_integrity
 
 
-@app.command("send-now")
+@app.command("send-now", short_help="Send every subscriber their new papers, now.")
 @friendly
 def send_now(
     to: Annotated[
-        list[str] | None, typer.Option("--to", help="Only this subscriber (repeatable).")
+        list[str] | None,
+        typer.Option("--to", metavar="EMAIL", help="Only this subscriber (repeatable)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be sent; send and record nothing.")
@@ -107,7 +108,7 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[str], None]]:
         yield lambda _status: bar.advance(task)
 
 
-@app.command()
+@app.command(short_help="Show the scheduler, the sources' last ingests and the outbox.")
 @friendly
 def status() -> None:
     """Show the scheduler and its jobs, the last ingest of each source, and the outbox."""
@@ -123,7 +124,7 @@ def status() -> None:
             out.print(piece)
 
 
-@app.command()
+@app.command(short_help="Run the bot: ingest and send on schedule.")
 @friendly
 def run() -> None:
     """Run the bot: ingest on schedule, send digests at local times and alerts at once.
@@ -135,9 +136,9 @@ def run() -> None:
     Stop it with SIGTERM or Ctrl-C; the message in flight finishes.
     """
     settings = load_settings(sends=True)
-    say_where_emails_go(settings)
-    start_logging(settings.log_level)
     with open_engine(settings) as engine:
+        say_where_emails_go(settings)
+        start_logging(settings.log_level)
         asyncio.run(daemon.Daemon(settings, engine).run())
 
 
@@ -158,19 +159,21 @@ def start_logging(level: LogLevel) -> None:
             logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-@app.command()
+@app.command(short_help="Show a subscriber's next digest without sending it.")
 @friendly
 def preview(
-    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The subscriber's address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", hidden=True)],
     out_file: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Write FILE: the whole message if it ends in .eml, else the HTML."
+            "--out",
+            metavar="FILE",
+            help="Write FILE: the whole message if it ends in .eml, else the HTML.",
         ),
     ] = None,
     open_it: Annotated[bool, typer.Option("--open", help="Open the HTML in a browser.")] = False,
 ) -> None:
-    """Show a subscriber's next digest exactly as send-now would send it, without sending.
+    """Show the next digest of the subscriber EMAIL exactly as send-now would send it.
 
     Prints the subject and the text part. --out FILE.eml writes the whole message, any other
     --out FILE the HTML part; --open opens the HTML in a browser. Nothing is recorded."""

@@ -26,21 +26,27 @@ SHORT_ID = 8  # characters of a stored id that is not an arXiv id (`t-` and a ti
 MIN_TITLE = 12  # columns a title keeps however narrow the terminal
 
 
-@papers_app.command("list")
+@papers_app.command("list", short_help="List ingested papers, newest first.")
 @friendly
 def papers_list(
     since: Annotated[
-        datetime | None, typer.Option(help="Only papers first seen on or after this date.")
+        datetime | None,
+        typer.Option(metavar="DAY", help="Only papers first seen on or after this day."),
     ] = None,
     limit: Annotated[
         int | None,
         typer.Option(
-            min=1, help=f"Show at most this many papers (default {DEFAULT_LIMIT}; JSON: all)."
+            min=1,
+            metavar="N",
+            help=f"Show at most this many papers (default {DEFAULT_LIMIT}; JSON: all).",
         ),
     ] = None,
     match: Annotated[
         str | None,
-        typer.Option(help="Only the papers this subscriber's rules select, ranked as a digest."),
+        typer.Option(
+            metavar="EMAIL",
+            help="Only the papers this subscriber's rules select, ranked as a digest.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
@@ -122,15 +128,13 @@ def _why(match: Match) -> str:
     return "; ".join(match.rules) + terms
 
 
-@papers_app.command("show")
+@papers_app.command("show", short_help="Print one paper whole.")
 @friendly
 def papers_show(
-    paper_id: Annotated[
-        str, typer.Argument(metavar="ID", help="A paper's id as `papers list` prints it.")
-    ],
+    paper_id: Annotated[str, typer.Argument(metavar="ID", hidden=True)],
 ) -> None:
     """Print one paper whole: title, authors, dates, upvotes, categories, links, sources
-    and the abstract."""
+    and the abstract. ID is a paper's id as `papers list` prints it."""
     settings = load_settings()
     with open_engine(settings) as engine:
         found = papers.papers_named(engine, paper_id.strip())

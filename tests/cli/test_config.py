@@ -131,6 +131,7 @@ def test_send_now_says_where_emails_go(
 def test_run_says_where_emails_go_before_it_starts(tmp_path: Path) -> None:
     """`digestbot run` names the SMTP server, port and TLS mode as its first line."""
     (tmp_path / "subscriptions.yaml").write_text("subscribers: []\n", encoding="utf-8")
+    make_engine(f"sqlite:///{tmp_path / 'digestbot.db'}").dispose()  # as `digestbot init` would
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
     env.update(DIGESTBOT_SMTP_HOST="smtp.lab.example", DIGESTBOT_FROM_ADDRESS=SENDER)
     command = [sys.executable, "-m", "digestbot", "run"]

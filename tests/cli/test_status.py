@@ -48,6 +48,15 @@ def test_status_says_a_killed_daemon_is_not_running_and_when_it_was_last_seen(
         )
         return shown.stdout
 
+    # The daemon needs a database: loading the subscriptions makes it, as a person would.
+    subprocess.run(
+        [sys.executable, "-m", "digestbot", "subscriptions", "sync"],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     daemon = subprocess.Popen(
         [sys.executable, "-m", "digestbot", "run"],
         env=env,

@@ -230,6 +230,9 @@ def test_sigterm_cancels_a_fetch_in_flight_at_once(tmp_path: Path, trickle_serve
         "DIGESTBOT_HTTP_TIMEOUT": "60",
         "DIGESTBOT_HTTP_RETRIES": "0",
     }
+    # The daemon needs a database: loading the subscriptions makes it, as a person would.
+    sync = [sys.executable, "-m", "digestbot", "subscriptions", "sync"]
+    subprocess.run(sync, env=env, cwd=tmp_path, check=True, capture_output=True, timeout=60)
     command = [sys.executable, "-m", "digestbot", "run"]
     daemon = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:

@@ -157,6 +157,7 @@ def ingest_log(tmp_path: Path, http_server: HttpServer, **variables: str) -> str
         "    rules:\n      - any: [transformer]\n",
         encoding="utf-8",
     )
+    make_engine(f"sqlite:///{tmp_path / 'bot.db'}").dispose()  # as `digestbot init` would
     with daemon(
         tmp_path,
         DIGESTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
