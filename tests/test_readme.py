@@ -99,12 +99,10 @@ def test_the_five_minute_walkthrough_delivers_a_digest_to_a_local_smtp_server(
     assert "DIGESTBOT_SMTP_HOST=127.0.0.1\n" in recipe
     port_line = f"DIGESTBOT_SMTP_PORT={smtp_server.port}"
     recipe = re.sub(r"(?m)^DIGESTBOT_SMTP_PORT=.*$", port_line, recipe)
-    if digestbot("init", "--help", env=env).returncode == 0:
-        assert digestbot("init", env=env).returncode == 0
-        with (tmp_path / ".env").open("a", encoding="utf-8") as dotenv:
-            dotenv.write("\n" + recipe)
-    else:
-        (tmp_path / ".env").write_text(recipe, encoding="utf-8")
+    initialised = digestbot("init", env=env)
+    assert initialised.returncode == 0, initialised.stderr
+    with (tmp_path / ".env").open("a", encoding="utf-8") as dotenv:
+        dotenv.write("\n" + recipe)
     (tmp_path / "subscriptions.yaml").write_text(marked_block("recipe: first-subscriptions"))
     outputs = []
     for step in steps[1:]:
