@@ -80,7 +80,7 @@ def unknown_names(names: Iterable[Given]) -> list[str]:
             continue
         words = "_".join(_SYNONYMS.get(word, word) for word in suffix.split("_"))
         close = difflib.get_close_matches(words, known, n=1, cutoff=0.6)
-        hint = f"did you mean {PREFIX}{close[0]}?" if close else "see Settings in README.md"
+        hint = f"did you mean {PREFIX}{close[0]}?" if close else "see docs/settings.md"
         problems.append(f"{name} (in {where}) is not a digestbot setting ({hint})")
     return problems
 
@@ -93,11 +93,14 @@ def orphans(names: Iterable[Given]) -> list[str]:
         return []
     fields = {g.field for g in given}
     lonely = [PREFIX + f.upper() for f in _SMTP_WITHOUT_HOST if f in fields]
+    # The SMTP client would fall back to localhost: not what anyone who set it meant.
+    if any(g.field == "transport" and g.value.strip().lower() == "smtp" for g in given):
+        lonely.insert(0, f"{PREFIX}TRANSPORT=smtp")
     if not lonely:
         return []
     listed = ", ".join(lonely)
     return [
-        f"{listed} set but {PREFIX}SMTP_HOST is not: emails would not go to that server "
+        f"{listed} set but {PREFIX}SMTP_HOST is not: no server to send through is named "
         f"(set {PREFIX}SMTP_HOST, or remove them to write emails to a folder)"
     ]
 

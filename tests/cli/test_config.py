@@ -110,6 +110,21 @@ def test_smtp_settings_without_a_host_are_an_error_naming_the_host(
     assert db_fingerprint(tmp_path / "digestbot.db") == before
 
 
+def test_transport_smtp_without_a_host_is_an_error_naming_the_host(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """DIGESTBOT_TRANSPORT=smtp with no host would mail whatever listens on localhost:25: one
+    error naming DIGESTBOT_SMTP_HOST, and the database stays as it was."""
+    before = ready(settings)
+    done = digestbot(
+        "send-now", DIGESTBOT_DATABASE_URL=settings.database_url, DIGESTBOT_TRANSPORT="smtp"
+    )
+    assert done.returncode == 1
+    line = done.stderr.splitlines()[0]  # the placeholder sender is the next line
+    assert line.startswith("Error: DIGESTBOT_TRANSPORT=smtp set but DIGESTBOT_SMTP_HOST is not")
+    assert db_fingerprint(tmp_path / "digestbot.db") == before
+
+
 def test_send_now_says_where_emails_go(
     settings: Settings, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
