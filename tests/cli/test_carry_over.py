@@ -52,7 +52,7 @@ def test_papers_left_out_by_max_papers_come_in_the_next_digests(run, smtp_server
     assert said in first.stdout
     body = " ".join(smtp_server.inbox.messages[0].get_body(("plain",)).get_content().split())
     assert f"{total - 2} more matching papers did not fit in this digest" in body
-    assert "They come in your next digest, ranked with the new papers, for up to 7 days" in body
+    assert "They come in your next digests, ranked with the new papers, for up to 7 days" in body
     for _ in range(total):
         if "Nothing new to send" in run("send-now").stdout:
             break
