@@ -117,7 +117,11 @@ class Daemon:
         self.save_jobs()
 
     def _add(
-        self, job_id: str, trigger: object, func: Callable[..., Awaitable[None]], *args: object
+        self,
+        job_id: str,
+        trigger: object,
+        func: Callable[..., Awaitable[str | None]],
+        *args: object,
     ) -> None:
         self.scheduler.add_job(
             self._job,
@@ -139,8 +143,11 @@ class Daemon:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def _job(self, job_id: str, func: Callable[..., Awaitable[None]], *args: object) -> None:
-        """Run one job unless stopping; log what it raised instead of dying."""
+    async def _job(
+        self, job_id: str, func: Callable[..., Awaitable[str | None]], *args: object
+    ) -> None:
+        """Run one job unless stopping; log what it raised instead of dying. A job that
+        handled its own failure returns what went wrong, for its last result."""
         if self.halt.is_set():
             return
         task = asyncio.current_task()
@@ -149,7 +156,9 @@ class Daemon:
         self.running.add(task)
         result = "ok"
         try:
-            await func(*args)
+            failed = await func(*args)
+            if failed:
+                result = f"error: {failed}"
         except DigestbotError as exc:
             result = f"error: {exc}"
             log.error("%s: %s", job_id, exc)
@@ -177,8 +186,8 @@ class Daemon:
         self.reload(now=now)
         await self.deliver(now)
 
-    async def ingest(self, source: SourceConfig) -> None:
-        """Ingest one source; alert on its new papers at once."""
+    async def ingest(self, source: SourceConfig) -> str | None:
+        """Ingest one source; alert on its new papers at once. Returns why it failed."""
         now, name = self.clock(), source.spec().name
         try:
             fetched = await unless_stopped(
@@ -186,7 +195,7 @@ class Daemon:
             )
             if fetched is None:
                 log.info("ingest %s: stopped before its fetch finished", name)
-                return
+                return None
             result = await store_fetched(self.engine, fetched, now=now)
         except DigestbotError as exc:
             failures = await asyncio.to_thread(
@@ -195,7 +204,7 @@ class Daemon:
             log.error("ingest %s failed (%d in a row): %s", name, failures, exc)
             if failures == self.settings.admin_alert_after:
                 await self.tell_admin(f"{name} failed {failures} times in a row", str(exc), now)
-            return
+            return str(exc)
         await asyncio.to_thread(
             ledger.record_source_run, self.engine, name, now=now, new=result.new
         )
@@ -216,6 +225,7 @@ class Daemon:
             log.info("alerts: %d queued", alerts)
             if alerts:
                 await self.deliver(now, decide=False)
+        return None
 
     async def deliver(self, now: datetime, *, decide: bool = True) -> None:
         """Decide due periods (unless only alerts are waiting) and send every due row."""

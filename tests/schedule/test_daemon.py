@@ -381,3 +381,23 @@ def test_sigterm_during_a_scheduled_job_stops_it_cleanly_and_logs_no_error(
     assert daemon.returncode == 0, log
     assert "Traceback" not in log and " ERROR " not in log, log
     assert "ingest hf: stopped before its fetch finished" in log, log
+
+
+async def test_a_failed_ingest_job_is_shown_as_failed_not_ok(
+    web_settings: Settings, engine: Engine, http_server: HttpServer, tmp_path: Path
+) -> None:
+    """The ingest job's last result, which `status` shows, says it failed and why."""
+    http_server.route("/api/daily_papers", Reply(status=503, body=b"down"))
+    settings = web_settings.model_copy(
+        update={"subscriptions": tmp_path / "subscriptions.yaml", "http_retries": 0}
+    )
+    settings.subscriptions.write_text(
+        "sources:\n  - kind: hf\n" + ONE_READER.format(tz="Europe/Berlin", send_at="08:00")
+    )
+    daemon = Daemon(settings, engine)
+    daemon.reload(now=datetime.now(UTC))
+    (job,) = [j for j in daemon.scheduler.get_jobs() if j.id.startswith("ingest")]
+    await job.func(*job.args)
+    (row,) = [r for r in ledger.jobs(engine) if r.id == job.id]
+    assert row.last_result is not None and row.last_result.startswith("error: ")
+    assert "503" in row.last_result
