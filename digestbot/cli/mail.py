@@ -57,12 +57,13 @@ def send_now(
     ] = False,
 ) -> None:
     """Send every subscriber the papers they have not had yet, now."""
-    settings = load_settings(sends=not dry_run)
-    if not dry_run:
-        say_where_emails_go(settings)
+    # A dry run checks what a send would: it must not pass where the send will fail.
+    settings = load_settings(sends=True)
     now = now_utc()
     emails = normalised_addresses(to or [])
     with open_engine(settings) as engine:
+        if not dry_run:
+            say_where_emails_go(settings)
         if resend_unknown and not dry_run:
             count = outbox.resend_unknown(engine, now=now)
             err.print(f"{count} email(s) of unknown delivery queued again.")

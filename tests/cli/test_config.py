@@ -165,12 +165,13 @@ def test_run_says_where_emails_go_before_it_starts(tmp_path: Path) -> None:
 def test_real_smtp_from_the_placeholder_sender_is_refused(
     settings: Settings, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    """send-now and run over SMTP with DIGESTBOT_FROM_ADDRESS left at digestbot@example.org
-    exit 1 with one line saying to set it; nobody is mailed, nothing is written."""
+    """send-now (its dry run too) and run over SMTP with DIGESTBOT_FROM_ADDRESS left at
+    digestbot@example.org exit 1 with one line saying to set it; nobody is mailed, nothing is
+    written."""
     before = ready(settings)
-    for command in ("send-now", "run"):
+    for command in (["send-now"], ["send-now", "--dry-run"], ["run"]):
         done = digestbot(
-            command, DIGESTBOT_DATABASE_URL=settings.database_url, **smtp_to(smtp_server)
+            *command, DIGESTBOT_DATABASE_URL=settings.database_url, **smtp_to(smtp_server)
         )
         assert done.returncode == 1
         (line,) = done.stderr.splitlines()
