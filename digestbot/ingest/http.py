@@ -93,7 +93,7 @@ async def fetch(
                 response, body = await _get(client, url, headers, params, policy.max_bytes)
         except (httpx.HTTPError, TimeoutError) as exc:
             if permanent := _permanent(exc, url):
-                raise SourceError(f"{url}: {permanent}", "check the URL") from None
+                raise SourceError(f"{url}: {permanent}", _fix(permanent)) from None
             if last:
                 raise SourceError(
                     f"{url}: {_reason(exc)} after {attempt + 1} attempts",
@@ -126,6 +126,13 @@ async def _wait(
     if on_retry is not None:
         on_retry(url, seconds, attempt + 1, policy.retries)
     await sleep(seconds)
+
+
+def _fix(permanent: str) -> str:
+    # A name that does not resolve is as often a machine without DNS or internet as a typo.
+    if permanent.startswith("no such host"):
+        return "check the URL, and that this machine can reach the internet (DNS)"
+    return "check the URL"
 
 
 def _permanent(exc: httpx.HTTPError | TimeoutError, url: str) -> str | None:

@@ -128,11 +128,13 @@ async def test_a_document_within_the_size_limit_is_read_whole(http_server: HttpS
 
 
 async def test_no_such_host_fails_at_once_without_retrying() -> None:
-    """A name that resolves nowhere raises SourceError before any wait or retry."""
+    """A name that resolves nowhere raises SourceError before any wait or retry, saying it
+    may be the machine's internet rather than the URL."""
     sleeps = Sleeps()
-    with pytest.raises(SourceError, match=r"no such host: nonexistent\.invalid"):
+    with pytest.raises(SourceError, match=r"no such host: nonexistent\.invalid") as raised:
         await get("http://nonexistent.invalid/feed", sleep=sleeps)
     assert sleeps.waits == []
+    assert "can reach the internet" in str(raised.value)
 
 
 async def test_each_retry_is_told_before_its_wait(http_server: HttpServer) -> None:
