@@ -201,14 +201,15 @@ def message_headers(
 
 
 def _list_headers(envelope: Envelope) -> list[tuple[str, str]]:
-    """List-Unsubscribe (a mailto:, and the signed HTTPS link when there is one) with
-    one-click unsubscribe (RFC 8058)."""
+    """List-Unsubscribe: a mailto:, and the signed HTTPS link when there is one, which alone
+    allows one-click unsubscribe (RFC 8058: List-Unsubscribe-Post needs an HTTPS URI)."""
     unsubscribe = quote(f"unsubscribe {envelope.recipient}")
-    targets = [f"<mailto:{quote(envelope.sender, safe='@')}?subject={unsubscribe}>"]
-    if envelope.unsubscribe_url and web_url(envelope.unsubscribe_url):
-        targets.append(f"<{header_safe(envelope.unsubscribe_url)}>")
+    mailto = f"<mailto:{quote(envelope.sender, safe='@')}?subject={unsubscribe}>"
+    if not (envelope.unsubscribe_url and web_url(envelope.unsubscribe_url)):
+        return [("List-Unsubscribe", mailto)]
+    link = f"<{header_safe(envelope.unsubscribe_url)}>"
     return [
-        ("List-Unsubscribe", ", ".join(targets)),
+        ("List-Unsubscribe", f"{mailto}, {link}"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     ]
 
