@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -30,6 +30,7 @@ from digestbot.cli.common import (
     say_where_emails_go,
 )
 from digestbot.delivery import outbox
+from digestbot.delivery.transport import TransportUnavailable
 from digestbot.errors import ConfigError
 from digestbot.ingest.textnorm import safe_text
 from digestbot.schedule import daemon
@@ -72,12 +73,15 @@ def send_now(
             waiting = service.queued(engine, [d.subscriber for d in digests])
             sendview.print_plan(digests, waiting, now=now, as_json=as_json)
             return
-        with _progress(enabled=not as_json) as tick:
-            outcomes, report = asyncio.run(
-                service.send_now(
-                    engine, settings, now=now, emails=emails, progress=tick, details=as_json
+        try:
+            with _progress(enabled=not as_json) as tick:
+                outcomes, report = asyncio.run(
+                    service.send_now(
+                        engine, settings, now=now, emails=emails, progress=tick, details=as_json
+                    )
                 )
-            )
+        except TransportUnavailable as exc:
+            raise _held_back(exc, outbox.counts_by_status(engine)) from None
         if as_json:
             still = outbox.waiting(engine, [o.subscriber_id for o in outcomes])
     if as_json:
@@ -89,6 +93,13 @@ def send_now(
     # Rows an earlier run left interrupted are unknown now: a person must look at them.
     if report.count("failed") or report.count("unknown") or report.recovered:
         raise typer.Exit(1)
+
+
+def _held_back(exc: TransportUnavailable, counts: Mapping[str, int]) -> TransportUnavailable:
+    """`exc`, saying too that nothing is lost: what waits, and when it goes."""
+    waiting = counts.get("pending", 0) + counts.get("retry", 0)
+    kept = f"{waiting} email(s) stay queued and go out with the next send-now or run"
+    return TransportUnavailable(f"{exc.message}; {kept}", exc.hint)
 
 
 def _by_subscriber(rows: Sequence[outbox.Waiting]) -> dict[int, list[outbox.Waiting]]:

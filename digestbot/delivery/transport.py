@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.policy
+import os
 import re
 import ssl
 import time
@@ -176,7 +177,7 @@ class SmtpTransport:
                 "set DIGESTBOT_SMTP_HOST to the name on the certificate, or trust its CA "
                 "(SSL_CERT_FILE); DIGESTBOT_SMTP_VERIFY=false only for a test relay",
             )
-        reason = self._scrub(_reason(exc))
+        reason = self._scrub(_connect_reason(exc))
         if "STARTTLS" in reason.upper():
             return TransportUnavailable(
                 f"the SMTP server {self.host}:{self.port} does not offer STARTTLS; refusing to "
@@ -305,6 +306,20 @@ def _auth_secrets(settings: Settings) -> list[str]:
 
 def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """`connection refused`, `no route to host`: the system's words for a socket error under
+    `exc` (aiosmtplib's own message repeats host and port), else `exc`'s message."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            # Name lookup errors (socket.gaierror) have negative numbers and their own text.
+            text = os.strerror(seen.errno) if seen.errno > 0 else seen.strerror
+            if text:
+                return text.lower()
+        seen = seen.__cause__ or seen.__context__
+    return _reason(exc)
 
 
 def _certificate_problem(exc: BaseException) -> str | None:

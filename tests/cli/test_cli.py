@@ -279,7 +279,8 @@ def test_send_now_to_an_unknown_address_is_an_error(run, tmp_path: Path) -> None
 def test_send_now_with_the_server_down_exits_1_and_keeps_rows_pending(
     run, tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """Connection refused is one clear line, exit 1, and nothing is recorded as sent."""
+    """Connection refused is one clear line saying what stays queued, exit 1, and nothing is
+    recorded as sent."""
     port = free_port()
     monkeypatch.setenv("DIGESTBOT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("DIGESTBOT_SMTP_PORT", str(port))
@@ -290,7 +291,10 @@ def test_send_now_with_the_server_down_exits_1_and_keeps_rows_pending(
     result = run("send-now")
     assert result.exit_code == 1
     (line,) = [e for e in result.stderr.splitlines() if e.startswith("Error:")]
-    assert line.startswith(f"Error: cannot connect to the SMTP server 127.0.0.1:{port}")
+    assert line.startswith(
+        f"Error: cannot connect to the SMTP server 127.0.0.1:{port}: connection refused; "
+        "1 email(s) stay queued and go out with the next send-now or run"
+    )
     (plan,) = json.loads(run("send-now", "--dry-run", "--json").stdout)
     assert plan["papers"] == []
     assert [row["status"] for row in plan["queued"]] == ["pending"]
