@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FEEDS, HttpServer, Reply
+from helpers import wait_for
 from ruamel.yaml import YAML
 from sqlalchemy import create_engine
 
@@ -21,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "digestbot.service"
 COMPOSE = DEPLOY / "compose.yaml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 SETTING_NAMES = {f"DIGESTBOT_{name.upper()}" for name in Settings.model_fields}
 
 
@@ -127,3 +136,165 @@ def test_docker_compose_accepts_the_compose_file(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def copies() -> list[list[str]]:
+    """The Dockerfile's COPY instructions, each as its sources and then its destination."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    return [line.split()[1:] for line in text.splitlines() if line.startswith("COPY ")]
+
+
+def test_the_image_is_built_from_named_files_never_the_whole_context() -> None:
+    """No COPY takes the build context whole, so a .env, subscriptions.yaml or database beside
+    compose.yaml cannot end up in a layer of the image."""
+    assert copies()
+    for *sources, _ in copies():
+        assert not any(s.startswith("--") for s in sources)
+        assert all(s.strip("./") and "*" not in s for s in sources), sources
+
+
+def test_the_files_the_image_copies_are_enough_to_build_digestbot(tmp_path: Path) -> None:
+    """A wheel builds from exactly what the Dockerfile copies (laid out as COPY does), and
+    carries the templates and the example subscriptions."""
+    for *sources, destination in copies():
+        assert destination.startswith("/src/") and destination.endswith("/")
+        target = tmp_path / destination.removeprefix("/src/")
+        for source in sources:
+            if (ROOT / source).is_dir():  # COPY puts a folder's contents into the destination
+                ignore = shutil.ignore_patterns("__pycache__")
+                shutil.copytree(ROOT / source, target, ignore=ignore, dirs_exist_ok=True)
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, target / Path(source).name)
+    wheels = tmp_path / "wheels"
+    command = [sys.executable, "-m", "pip", "wheel", str(tmp_path), "--no-deps"]
+    built = subprocess.run(
+        [*command, "--no-build-isolation", "-w", str(wheels), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("digestbot-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"digestbot/templates/digest.html", "digestbot/subscriptions.example.yaml"} <= names
+
+
+def ignored(path: str) -> bool:
+    """Whether the ignore file keeps `path` (relative to the context) out of the build: a
+    pattern matching it or a folder above it, `**` standing for any number of folders."""
+    patterns = []
+    for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert not line.startswith("!"), "exceptions would need Docker's full rules"
+            parts = [
+                "(?:[^/]+/)*" if part == "**" else re.escape(part).replace(r"\*", "[^/]*") + "/"
+                for part in line.strip().strip("/").split("/")
+            ]
+            patterns.append(re.compile("".join(parts).removesuffix("/")))
+    steps = path.split("/")
+    prefixes = ["/".join(steps[: n + 1]) for n in range(len(steps))]
+    return any(p.fullmatch(prefix) for p in patterns for prefix in prefixes)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".env",
+        "deploy/.env",
+        "subscriptions.yaml",
+        "deploy/subscriptions.yaml",
+        "digestbot.db",
+        "deploy/digestbot.db",
+        "deploy/digestbot.db-wal",
+        ".venv/bin/python",
+        ".venv-3.12/bin/python",
+        "deploy/venv/bin/python",
+        "outbox/1.eml",
+        "digestbot-demo/digestbot.db",
+        ".git/config",
+    ],
+)
+def test_the_ignore_file_keeps_secrets_addresses_and_state_out_at_any_depth(path: str) -> None:
+    """Settings, subscribers, databases, outboxes and virtualenvs stay out of the build
+    context wherever they lie, deploy/ included, where compose wants .env beside it."""
+    assert ignored(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["pyproject.toml", "README.md", "subscriptions.example.yaml", "digestbot/cli/setup.py"],
+)
+def test_the_ignore_file_keeps_what_the_build_needs(path: str) -> None:
+    """What the Dockerfile copies is still in the build context."""
+    assert not ignored(path)
+
+
+def readme_systemd_steps() -> list[str]:
+    """The README's systemd block, line by line."""
+    match = re.search(r"<!-- systemd -->\n```sh\n(.*?)\n```", README, re.S)
+    assert match, "README marks its systemd steps with <!-- systemd -->"
+    return match.group(1).splitlines()
+
+
+def as_service_user(line: str) -> str | None:
+    """The shell script of a `sudo -u digestbot sh -c '…'` line; None for other lines."""
+    words = shlex.split(line)
+    if words[:5] != ["sudo", "-u", unit()["Service"]["User"], "sh", "-c"]:
+        return None
+    (script,) = words[5:]
+    return script
+
+
+def test_the_readme_systemd_steps_set_up_a_folder_the_unit_starts_in(
+    tmp_path: Path, http_server: HttpServer
+) -> None:
+    """The README's commands run as the service user, in a folder laid out like the state
+    folder, make a database before the unit is started, and `digestbot run` started there as
+    the unit starts it runs (instead of refusing and being restarted every 30 s)."""
+    steps = readme_systemd_steps()
+    started = next(n for n, line in enumerate(steps) if "systemctl enable --now" in line)
+    scripts = [as_service_user(line) for line in steps[:started]]
+    assert any(s and "db upgrade" in s for s in scripts)
+    service = unit()["Service"]
+    state, program = service["WorkingDirectory"], service["ExecStart"].split()[0]
+    assert any(
+        f"install -o {service['User']} -m 600 .env subscriptions.yaml {state}/" in s for s in steps
+    )
+    # No internet in tests: the Hugging Face API is a loopback server with a saved answer.
+    body = (FEEDS / "hf_daily_papers_2025-01-15.json").read_bytes()
+    http_server.route("/api/daily_papers", Reply(body=body))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env["DIGESTBOT_HF_BASE_URL"] = http_server.base_url
+    here = str(Path(sys.executable).parent / "digestbot")
+    folder = tmp_path / "var-lib-digestbot"
+    folder.mkdir()
+    made = subprocess.run([here, "init"], cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    # The `install` line: init's .env, and the README's first subscriptions (only Hugging Face).
+    shutil.copy(tmp_path / ".env", folder / ".env")
+    first = re.search(r"<!-- recipe: first-subscriptions -->\n```yaml\n(.*?)```", README, re.S)
+    assert first
+    (folder / "subscriptions.yaml").write_text(first.group(1), encoding="utf-8")
+    for script in filter(None, scripts):
+        local = script.replace(state, str(folder)).replace(program, here)
+        done = subprocess.run(["sh", "-c", local], env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, (script, done.stderr)
+    log = (tmp_path / "run.log").open("w", encoding="utf-8")
+    daemon = subprocess.Popen([here, "run"], cwd=folder, env=env, stderr=log, stdout=log)
+
+    def status() -> str:
+        shown = subprocess.run(
+            [here, "status"], cwd=folder, env=env, capture_output=True, text=True, timeout=60
+        )
+        return shown.stdout
+
+    try:
+        assert wait_for(lambda: "Scheduler: running" in status() or daemon.poll() is not None, 45)
+        assert daemon.poll() is None, (tmp_path / "run.log").read_text(encoding="utf-8")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        log.close()
