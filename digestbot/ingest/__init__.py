@@ -57,7 +57,8 @@ def read_listing(
         return listing
     basis = f"the file's modification time ({day})" if day < today else f"today's date ({day})"
     note = (
-        f"{path}: the page gives no year; assumed {listing.assumed_year} from {basis}; "
-        "use --year to say otherwise"
+        f"{path}: the page gives no year; assumed {listing.assumed_year} (its day's latest "
+        f"date not after {basis}, and later than any year its papers print); use --year to "
+        "say otherwise"
     )
     return replace(listing, notes=(*listing.notes, note))

@@ -268,7 +268,7 @@ def load_subscriptions(path: Path) -> SubscriptionsFile:
     except FileNotFoundError:
         raise SubscriptionsError(
             [f"{path}: no such file"],
-            "create it from subscriptions.example.yaml or set DIGESTBOT_SUBSCRIPTIONS",
+            "run `digestbot init` to write one, or set DIGESTBOT_SUBSCRIPTIONS",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SubscriptionsError([f"{path}: cannot read it: {exc}"], _HINT) from None

@@ -157,9 +157,10 @@ def test_a_page_saved_last_year_is_dated_by_its_modification_time(tmp_path: Path
     result = run("ingest", str(path))
     assert result.exit_code == 0
     assert (
-        f"Note: {path}: the page gives no year; assumed {saved.year} from the file's "
-        f"modification time ({saved.date()}); use --year to say otherwise"
-    ) in result.stderr
+        f"Note: {path}: the page gives no year; assumed {saved.year} (its day's latest date "
+        f"not after the file's modification time ({saved.date()}), and later than any year "
+        "its papers print); use --year to say otherwise"
+    ) in " ".join(result.stderr.split())
     dates = published(tmp_path)
     assert dates and saved.date() - timedelta(days=40) < max(dates) <= saved.date()
 

@@ -88,8 +88,9 @@ def test_duplicate_keys_are_errors() -> None:
 
 
 def test_a_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
-    """The error names the path and points at the example file."""
-    with pytest.raises(SubscriptionsError, match=r"subscriptions\.example\.yaml") as caught:
+    """The error names the path and points at `digestbot init`, which writes one wherever
+    digestbot was installed from."""
+    with pytest.raises(SubscriptionsError, match=r"run `digestbot init`") as caught:
         load_subscriptions(tmp_path / "subscriptions.yaml")
     assert caught.value.problems == [f"{tmp_path / 'subscriptions.yaml'}: no such file"]
 
