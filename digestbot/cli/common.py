@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from digestbot import service
 from digestbot.cli import config
+from digestbot.compose.present import plural
 from digestbot.delivery.send import Report
 from digestbot.errors import ConfigError, DigestbotError, SettingsError, StoreError
 from digestbot.rules.yamlfile import format_path
@@ -259,7 +260,7 @@ def print_outcomes(outcomes: Sequence[service.Outcome]) -> None:
     if not any(o.status != "nothing new" for o in outcomes):
         out.print("Nothing new to send: every subscriber already has every matching paper.")
         return
-    table = Table("subscriber", "papers matched", "status")
+    table = Table("subscriber", "papers", "status")
     table.add_column("delivered to", overflow="fold")
     for o in outcomes:
         table.add_row(o.email, str(o.papers), o.status, o.where)
@@ -276,4 +277,5 @@ def print_left_out(outcomes: Sequence[service.Outcome], carry_days: float) -> No
         if carry_days
         else "they will not be sent (DIGESTBOT_CARRY_OVER_DAYS is 0)"
     )
-    out.print(f"{count} matching papers did not fit max_papers: {fate}.", markup=False)
+    papers = plural(count, "matching paper")
+    out.print(f"{papers} did not fit max_papers: {fate}.", markup=False)

@@ -25,6 +25,7 @@ from digestbot.cli.common import (
     print_summary,
     subscriptions_app,
 )
+from digestbot.compose.present import plural
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.ingest import papers
 from digestbot.ingest.fetch import SourceSpec
@@ -230,7 +231,8 @@ def subscriptions_validate(
     target = path or settings.subscriptions
     spec = load_subscriptions(target)
     rules = sum(len(s.rules) for s in spec.subscribers)
-    out.print(f"{target}: OK, {len(spec.subscribers)} subscribers, {rules} rules", markup=False)
+    counted = f"{plural(len(spec.subscribers), 'subscriber')}, {plural(rules, 'rule')}"
+    out.print(f"{target}: OK, {counted}", markup=False)
 
 
 @subscriptions_app.command("sync")

@@ -26,7 +26,7 @@ SHORT_ID = 8  # characters of a stored id that is not an arXiv id (`t-` and a ti
 MIN_TITLE = 12  # columns a title keeps however narrow the terminal
 
 
-@papers_app.command("list", short_help="List ingested papers, newest first.")
+@papers_app.command("list", short_help="List ingested papers, latest ingested first.")
 @friendly
 def papers_list(
     since: Annotated[
@@ -50,7 +50,7 @@ def papers_list(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """List ingested papers, newest first (with --match, best match first): one line each
+    """List ingested papers, latest ingested first (with --match, best match first): one line each
     with its short id (what `papers show` takes), published date, upvotes and title."""
     settings = load_settings()
     start = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)

@@ -170,7 +170,7 @@ def test_subscriptions_validate_accepts_a_good_file(run, tmp_path: Path) -> None
     """A valid file is reported OK with its counts, exit 0."""
     result = run("subscriptions", "validate", str(write_subscriptions(tmp_path)))
     assert result.exit_code == 0
-    assert "OK, 1 subscribers, 1 rules" in result.stdout
+    assert "OK, 1 subscriber, 1 rule" in result.stdout
 
 
 def test_a_broken_subscriptions_file_changes_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -397,3 +397,26 @@ def test_the_operator_notice_is_a_trio_without_list_headers() -> None:
     assert detail in text and "DIGESTBOT_ADMIN_EMAIL is ops@example.org" in text
     assert "<script>" not in html and "HTTP 503 &lt;script&gt;x&lt;/script&gt;" in html
     assert "second line" in html and "2026-11-03 08:00 UTC" in text
+
+
+@pytest.mark.parametrize(
+    ("left_out", "carry_days", "says"),
+    [
+        (("a",), 7.0, "1 more matching paper did not fit in this digest, which holds at most"),
+        (("a",), 7.0, ". It comes in your next digest, ranked with the new papers, for up to 7 days"),
+        (("a", "b"), 1.5, ". They come in your next digests, ranked with the new papers, for up"),
+        (("a", "b"), 1.5, "to 1.5 days after they were first listed."),
+        (("a",), 0.0, ". It will not be sent."),
+        (("a", "b"), 0.0, "2 more matching papers did not fit"),
+        (("a", "b"), 0.0, ". They will not be sent."),
+    ],
+)
+def test_the_digest_says_what_becomes_of_the_papers_it_had_no_room_for(
+    left_out: tuple[str, ...], carry_days: float, says: str
+) -> None:
+    """Both parts say how many matching papers did not fit and whether they come later, in
+    the reader's words and with the right number."""
+    digest = replace(a_digest(), left_out=left_out, carry_days=carry_days)
+    email = render_digest(make_environment(), digest)
+    assert says in " ".join(email.text.split())
+    assert says in " ".join(re.sub(r"<[^>]+>", "", email.html).split())
