@@ -124,3 +124,16 @@ def placeholders(settings: Settings) -> list[str]:
             f"(set {PREFIX}UNSUBSCRIBE_SECRET to a long random string)"
         )
     return problems
+
+
+def nowhere_addresses(emails: Iterable[str]) -> list[str]:
+    """Warnings for subscribers at the example domains (RFC 2606), such as the ones
+    `digestbot init` writes: mail to them reaches no one."""
+    return [
+        f"{email} is at an example domain: mail to it reaches no one (put your readers in "
+        "the subscriptions file)"
+        for email in emails
+        if any(
+            email.lower().endswith(("@" + d, "." + d)) for d in (*_PLACEHOLDER_DOMAINS, "example")
+        )
+    ]

@@ -12,6 +12,7 @@ import typer
 from sqlalchemy import Engine
 
 from digestbot import service
+from digestbot.cli import config
 from digestbot.cli.common import (
     app,
     err,
@@ -34,7 +35,7 @@ from digestbot.ingest.load import ingest_path, ingest_source
 from digestbot.ingest.textnorm import safe_text
 from digestbot.resources import bundled_path
 from digestbot.rules.subscribers import sync_subscriptions
-from digestbot.rules.subscriptions import load_subscriptions
+from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
 from digestbot.schedule import ledger
 from digestbot.settings import Settings, given_settings
 
@@ -230,6 +231,7 @@ def subscriptions_validate(
     settings = load_settings()
     target = path or settings.subscriptions
     spec = load_subscriptions(target)
+    _warn_nowhere(spec)
     rules = sum(len(s.rules) for s in spec.subscribers)
     counted = f"{plural(len(spec.subscribers), 'subscriber')}, {plural(rules, 'rule')}"
     out.print(f"{target}: OK, {counted}", markup=False)
@@ -244,6 +246,7 @@ def subscriptions_sync(
     transaction."""
     settings = load_settings()
     spec = load_subscriptions(path or settings.subscriptions)
+    _warn_nowhere(spec)
     with open_engine(settings, create=True) as engine:
         result = sync_subscriptions(engine, spec, now=now_utc())
     out.print(
@@ -251,3 +254,8 @@ def subscriptions_sync(
         f"{len(result.reactivated)} reactivated, {len(result.deactivated)} deactivated, "
         f"{len(result.unchanged)} unchanged"
     )
+
+
+def _warn_nowhere(spec: SubscriptionsFile) -> None:
+    for line in config.nowhere_addresses(s.email for s in spec.subscribers):
+        err.print(f"Warning: {line}", markup=False)

@@ -173,6 +173,19 @@ def test_subscriptions_validate_accepts_a_good_file(run, tmp_path: Path) -> None
     assert "OK, 1 subscriber, 1 rule" in result.stdout
 
 
+def test_subscribers_at_example_domains_are_warned_about(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """validate and sync say which subscribers are at an example domain (as `init`'s file
+    has them), and still do their work."""
+    text = ALICE_YAML + "  - email: me@mylab.org\n    rules:\n      - any: [x]\n"
+    path = write_subscriptions(tmp_path, text)
+    for command in ("validate", "sync"):
+        result = run("subscriptions", command, str(path))
+        assert result.exit_code == 0
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("Warning: alice@example.org is at an example domain: mail to it")
+    assert "2 added" in result.stdout
+
+
 def test_a_broken_subscriptions_file_changes_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A bad sync is one error line with file, line and field, exit 1, database untouched."""
     path = write_subscriptions(tmp_path)

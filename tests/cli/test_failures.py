@@ -58,7 +58,7 @@ def database(settings: Settings) -> Path:
 def newcomer(tmp_path: Path) -> Path:
     """A subscriptions file whose sync has something to write: a subscriber `database` lacks."""
     path = tmp_path / "newcomer.yaml"
-    path.write_text("subscribers:\n  - email: new@example.org\n    rules:\n      - any: [x]\n")
+    path.write_text("subscribers:\n  - email: new@mylab.org\n    rules:\n      - any: [x]\n")
     return path
 
 

@@ -403,7 +403,11 @@ def test_the_operator_notice_is_a_trio_without_list_headers() -> None:
     ("left_out", "carry_days", "says"),
     [
         (("a",), 7.0, "1 more matching paper did not fit in this digest, which holds at most"),
-        (("a",), 7.0, ". It comes in your next digest, ranked with the new papers, for up to 7 days"),
+        (
+            ("a",),
+            7.0,
+            ". It comes in your next digest, ranked with the new papers, for up to 7 days",
+        ),
         (("a", "b"), 1.5, ". They come in your next digests, ranked with the new papers, for up"),
         (("a", "b"), 1.5, "to 1.5 days after they were first listed."),
         (("a",), 0.0, ". It will not be sent."),
