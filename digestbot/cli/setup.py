@@ -124,7 +124,8 @@ def _database_exists(url: str) -> bool:
 
 def _print_next_steps(folder: Path) -> None:
     steps = [
-        f"Edit {SUBSCRIPTIONS}: who gets which papers, and from which sources.",
+        f"Edit {SUBSCRIPTIONS}: who gets which papers, and from which sources (its example"
+        " readers at example.org reach no one: put yours in).",
         "Edit .env: set DIGESTBOT_SMTP_HOST, DIGESTBOT_FROM_ADDRESS (and the SMTP login) "
         "to mail real readers; without them emails are written to ./outbox.",
         "digestbot subscriptions sync",
