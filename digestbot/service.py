@@ -8,16 +8,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from digestbot.delivery import outbox
+from digestbot.delivery.claims import cancel_queued
 from digestbot.delivery.pipeline import enqueue_in_chunks, render_chunk, start_render_server
 from digestbot.delivery.send import Feed, Progress, Report, deliver_while
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, Subscriber
+from digestbot.rules import readers
 from digestbot.rules.plan import digests_for
 from digestbot.rules.subscribers import active_count, active_subscribers
 from digestbot.settings import Settings
+from digestbot.store.engine import write_session
 from digestbot.store.lock import PlanningLock
+from digestbot.store.tables import SubscriberRow
 from digestbot.store.thread import DbThread
 
 
@@ -212,3 +217,25 @@ def _outcome(email: str, entries: Sequence[tuple[outbox.Queued, str, str]]) -> O
     status = max((status for _, status, _ in entries), key=_SEVERITY.__getitem__)
     papers_sent = sum(queued.paper_count for queued, _, _ in entries)
     return Outcome(email, papers_sent, status, "; ".join(where for _, _, where in entries))
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    """What an unsubscribe did: whether the address was new to the suppression list, and how
+    many of its queued emails were cancelled."""
+
+    email: str
+    new: bool
+    cancelled: int
+
+
+def unsubscribe(engine: Engine, email: str, *, now: datetime, via: str) -> Unsubscribed:
+    """Stop all mail to `email` for good, in one transaction: on the suppression list (which
+    outlives syncs of a file that still lists it), its subscriber deactivated, its queued
+    emails cancelled. Asking again changes nothing."""
+    with write_session(engine) as session:
+        new = readers.suppress(session, email, now=now, via=via)
+        found = session.exec(select(SubscriberRow.id).where(SubscriberRow.email == email)).first()
+        why = "cancelled: the reader unsubscribed"
+        cancelled = cancel_queued(session, found, now=now, why=why) if found is not None else 0
+    return Unsubscribed(email, new, cancelled)

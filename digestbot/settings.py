@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digestbot.ingest.fetch import Endpoints
@@ -16,6 +17,10 @@ TlsMode = Literal["starttls", "tls", "none"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 _DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
+# Hosts a plain-http public URL may name: a reader's link to them never leaves the machine.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+# Values people leave in a secret meaning "fill me in": never a key.
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "change_me", "secret", "placeholder"}
 
 
 class Settings(BaseSettings):
@@ -112,11 +117,15 @@ class Settings(BaseSettings):
     templates_dir: Path | None = Field(
         None, description="Folder of templates that override the bundled ones."
     )
-    unsubscribe_url: str | None = Field(
-        None, description="HTTPS endpoint for one-click unsubscribe; links carry a signed token."
+    public_url: str | None = Field(
+        None,
+        description="Base URL of `digestbot serve` as readers reach it (https://, or http:// on"
+        " localhost); readers' unsubscribe and vote links point there.",
     )
-    unsubscribe_secret: SecretStr = Field(
-        SecretStr(""), description="Key that signs unsubscribe tokens (never logged)."
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key that signs every reader link; required with DIGESTBOT_PUBLIC_URL"
+        " (a long random string, never logged).",
     )
     hf_base_url: str = Field(
         "https://huggingface.co", description="Base URL of the Hugging Face Daily Papers API."
@@ -148,12 +157,32 @@ class Settings(BaseSettings):
         50.0, gt=0, description="Largest listing document read, in MB after decompression."
     )
 
-    @field_validator("unsubscribe_url")
+    @field_validator("public_url")
     @classmethod
-    def _check_unsubscribe_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("https://"):
-            raise ValueError("must be an https:// URL")
-        return value
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        local = parts.hostname in LOCAL_HOSTS
+        if not parts.hostname or not (
+            parts.scheme == "https" or (parts.scheme == "http" and local)
+        ):
+            raise ValueError("must be an https:// URL (http:// only for localhost or 127.0.0.1)")
+        if parts.query or parts.fragment:
+            raise ValueError("must be a base URL, without ?query or #fragment")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _a_public_url_needs_a_real_key(self) -> Settings:
+        key = self.secret_key.get_secret_value().strip()
+        if self.public_url and (key.lower() in PLACEHOLDER_SECRETS or len(key) < 16):
+            raise ValueError(
+                "DIGESTBOT_PUBLIC_URL is set but DIGESTBOT_SECRET_KEY is empty, a placeholder or"
+                " shorter than 16 characters: anyone could forge readers' links (set it to a"
+                ' long random string, e.g. from `python3 -c "import secrets;'
+                ' print(secrets.token_urlsafe(32))"`)'
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

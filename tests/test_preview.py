@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import webbrowser
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -20,9 +18,10 @@ from typer.testing import CliRunner
 from digestbot import service
 from digestbot.cli import app
 from digestbot.ingest.load import ingest_path
-from digestbot.rules.subscribers import sync_subscriptions
+from digestbot.rules.subscribers import active_subscribers, sync_subscriptions
 from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.settings import Settings
+from digestbot.tokens import read_unsubscribe, unsubscribe_token
 
 
 def prepare(engine: Engine, now: datetime) -> None:
@@ -53,25 +52,25 @@ async def test_it_previews_exactly_the_bytes_send_now_delivers(
     assert service.preview(engine, smtp_settings, "alice@example.org", now=clock).new is None
 
 
-def test_the_unsubscribe_url_and_the_sender_shape_the_headers(
+def test_the_public_url_and_the_sender_shape_the_headers(
     engine: Engine, settings: Settings, clock: datetime
 ) -> None:
-    """With DIGESTBOT_UNSUBSCRIBE_URL set, List-Unsubscribe holds the mailto and an HTTPS link
-    carrying an HMAC of the address, the footer links there, and the Message-ID is on the
-    From domain."""
+    """With DIGESTBOT_PUBLIC_URL set, List-Unsubscribe holds the mailto and the reader's signed
+    `/u/` link, the footer links there, and the Message-ID is on the From domain."""
     prepare(engine, clock)
     configured = settings.model_copy(
         update={
-            "unsubscribe_url": "https://lab.example/unsub",
-            "unsubscribe_secret": SecretStr("s3cret"),
+            "public_url": "https://lab.example",
+            "secret_key": SecretStr("s3cret-s3cret-s3cret"),
             "from_address": "papers@lab.example",
         }
     )
     raw = service.preview(engine, configured, "alice@example.org", now=clock).new
     assert raw is not None
     msg = message_from_bytes(raw, policy=policy.default)
-    token = hmac.new(b"s3cret", b"alice@example.org", hashlib.sha256).hexdigest()[:32]
-    link = f"https://lab.example/unsub?email=alice%40example.org&token={token}"
+    (alice,) = active_subscribers(engine, ["alice@example.org"])
+    link = f"https://lab.example/u/{unsubscribe_token('s3cret-s3cret-s3cret', alice.id)}"
+    assert read_unsubscribe("s3cret-s3cret-s3cret", link.rsplit("/", 1)[1]) == alice.id
     mailto = "mailto:papers@lab.example?subject=unsubscribe%20alice%40example.org"
     assert " ".join(str(msg["List-Unsubscribe"]).split()) == f"<{mailto}>, <{link}>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

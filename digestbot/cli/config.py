@@ -45,7 +45,6 @@ _SMTP_WITHOUT_HOST = (
 # from them is never a real sender. The `.example` top-level name is left out so that tests
 # have a sender the address check accepts (it refuses `.test` and `.invalid`).
 _PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
-_PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "change_me", "secret", "placeholder"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,15 @@ def given_names(environ: Mapping[str, str], env_file: Path = ENV_FILE) -> list[G
     return [g for g in found if g.name.upper().startswith(PREFIX)]
 
 
+# Settings of earlier releases, and what took their place.
+_REPLACED = {
+    "UNSUBSCRIBE_URL": f"replaced by {PREFIX}PUBLIC_URL, the base URL of `digestbot serve` "
+    "(set that instead; see docs/settings.md)",
+    "UNSUBSCRIBE_SECRET": f"replaced by {PREFIX}SECRET_KEY (rename it: links in emails already "
+    "sent stop working either way)",
+}
+
+
 def unknown_names(names: Iterable[Given]) -> list[str]:
     """One problem per DIGESTBOT_ name that is no setting, naming the closest real one."""
     known = [field.upper() for field in Settings.model_fields]
@@ -77,6 +85,9 @@ def unknown_names(names: Iterable[Given]) -> list[str]:
         name, where = given.name, given.where
         suffix = name.upper().removeprefix(PREFIX)
         if suffix.lower() in Settings.model_fields:
+            continue
+        if suffix in _REPLACED:
+            problems.append(f"{name} (in {where}) is {_REPLACED[suffix]}")
             continue
         words = "_".join(_SYNONYMS.get(word, word) for word in suffix.split("_"))
         close = difflib.get_close_matches(words, known, n=1, cutoff=0.6)
@@ -115,13 +126,6 @@ def placeholders(settings: Settings) -> list[str]:
         problems.append(
             f"{PREFIX}FROM_ADDRESS is the placeholder {settings.from_address} "
             f"(set {PREFIX}FROM_ADDRESS to the address your digests come from)"
-        )
-    secret = settings.unsubscribe_secret.get_secret_value().strip().lower()
-    if settings.unsubscribe_url and secret in _PLACEHOLDER_SECRETS:
-        problems.append(
-            f"{PREFIX}UNSUBSCRIBE_SECRET is empty or a placeholder while "
-            f"{PREFIX}UNSUBSCRIBE_URL is set: anyone could forge unsubscribe links "
-            f"(set {PREFIX}UNSUBSCRIBE_SECRET to a long random string)"
         )
     return problems
 

@@ -4,7 +4,6 @@ trio of templates, then an RFC 5322 message."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import css_inline
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
@@ -101,13 +100,6 @@ def message_id(kind: str, email: str, period_key: str, domain: str) -> str:
     """A Message-ID fixed by what the email is, so a resend reuses it."""
     token = hashlib.sha256(f"{kind}\0{email}\0{period_key}".encode()).hexdigest()[:24]
     return f"<{kind}.{token}@{header_safe(domain)}>"
-
-
-def unsubscribe_link(base_url: str, email: str, secret: str) -> str:
-    """`base_url` with the address and an HMAC token, so the link cannot be forged."""
-    token = hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()[:32]
-    separator = "&" if "?" in base_url else "?"
-    return f"{base_url}{separator}{urlencode({'email': email, 'token': token})}"
 
 
 def unsubscribe_target(sender: str, recipient: str, url: str | None) -> str:

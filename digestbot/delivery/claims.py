@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, update
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from digestbot.delivery.outbox import DUE_SQL, Queued
 from digestbot.delivery.transport import Outbound
 from digestbot.store.engine import sql
-from digestbot.store.tables import DeliveryRow
+from digestbot.store.tables import CLAIMABLE, DeliveryRow
 
 ENDINGS = ("sent", "retry", "failed", "unknown")  # the states an attempt ends in
 
@@ -169,3 +169,18 @@ def unclaim(engine: Engine, row_id: int, *, now: datetime) -> None:
                 claimed_at=None,
             )
         )
+
+
+def cancel_queued(session: Session, subscriber_id: int, *, now: datetime, why: str) -> int:
+    """Cancel the subscriber's emails still waiting to be sent (pending or retry), in
+    `session`'s transaction: a reader who left gets none of them. One being sent right now
+    (claimed) is left to finish. Returns how many were cancelled."""
+    result = session.connection().execute(
+        update(DeliveryRow)
+        .where(
+            col(DeliveryRow.subscriber_id) == subscriber_id,
+            col(DeliveryRow.status).in_(CLAIMABLE),
+        )
+        .values(status="cancelled", updated_at=now, last_error=why, next_attempt_at=None)
+    )
+    return int(result.rowcount)

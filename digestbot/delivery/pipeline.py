@@ -21,6 +21,7 @@ from jinja2 import Environment
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from digestbot import tokens
 from digestbot.addresses import smtp_address
 from digestbot.compose.render import (
     Envelope,
@@ -29,7 +30,6 @@ from digestbot.compose.render import (
     make_environment,
     message_id,
     render_digest,
-    unsubscribe_link,
     unsubscribe_target,
 )
 from digestbot.delivery import outbox, processes
@@ -78,9 +78,8 @@ def _rendered_outgoing(
     env: Environment, settings: Settings, digest: Digest, *, now: datetime
 ) -> outbox.Outgoing:
     sub = digest.subscriber
-    signed = settings.unsubscribe_url and unsubscribe_link(
-        settings.unsubscribe_url, sub.email, settings.unsubscribe_secret.get_secret_value()
-    )
+    key = settings.secret_key.get_secret_value()
+    signed = settings.public_url and tokens.unsubscribe_url(settings.public_url, key, sub.id)
     rendered = render_digest(
         env,
         digest,

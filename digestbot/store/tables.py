@@ -19,10 +19,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 # The states of a delivery row (see delivery.outbox), and groups of them.
-STATES = ("pending", "sending", "sent", "retry", "failed", "unknown")
+STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
 OPEN = ("pending", "sending", "retry", "unknown")  # papers in these rows are spoken for
 CLAIMABLE = ("pending", "retry")
-FINISHED = ("sent", "failed")  # never sent again
+FINISHED = ("sent", "failed", "cancelled")  # never sent again
 KINDS = ("digest", "alert")
 
 # JSON in SQLite (text that its JSON functions read), JSONB in PostgreSQL.
@@ -233,3 +233,29 @@ class LeaseRow(SQLModel, table=True):
     owner: str  # host:pid
     acquired_at: datetime = Field(sa_type=UtcDateTime)
     heartbeat_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class SuppressionRow(SQLModel, table=True):
+    """An address that asked to get nothing more: no digest or alert goes to it, whatever
+    the subscriptions file says, until the operator resubscribes it."""
+
+    __tablename__ = "suppressions"
+    email: str = Field(primary_key=True)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    via: str  # "link" (the reader, from an email) or "operator" (`digestbot unsubscribe`)
+
+
+class VoteRow(SQLModel, table=True):
+    """A reader's word on a paper ("up": more like this, "down": not relevant); the latest
+    vote wins."""
+
+    __tablename__ = "votes"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "paper_id"),
+        _one_of("votes", "vote", ("up", "down")),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id")
+    paper_id: str = Field(foreign_key="papers.id")
+    vote: str
+    voted_at: datetime = Field(sa_type=UtcDateTime)

@@ -184,25 +184,56 @@ def test_real_smtp_from_the_placeholder_sender_is_refused(
     assert db_fingerprint(tmp_path / "digestbot.db") == before
 
 
-def test_signed_links_with_no_real_secret_are_refused_over_smtp(
+def test_a_public_url_without_a_real_secret_key_is_refused(
     settings: Settings, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    """With DIGESTBOT_UNSUBSCRIBE_URL set, an unset or placeholder DIGESTBOT_UNSUBSCRIBE_SECRET
-    stops a real send with one line naming it."""
+    """With DIGESTBOT_PUBLIC_URL set, an unset, placeholder or short DIGESTBOT_SECRET_KEY stops
+    every command with one line naming it, and the key never appears in it."""
     before = ready(settings)
     variables = smtp_to(
         smtp_server,
         DIGESTBOT_DATABASE_URL=settings.database_url,
         DIGESTBOT_FROM_ADDRESS=SENDER,
-        DIGESTBOT_UNSUBSCRIBE_URL="https://lab.example/unsubscribe",
+        DIGESTBOT_PUBLIC_URL="https://papers.lab.example",
     )
-    for secret in ({}, {"DIGESTBOT_UNSUBSCRIBE_SECRET": "change-me"}):
-        done = digestbot("send-now", **variables, **secret)
-        assert done.returncode == 1
-        (line,) = done.stderr.splitlines()
-        assert line.startswith("Error: DIGESTBOT_UNSUBSCRIBE_SECRET is empty or a placeholder")
+    for secret in ({}, {"DIGESTBOT_SECRET_KEY": "change-me"}, {"DIGESTBOT_SECRET_KEY": "short1"}):
+        for command in ("send-now", "status"):
+            done = digestbot(command, **variables, **secret)
+            assert done.returncode == 1
+            (line,) = done.stderr.splitlines()
+            assert "DIGESTBOT_SECRET_KEY is empty, a placeholder or shorter than 16" in line
+            assert "short1" not in line and "change-me" not in line
     assert smtp_server.inbox.envelopes == []
     assert db_fingerprint(tmp_path / "digestbot.db") == before
+
+
+def test_the_settings_of_earlier_releases_say_what_replaced_them(settings: Settings) -> None:
+    """DIGESTBOT_UNSUBSCRIBE_URL and _SECRET are refused, each naming its replacement."""
+    ready(settings)
+    done = digestbot(
+        "status",
+        DIGESTBOT_DATABASE_URL=settings.database_url,
+        DIGESTBOT_UNSUBSCRIBE_URL="https://lab.example/unsub",
+        DIGESTBOT_UNSUBSCRIBE_SECRET="a-long-old-secret-value",
+    )
+    assert done.returncode == 1
+    lines = sorted(done.stderr.splitlines())
+    assert lines[0].startswith("Error: DIGESTBOT_UNSUBSCRIBE_SECRET (in the environment) is ")
+    assert "replaced by DIGESTBOT_SECRET_KEY" in lines[0]
+    assert "replaced by DIGESTBOT_PUBLIC_URL" in lines[1]
+    assert "a-long-old-secret-value" not in done.stderr
+
+
+def test_a_public_url_must_be_https_unless_it_is_this_machine(settings: Settings) -> None:
+    """http:// is refused for a public host and accepted for localhost and 127.0.0.1."""
+    ready(settings)
+    key = {"DIGESTBOT_SECRET_KEY": "k" * 32, "DIGESTBOT_DATABASE_URL": settings.database_url}
+    refused = digestbot("status", DIGESTBOT_PUBLIC_URL="http://papers.lab.example", **key)
+    assert refused.returncode == 1
+    assert "DIGESTBOT_PUBLIC_URL" in refused.stderr and "must be an https:// URL" in refused.stderr
+    for local in ("http://127.0.0.1:8080", "http://localhost:8080/", "https://papers.lab.example"):
+        done = digestbot("status", DIGESTBOT_PUBLIC_URL=local, **key)
+        assert done.returncode == 0, done.stderr
 
 
 def test_the_file_transport_still_works_with_the_defaults(
@@ -213,7 +244,6 @@ def test_the_file_transport_still_works_with_the_defaults(
     done = digestbot(
         "send-now",
         DIGESTBOT_DATABASE_URL=settings.database_url,
-        DIGESTBOT_UNSUBSCRIBE_URL="https://lab.example/unsubscribe",
     )
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1

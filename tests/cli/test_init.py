@@ -79,10 +79,11 @@ def test_the_env_template_loads_as_the_defaults(tmp_path: Path) -> None:
 
 
 def test_the_env_template_shows_secrets_empty() -> None:
-    """The password and the unsubscribe key are empty, never a placeholder to forget."""
+    """The password and the key that signs readers' links are empty, never a placeholder to
+    forget."""
     lines = env_template().splitlines()
     assert "# DIGESTBOT_SMTP_PASSWORD=" in lines
-    assert "# DIGESTBOT_UNSUBSCRIBE_SECRET=" in lines
+    assert "# DIGESTBOT_SECRET_KEY=" in lines
 
 
 def test_the_repositorys_env_example_is_what_init_writes() -> None:

@@ -1,0 +1,60 @@
+"""Tests for what readers' links do to the store: unsubscribes and votes (real SQLite)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from conftest import SmtpServer, free_port, smtp_at
+from helpers import prepare, rows
+from sqlalchemy import Engine
+
+from digestbot import service
+from digestbot.delivery.transport import TransportUnavailable
+from digestbot.rules import readers
+from digestbot.rules.subscribers import active_subscribers
+from digestbot.settings import Settings
+
+
+async def test_unsubscribing_cancels_queued_emails_and_stops_mail_for_good(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A reader's queued digest is cancelled, never sent; asking again changes nothing."""
+    prepare(engine, clock, count=2)
+    with pytest.raises(TransportUnavailable):  # the server is down: the digests stay queued
+        await service.send_now(engine, smtp_at(settings, free_port()), now=clock)
+    assert {r.status for r in rows(engine)} == {"pending"}
+    done = service.unsubscribe(engine, "reader0@example.org", now=clock, via="link")
+    assert done.new and done.cancelled == 1
+    again = service.unsubscribe(engine, "reader0@example.org", now=clock, via="link")
+    assert not again.new and again.cancelled == 0
+    assert sorted(r.status for r in rows(engine)) == ["cancelled", "pending"]
+    assert [s.email for s in active_subscribers(engine)] == ["reader1@example.org"]
+    assert set(readers.suppressions(engine)) == {"reader0@example.org"}
+
+
+async def test_a_cancelled_email_is_never_sent(
+    engine: Engine, settings: Settings, smtp_server: SmtpServer, clock: datetime
+) -> None:
+    """After the reader left, the next send delivers the others' queued digests, not theirs."""
+    prepare(engine, clock, count=2)
+    with pytest.raises(TransportUnavailable):
+        await service.send_now(engine, smtp_at(settings, free_port()), now=clock)
+    service.unsubscribe(engine, "reader0@example.org", now=clock, via="link")
+    await service.send_now(engine, smtp_at(settings, smtp_server.port), now=clock)
+    recipients = [e.rcpt_tos for e in smtp_server.inbox.envelopes]
+    assert recipients == [["reader1@example.org"]]
+
+
+def test_the_latest_vote_on_a_paper_wins(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """Voting twice on one paper keeps one vote, the latest; unknown papers are refused."""
+    prepare(engine, clock, count=1)
+    (reader,) = active_subscribers(engine)
+    paper = service.plan_digests(engine, settings, now=clock)[0].items[0].paper.id
+    assert readers.record_vote(engine, reader.id, paper, "up", now=clock)
+    assert readers.record_vote(engine, reader.id, paper, "down", now=clock)
+    assert not readers.record_vote(engine, reader.id, "no-such-paper", "up", now=clock)
+    (vote,) = readers.votes(engine)
+    assert (vote.email, vote.paper_id, vote.vote) == ("reader0@example.org", paper, "down")
