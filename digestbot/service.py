@@ -239,3 +239,17 @@ def unsubscribe(engine: Engine, email: str, *, now: datetime, via: str) -> Unsub
         why = "cancelled: the reader unsubscribed"
         cancelled = cancel_queued(session, found, now=now, why=why) if found is not None else 0
     return Unsubscribed(email, new, cancelled)
+
+
+def resubscribe(engine: Engine, email: str, *, now: datetime) -> bool:
+    """Take `email` off the suppression list and make its subscriber active again (a sync
+    of a file that no longer lists it deactivates it as usual). False if it was not on the
+    list."""
+    with write_session(engine) as session:
+        if not readers.unsuppress(session, email):
+            return False
+        row = session.exec(select(SubscriberRow).where(SubscriberRow.email == email)).first()
+        if row is not None and not row.active:
+            row.active, row.updated_at = True, now
+            session.add(row)
+    return True

@@ -25,6 +25,7 @@ class VoteToken:
     subscriber_id: int
     paper_id: str
     vote: Vote
+    digest: str  # the period key of the digest the link was in
 
 
 def unsubscribe_token(secret: str, subscriber_id: int) -> str:
@@ -41,9 +42,11 @@ def read_unsubscribe(secret: str, token: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def vote_token(secret: str, subscriber_id: int, paper_id: str, vote: Vote) -> str:
-    """The token of a "more like this" (`up`) or "not relevant" (`down`) link."""
-    return str(URLSafeSerializer(secret, salt=_VOTE).dumps([subscriber_id, paper_id, vote]))
+def vote_token(secret: str, subscriber_id: int, paper_id: str, vote: Vote, digest: str) -> str:
+    """The token of a "more like this" (`up`) or "not relevant" (`down`) link in the digest
+    of period `digest`."""
+    payload = [subscriber_id, paper_id, vote, digest]
+    return str(URLSafeSerializer(secret, salt=_VOTE).dumps(payload))
 
 
 def read_vote(secret: str, token: str) -> VoteToken | None:
@@ -53,8 +56,10 @@ def read_vote(secret: str, token: str) -> VoteToken | None:
     except BadSignature:
         return None
     match value:
-        case [int() as sid, str() as paper_id, "up" | "down" as vote] if not isinstance(sid, bool):
-            return VoteToken(sid, paper_id, vote)
+        case [int() as sid, str() as paper, "up" | "down" as vote, str() as digest] if not (
+            isinstance(sid, bool)
+        ):
+            return VoteToken(sid, paper, vote, digest)
     return None
 
 
@@ -63,6 +68,9 @@ def unsubscribe_url(public_url: str, secret: str, subscriber_id: int) -> str:
     return f"{public_url.rstrip('/')}/u/{unsubscribe_token(secret, subscriber_id)}"
 
 
-def vote_url(public_url: str, secret: str, subscriber_id: int, paper_id: str, vote: Vote) -> str:
+def vote_url(
+    public_url: str, secret: str, subscriber_id: int, paper_id: str, vote: Vote, digest: str
+) -> str:
     """`{public_url}/v/{token}`: a link that asks the reader to confirm a vote on a paper."""
-    return f"{public_url.rstrip('/')}/v/{vote_token(secret, subscriber_id, paper_id, vote)}"
+    token = vote_token(secret, subscriber_id, paper_id, vote, digest)
+    return f"{public_url.rstrip('/')}/v/{token}"

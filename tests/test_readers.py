@@ -53,8 +53,20 @@ def test_the_latest_vote_on_a_paper_wins(
     prepare(engine, clock, count=1)
     (reader,) = active_subscribers(engine)
     paper = service.plan_digests(engine, settings, now=clock)[0].items[0].paper.id
-    assert readers.record_vote(engine, reader.id, paper, "up", now=clock)
-    assert readers.record_vote(engine, reader.id, paper, "down", now=clock)
-    assert not readers.record_vote(engine, reader.id, "no-such-paper", "up", now=clock)
+    assert readers.record_vote(engine, reader.id, paper, "up", digest="daily:1", now=clock)
+    assert readers.record_vote(engine, reader.id, paper, "down", digest="daily:2", now=clock)
+    assert not readers.record_vote(engine, reader.id, "nope", "up", digest="daily:2", now=clock)
     (vote,) = readers.votes(engine)
-    assert (vote.email, vote.paper_id, vote.vote) == ("reader0@example.org", paper, "down")
+    got = (vote.email, vote.paper_id, vote.vote, vote.digest)
+    assert got == ("reader0@example.org", paper, "down", "daily:2")
+
+
+def test_a_resubscribed_reader_gets_mail_again(engine: Engine, clock: datetime) -> None:
+    """Resubscribing takes the address off the list and reactivates its subscriber."""
+    prepare(engine, clock, count=1)
+    service.unsubscribe(engine, "reader0@example.org", now=clock, via="operator")
+    assert active_subscribers(engine) == []
+    assert service.resubscribe(engine, "reader0@example.org", now=clock)
+    assert not service.resubscribe(engine, "reader0@example.org", now=clock)
+    assert [s.email for s in active_subscribers(engine)] == ["reader0@example.org"]
+    assert readers.suppressions(engine) == {}

@@ -34,7 +34,7 @@ def test_forged_truncated_or_other_key_tokens_do_not_read() -> None:
 
 def test_a_vote_token_is_no_unsubscribe_token_and_back() -> None:
     """Each kind of link signs under its own salt, so one cannot stand in for the other."""
-    vote = vote_token(KEY, 42, "2501.08292", "up")
-    assert read_vote(KEY, vote) == VoteToken(42, "2501.08292", "up")
+    vote = vote_token(KEY, 42, "2501.08292", "up", "daily:2026-12-04")
+    assert read_vote(KEY, vote) == VoteToken(42, "2501.08292", "up", "daily:2026-12-04")
     assert read_unsubscribe(KEY, vote) is None
     assert read_vote(KEY, unsubscribe_token(KEY, 42)) is None

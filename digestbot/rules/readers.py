@@ -48,15 +48,14 @@ def suppress(session: Session, email: str, *, now: datetime, via: str) -> bool:
     return True
 
 
-def unsuppress(engine: Engine, email: str) -> bool:
-    """Take `email` off the suppression list; the next sync reactivates it if the file lists
-    it. False if it was not on the list."""
-    with write_session(engine) as session:
-        row = session.get(SuppressionRow, email)
-        if row is None:
-            return False
-        session.delete(row)
-        return True
+def unsuppress(session: Session, email: str) -> bool:
+    """Take `email` off the suppression list in `session`'s transaction; False if it was
+    not on it."""
+    row = session.get(SuppressionRow, email)
+    if row is None:
+        return False
+    session.delete(row)
+    return True
 
 
 def suppressions(engine: Engine) -> dict[str, SuppressionRow]:
@@ -71,7 +70,7 @@ def suppressed_count(engine: Engine) -> int:
 
 
 def record_vote(
-    engine: Engine, subscriber_id: int, paper_id: str, vote: str, *, now: datetime
+    engine: Engine, subscriber_id: int, paper_id: str, vote: str, *, digest: str, now: datetime
 ) -> bool:
     """Record the reader's vote on a paper, replacing an earlier one (the latest wins);
     False if the subscriber or the paper is unknown."""
@@ -86,9 +85,9 @@ def record_vote(
             )
         ).first()
         row = found or VoteRow(
-            subscriber_id=subscriber_id, paper_id=paper_id, vote=vote, voted_at=now
+            subscriber_id=subscriber_id, paper_id=paper_id, vote=vote, voted_at=now, digest=digest
         )
-        row.vote, row.voted_at = vote, now
+        row.vote, row.voted_at, row.digest = vote, now, digest
         session.add(row)
         return True
 
@@ -102,6 +101,7 @@ class CastVote:
     title: str
     vote: str
     voted_at: datetime
+    digest: str
 
 
 def votes(engine: Engine) -> list[CastVote]:
@@ -113,6 +113,7 @@ def votes(engine: Engine) -> list[CastVote]:
             col(PaperRow.title),
             col(VoteRow.vote),
             col(VoteRow.voted_at),
+            col(VoteRow.digest),
         )
         .join(SubscriberRow, col(SubscriberRow.id) == VoteRow.subscriber_id)
         .join(PaperRow, col(PaperRow.id) == VoteRow.paper_id)

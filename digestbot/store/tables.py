@@ -259,3 +259,4 @@ class VoteRow(SQLModel, table=True):
     paper_id: str = Field(foreign_key="papers.id")
     vote: str
     voted_at: datetime = Field(sa_type=UtcDateTime)
+    digest: str = ""  # the period key of the digest whose link it came from

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("paper_id", sa.String(), sa.ForeignKey("papers.id"), nullable=False),
         sa.Column("vote", sa.String(), nullable=False),
         sa.Column("voted_at", sa.DateTime(), nullable=False),
+        sa.Column("digest", sa.String(), nullable=False),
         sa.UniqueConstraint("subscriber_id", "paper_id"),
         sa.CheckConstraint(_one_of("vote", ("up", "down")), name="ck_votes_vote"),
     )
