@@ -36,6 +36,7 @@ from digestbot.ingest.textnorm import safe_text
 from digestbot.schedule import daemon
 from digestbot.settings import LogLevel
 from digestbot.store.failures import check_integrity
+from digestbot.web import create_app, server
 
 
 @app.command("send-now", short_help="Send every subscriber their new papers, now.")
@@ -138,20 +139,41 @@ def status() -> None:
 
 @app.command(short_help="Run the bot: ingest and send on schedule.")
 @friendly
-def run() -> None:
+def run(
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Also serve readers' links (as `digestbot serve` does)."),
+    ] = False,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="With --serve: address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="With --serve: port to listen on.")
+    ] = 8080,
+) -> None:
     """Run the bot: ingest on schedule, send digests at local times and alerts at once.
 
     It logs to stderr, first what it runs with: database, emails, subscriptions, jobs.
 
     DIGESTBOT_LOG_LEVEL=debug adds a line for each HTTP request.
 
+    --serve also serves the pages readers' links open, in the same process (see `serve`).
+
     Stop it with SIGTERM or Ctrl-C; the message in flight finishes.
     """
     settings = load_settings(sends=True)
+    if serve:
+        server.require_public_url(settings)
     with open_engine(settings) as engine:
         say_where_emails_go(settings)
         start_logging(settings.log_level)
-        asyncio.run(daemon.Daemon(settings, engine).run())
+        bot = daemon.Daemon(settings, engine)
+        if not serve:
+            asyncio.run(bot.run())
+            return
+        with server.listen(host, port) as sock:
+            site = server.Server(create_app(settings, engine), signals=False)
+            asyncio.run(server.serve_while(bot.run(), site, sock, stop=bot.stop))
 
 
 def start_logging(level: LogLevel) -> None:

@@ -1,0 +1,87 @@
+"""Web stage: serving the app with uvicorn, on a socket bound up front, stopped by a signal
+or by its caller (the daemon, when both run in one process)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from digestbot.errors import ConfigError
+from digestbot.settings import Settings
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def require_public_url(settings: Settings) -> None:
+    """Refuse to serve links that no email points at, or that nothing could sign."""
+    if not settings.public_url:
+        raise ConfigError(
+            "DIGESTBOT_PUBLIC_URL is not set: readers' links would not point at this server",
+            "set DIGESTBOT_PUBLIC_URL to the URL readers reach it at, and DIGESTBOT_SECRET_KEY"
+            " to a long random string",
+        )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on `host`:`port`, bound before anything starts so that a port in
+    use is one clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "stop what uses that port, or choose another with --host/--port",
+        ) from None
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server; with `signals`, SIGTERM and SIGINT stop it through the event loop,
+    else its caller stops it (`should_exit`). uvicorn's own handling re-raises the signal
+    once stopped, which would end the process by SIGTERM rather than exit 0."""
+
+    def __init__(self, app: ASGIApp, *, signals: bool) -> None:
+        # Access logs are off: every path holds a reader's token.
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", server_header=False
+        )
+        super().__init__(config)
+        self.signals = signals
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if not self.signals:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        for sig in SIGNALS:
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            yield
+        finally:
+            for sig in SIGNALS:
+                loop.remove_signal_handler(sig)
+
+    def stop(self) -> None:
+        self.should_exit = True
+
+
+async def serve_while(
+    work: Coroutine[Any, Any, None], server: Server, sock: socket.socket, stop: Callable[[], None]
+) -> None:
+    """Serve on `sock` while `work` (the daemon) runs; when it ends the server stops, and a
+    server that ends first calls `stop` so the process does not run on half alive."""
+    web = asyncio.create_task(server.serve(sockets=[sock]))
+    web.add_done_callback(lambda _: stop())
+    try:
+        await work
+    finally:
+        server.stop()
+        await web
