@@ -24,8 +24,8 @@ from digestbot.store.tables import PaperRow, SubscriberRow
 from digestbot.web.pages import Pages
 
 BAD_LINK = (
-    "The link is incomplete or was changed on its way here, so it was not used. Open it "
-    "again from the email, or copy the whole link into the address bar."
+    "The link is incomplete or was altered on its way here, so nothing was changed. Open "
+    "it again from the email, or copy the whole link into the address bar."
 )
 GONE = "This link belongs to a reader digestbot no longer knows: nothing was changed."
 VOTE_WORDS = {"up": "More like this", "down": "Not relevant"}
