@@ -26,6 +26,7 @@ from digestbot.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "digestbot.service"
+SERVE_UNIT = DEPLOY / "digestbot-serve.service"
 COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
@@ -33,11 +34,11 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 SETTING_NAMES = {f"DIGESTBOT_{name.upper()}" for name in Settings.model_fields}
 
 
-def unit() -> configparser.ConfigParser:
-    """The unit file read as INI (systemd's syntax is a superset; this one keeps to INI)."""
+def unit(path: Path = UNIT) -> configparser.ConfigParser:
+    """A unit file read as INI (systemd's syntax is a superset; these keep to INI)."""
     parser = configparser.ConfigParser(interpolation=None, strict=True)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case
-    parser.read(UNIT, encoding="utf-8")
+    parser.read(path, encoding="utf-8")
     return parser
 
 
@@ -62,13 +63,27 @@ def test_the_systemd_unit_runs_the_daemon_as_its_own_user_and_restarts_it() -> N
     assert unit()["Install"]["WantedBy"] == "multi-user.target"
 
 
+def test_the_serve_unit_runs_the_site_as_the_daemons_user_in_its_folder_as_hardened() -> None:
+    """digestbot-serve.service runs `digestbot serve` with everything else of the daemon's
+    [Service] the same but its restart pace: same user, folder, .env and sandbox."""
+    site, daemon = dict(unit(SERVE_UNIT)["Service"]), dict(unit()["Service"])
+    assert site.pop("ExecStart").split() == [daemon.pop("ExecStart").split()[0], "serve"]
+    for pace in ("RestartSec", "TimeoutStopSec"):
+        site.pop(pace), daemon.pop(pace)
+    assert site == daemon
+    assert unit(SERVE_UNIT)["Install"]["WantedBy"] == "multi-user.target"
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
-def test_systemd_analyze_verify_finds_nothing_wrong_with_the_unit(tmp_path: Path) -> None:
-    """`systemd-analyze verify` accepts the unit without a warning (ExecStart pointed at this
+@pytest.mark.parametrize("path", [UNIT, SERVE_UNIT], ids=lambda p: p.name)
+def test_systemd_analyze_verify_finds_nothing_wrong_with_the_unit(
+    tmp_path: Path, path: Path
+) -> None:
+    """`systemd-analyze verify` accepts each unit without a warning (ExecStart pointed at this
     installation's digestbot, since verify checks that the program exists)."""
     here = Path(sys.executable).parent / "digestbot"
-    text = re.sub(r"(?m)^ExecStart=\S+", f"ExecStart={here}", UNIT.read_text(encoding="utf-8"))
-    copy = tmp_path / "digestbot.service"
+    text = re.sub(r"(?m)^ExecStart=\S+", f"ExecStart={here}", path.read_text(encoding="utf-8"))
+    copy = tmp_path / path.name
     copy.write_text(text, encoding="utf-8")
     done = subprocess.run(
         ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
