@@ -148,7 +148,10 @@ def run(
         str, typer.Option("--host", metavar="ADDRESS", help="With --serve: address to listen on.")
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, help="With --serve: port to listen on.")
+        int,
+        typer.Option(
+            "--port", metavar="PORT", min=1, max=65535, help="With --serve: port to listen on."
+        ),
     ] = 8080,
 ) -> None:
     """Run the bot: ingest on schedule, send digests at local times and alerts at once.

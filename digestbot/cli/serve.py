@@ -16,7 +16,9 @@ Host = Annotated[
     str,
     typer.Option("--host", metavar="ADDRESS", help="Address to listen on (a reverse proxy's)."),
 ]
-Port = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")]
+Port = Annotated[
+    int, typer.Option("--port", metavar="PORT", min=1, max=65535, help="Port to listen on.")
+]
 
 
 @app.command(short_help="Serve the pages readers' links open: unsubscribe and votes.")
