@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
 
+from digestbot.compose.votes import VoteLinks
 from digestbot.ingest.links import web_url
 from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
 from digestbot.rules.highlight import Span, find_terms
@@ -74,6 +75,7 @@ class PaperView:
     code: str | None
     terms: tuple[str, ...]
     rules: tuple[str, ...]
+    votes: VoteLinks | None = None  # the reader's feedback links, when there are any
 
     # Cached: the HTML and text templates each read these (a frozen dataclass keeps its
     # fields; cached_property writes beside them).
@@ -222,7 +224,9 @@ def fuzziness(subscriber: Subscriber) -> dict[str, int | None]:
     return found
 
 
-def present_item(item: DigestItem, fuzzy: Mapping[str, int | None]) -> PaperView:
+def present_item(
+    item: DigestItem, fuzzy: Mapping[str, int | None], votes: VoteLinks | None = None
+) -> PaperView:
     """What one paper shows: links checked, authors shortened, abstract trimmed, terms marked."""
     paper = item.paper
     text = single_spaced(paper.abstract)
@@ -239,6 +243,7 @@ def present_item(item: DigestItem, fuzzy: Mapping[str, int | None]) -> PaperView
         code=web_url(paper.link("code")),
         terms=item.match.terms,
         rules=item.match.rules,
+        votes=votes,
     )
 
 
@@ -276,16 +281,18 @@ def home_rule(match: Match, own: Mapping[str, frozenset[str]]) -> str:
     return max(match.rules, key=weight, default="")
 
 
-def present_digest(digest: Digest) -> DigestView:
+def present_digest(digest: Digest, votes: Mapping[str, VoteLinks] | None = None) -> DigestView:
     """Papers grouped under the rule that explains each best (see `home_rule`); groups in
-    the order of their best paper, papers by score, then upvotes, then title."""
+    the order of their best paper, papers by score, then upvotes, then title; each with its
+    `votes` links (by paper id) when given."""
     fuzzy = fuzziness(digest.subscriber)
     ranked = sorted(digest.items, key=lambda item: rank_key(item.paper, item.match))
     own = rule_terms(digest.subscriber.rules)
     groups: dict[str, list[PaperView]] = {}
     for item in ranked:
         name = home_rule(item.match, own)
-        groups.setdefault(name, []).append(present_item(item, fuzzy))
+        links = votes.get(item.paper.id) if votes else None
+        groups.setdefault(name, []).append(present_item(item, fuzzy, links))
     return DigestView(
         count=len(digest.items),
         groups=tuple(Group(name, tuple(views)) for name, views in groups.items()),
