@@ -26,7 +26,7 @@ from digestbot.cli.common import (
     print_summary,
     subscriptions_app,
 )
-from digestbot.compose.present import plural
+from digestbot.compose.words import plural
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.ingest import papers
 from digestbot.ingest.fetch import SourceSpec

@@ -19,9 +19,10 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 
 from digestbot.compose.footer import cadence
 from digestbot.compose.mime import MAX_LINE, multipart_alternative
-from digestbot.compose.present import plural, present_digest, short_date, trim_words, wrap
+from digestbot.compose.present import present_digest
 from digestbot.compose.prestyle import INLINER, Styled
 from digestbot.compose.votes import VoteLinks
+from digestbot.compose.words import plural, short_date, trim_words, wrap
 from digestbot.errors import ConfigError
 from digestbot.ingest.links import web_url
 from digestbot.ingest.textnorm import safe_text
