@@ -12,8 +12,15 @@ import typer
 
 from digestbot import service
 from digestbot.addresses import normalise_address
-from digestbot.cli.common import app, friendly, load_settings, now_utc, open_engine, out
-from digestbot.cli.common import show_help_when_bare as _show_help
+from digestbot.cli.common import (
+    app,
+    friendly,
+    load_settings,
+    now_utc,
+    open_engine,
+    out,
+    show_help_when_bare,
+)
 from digestbot.compose.present import plural
 from digestbot.errors import ConfigError
 from digestbot.ingest.textnorm import safe_text
@@ -22,7 +29,7 @@ from digestbot.rules.subscribers import subscriber_known
 
 feedback_app = typer.Typer(
     help="Read what readers said of the papers in their digests.",
-    callback=_show_help,
+    callback=show_help_when_bare,
     invoke_without_command=True,
 )
 app.add_typer(feedback_app, name="feedback")
