@@ -135,7 +135,7 @@ def fail(exc: DigestbotError) -> NoReturn:
     raise typer.Exit(1) from None
 
 
-GROUPS = ("subscriptions", "papers", "db")
+GROUPS = ("subscriptions", "papers", "db", "feedback")
 
 
 def _typed(function: str) -> str:
