@@ -21,7 +21,7 @@ from digestbot.cli.common import (
     out,
     show_help_when_bare,
 )
-from digestbot.compose.present import plural
+from digestbot.compose.words import plural
 from digestbot.errors import ConfigError
 from digestbot.ingest.textnorm import safe_text
 from digestbot.rules import readers
