@@ -59,7 +59,7 @@ VARIANTS: dict[str, list[tuple[str, str, str]]] = {
     # Every cache of presenting and highlighting a digest's papers off (maxsize 0).
     "caches": [
         (file, "@lru_cache(maxsize=", "@lru_cache(maxsize=0 * ")
-        for file in ("digestbot/compose/present.py", "digestbot/rules/highlight.py")
+        for file in ("digestbot/compose/words.py", "digestbot/rules/highlight.py")
     ],
     "own MIME writer": [("digestbot/compose/mime.py", "\ndef _lf(", _STOCK_MIME + "\n\ndef _lf(")],
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import webbrowser
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -13,6 +14,7 @@ from conftest import LISTING_000, SmtpServer, db_fingerprint
 from helpers import ALICE_YAML
 from pydantic import SecretStr
 from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from digestbot import service
@@ -21,7 +23,12 @@ from digestbot.ingest.load import ingest_path
 from digestbot.rules.subscribers import active_subscribers, sync_subscriptions
 from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.settings import Settings
-from digestbot.tokens import read_unsubscribe, unsubscribe_token
+from digestbot.store.tables import DeliveryRow, PaperRow
+from digestbot.tokens import VoteToken, read_unsubscribe, read_vote, unsubscribe_token
+
+KEY = "s3cret-s3cret-s3cret"
+PUBLIC = "https://lab.example"
+HF_FEED = Path(__file__).parent / "fixtures" / "feeds" / "hf_daily_papers_2025-01-15.json"
 
 
 def prepare(engine: Engine, now: datetime) -> None:
@@ -29,15 +36,20 @@ def prepare(engine: Engine, now: datetime) -> None:
     sync_subscriptions(engine, parse_subscriptions(ALICE_YAML, source="s.yaml"), now=now)
 
 
+@pytest.mark.parametrize("links", [False, True], ids=["mailto", "public-url"])
 async def test_it_previews_exactly_the_bytes_send_now_delivers(
     engine: Engine,
     smtp_settings: Settings,
     smtp_server: SmtpServer,
     clock: datetime,
     tmp_path: Path,
+    links: bool,
 ) -> None:
-    """For the same clock, the previewed message is byte for byte what the SMTP server gets,
-    and previewing writes nothing to the database."""
+    """For the same clock, the previewed message is byte for byte what the SMTP server gets
+    (signed unsubscribe and vote links included), and previewing writes nothing to the
+    database."""
+    if links:
+        smtp_settings = public(smtp_settings)
     prepare(engine, clock)
     before = db_fingerprint(tmp_path / "digestbot.db")
     previewed = service.preview(engine, smtp_settings, "alice@example.org", now=clock).new
@@ -76,6 +88,95 @@ def test_the_public_url_and_the_sender_shape_the_headers(
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert str(msg["Message-ID"]).endswith("@lab.example>")
     assert f'href="{link.replace("&", "&amp;")}"' in msg.get_body(("html",)).get_content()
+
+
+def public(settings: Settings) -> Settings:
+    """`settings` with DIGESTBOT_PUBLIC_URL and its secret key."""
+    return settings.model_copy(update={"public_url": PUBLIC, "secret_key": SecretStr(KEY)})
+
+
+async def delivered(engine: Engine, settings: Settings, server: SmtpServer, now: datetime) -> Any:
+    """Alice's digest as send-now delivered it to the SMTP server: the message, its parts
+    (CRLFs made newlines), its delivery row and its papers (some with page, PDF and code
+    links, from the saved Hugging Face feed)."""
+    prepare(engine, now)
+    ingest_path(engine, HF_FEED, now=now)
+    outcomes, _ = await service.send_now(engine, settings, now=now, emails=["alice@example.org"])
+    assert [o.status for o in outcomes] == ["sent"]
+    (received,) = server.inbox.envelopes
+    msg = message_from_bytes(received.original_content, policy=policy.default)
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    html = msg.get_body(("html",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    with Session(engine) as session:
+        (row,) = session.exec(select(DeliveryRow)).all()
+        papers = session.exec(select(PaperRow).where(col(PaperRow.id).in_(row.paper_ids))).all()
+    assert papers
+    return msg, text, html, row, list(papers)
+
+
+async def test_with_a_public_url_every_reader_link_is_signed_for_that_reader(
+    engine: Engine, smtp_settings: Settings, smtp_server: SmtpServer, clock: datetime
+) -> None:
+    """Through send-now: List-Unsubscribe holds the mailto and the `/u/` link, one-click is
+    offered, the token reads back as the reader, the footer links to the same URL, and each
+    paper's two vote links read back as (reader, paper, vote, the digest's period key)."""
+    msg, text, html, row, papers = await delivered(
+        engine, public(smtp_settings), smtp_server, clock
+    )
+    (alice,) = active_subscribers(engine, ["alice@example.org"])
+    header = " ".join(str(msg["List-Unsubscribe"]).split())
+    mailto, link = re.fullmatch(r"<(mailto:[^>]+)>, <([^>]+)>", header).groups()  # type: ignore[union-attr]
+    assert mailto.startswith("mailto:") and link.startswith(f"{PUBLIC}/u/")
+    assert read_unsubscribe(KEY, link.rsplit("/", 1)[1]) == alice.id == row.subscriber_id
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert f"Unsubscribe: {link}\n" in text
+    assert re.findall(r'href="([^"]*)">Unsubscribe</a>', html) == [link]
+    expected = {
+        VoteToken(alice.id, paper.id, vote, row.period_key)
+        for paper in papers
+        for vote in ("up", "down")
+    }
+    for part in (text, html):
+        found = re.findall(rf"{re.escape(PUBLIC)}/v/([^\s\"<]+)", part)
+        assert len(found) == len(expected)
+        assert {read_vote(KEY, token) for token in found} == expected
+
+
+async def test_without_a_public_url_only_the_mailto_and_no_vote_links(
+    engine: Engine, smtp_settings: Settings, smtp_server: SmtpServer, clock: datetime
+) -> None:
+    """Through send-now without DIGESTBOT_PUBLIC_URL: List-Unsubscribe is the mailto alone,
+    there is no List-Unsubscribe-Post, the footer unsubscribes by mail, and no paper has
+    vote links."""
+    msg, text, html, _, _ = await delivered(engine, smtp_settings, smtp_server, clock)
+    header = " ".join(str(msg["List-Unsubscribe"]).split())
+    assert re.fullmatch(r"<mailto:[^>]+\?subject=unsubscribe%20alice%40example\.org>", header)
+    assert msg["List-Unsubscribe-Post"] is None
+    assert re.findall(r'href="([^"]*)">Unsubscribe</a>', html)[0].startswith("mailto:")
+    for part in (text, html):
+        assert "More like this" not in part and "Not relevant" not in part
+        assert "/v/" not in part and "/u/" not in part
+
+
+async def test_no_tracking_pixels_and_no_click_redirects(
+    engine: Engine, smtp_settings: Settings, smtp_server: SmtpServer, clock: datetime
+) -> None:
+    """The HTML loads no image, and every link goes straight where it says: a paper's own
+    page, PDF or code, the unsubscribe link, or a vote link; nothing else points at
+    DIGESTBOT_PUBLIC_URL."""
+    msg, text, html, _, papers = await delivered(engine, public(smtp_settings), smtp_server, clock)
+    assert "<img" not in html.lower() and "url(" not in html.lower()
+    own = {url for paper in papers for url in paper.links.values()}
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    ours = [h for h in hrefs if h.startswith(PUBLIC)]
+    assert [h for h in ours if "/u/" in h] == [str(msg["List-Unsubscribe"]).split("<")[-1][:-1]]
+    assert len([h for h in ours if h.startswith(f"{PUBLIC}/v/")]) == 2 * len(papers)
+    assert len(ours) == 1 + 2 * len(papers)
+    elsewhere = {h for h in hrefs if not h.startswith((PUBLIC, "mailto:"))}
+    assert elsewhere and elsewhere <= own
+    for line in text.splitlines():
+        for url in re.findall(r"https?://\S+", line):
+            assert url in own or url.startswith((f"{PUBLIC}/u/", f"{PUBLIC}/v/")), url
 
 
 @pytest.fixture

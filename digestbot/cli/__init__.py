@@ -5,6 +5,7 @@ from digestbot.cli import (  # noqa: F401  (importing them registers their comma
     library,
     mail,
     paperview,
+    readers,
     serve,
     setup,
 )

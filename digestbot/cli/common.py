@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from digestbot import service
 from digestbot.cli import config
-from digestbot.compose.present import plural
+from digestbot.compose.words import plural
 from digestbot.delivery.send import Report
 from digestbot.errors import ConfigError, DigestbotError, SettingsError, StoreError
 from digestbot.rules.yamlfile import format_path
@@ -135,7 +135,7 @@ def fail(exc: DigestbotError) -> NoReturn:
     raise typer.Exit(1) from None
 
 
-GROUPS = ("subscriptions", "papers", "db")
+GROUPS = ("subscriptions", "papers", "db", "feedback")
 
 
 def _typed(function: str) -> str:

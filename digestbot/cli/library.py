@@ -24,9 +24,10 @@ from digestbot.cli.common import (
     print_left_out,
     print_outcomes,
     print_summary,
+    sqlite_file,
     subscriptions_app,
 )
-from digestbot.compose.present import plural
+from digestbot.compose.words import plural
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.ingest import papers
 from digestbot.ingest.fetch import SourceSpec
@@ -34,7 +35,7 @@ from digestbot.ingest.links import web_url
 from digestbot.ingest.load import ingest_path, ingest_source
 from digestbot.ingest.textnorm import safe_text
 from digestbot.resources import bundled_path
-from digestbot.rules.subscribers import sync_subscriptions
+from digestbot.rules.subscribers import listed_but_suppressed, sync_subscriptions
 from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
 from digestbot.schedule import ledger
 from digestbot.settings import Settings, given_settings
@@ -227,11 +228,12 @@ def subscriptions_validate(
     path: Annotated[Path | None, typer.Argument(metavar="FILE", hidden=True)] = None,
 ) -> None:
     """Check the subscriptions FILE (default: DIGESTBOT_SUBSCRIPTIONS); report every problem
-    as file:line:column."""
+    as file:line:column, and warn of each address in it that unsubscribed."""
     settings = load_settings()
     target = path or settings.subscriptions
     spec = load_subscriptions(target)
     _warn_nowhere(spec)
+    _warn_suppressed(settings, spec)
     rules = sum(len(s.rules) for s in spec.subscribers)
     counted = f"{plural(len(spec.subscribers), 'subscriber')}, {plural(rules, 'rule')}"
     out.print(f"{target}: OK, {counted}", markup=False)
@@ -243,19 +245,35 @@ def subscriptions_sync(
     path: Annotated[Path | None, typer.Argument(metavar="FILE", hidden=True)] = None,
 ) -> None:
     """Load the subscriptions FILE (default: DIGESTBOT_SUBSCRIPTIONS) into the database in one
-    transaction."""
+    transaction. Addresses that unsubscribed stay inactive even while the file lists them;
+    each gets a warning."""
     settings = load_settings()
     spec = load_subscriptions(path or settings.subscriptions)
     _warn_nowhere(spec)
     with open_engine(settings, create=True) as engine:
         result = sync_subscriptions(engine, spec, now=now_utc())
+    for held in result.suppressed:
+        err.print(f"Warning: {held.warning()}", markup=False)
     out.print(
         f"{len(result.added)} added, {len(result.changed)} changed, "
         f"{len(result.reactivated)} reactivated, {len(result.deactivated)} deactivated, "
         f"{len(result.unchanged)} unchanged"
+        + (f", {len(result.suppressed)} kept unsubscribed" if result.suppressed else "")
     )
 
 
 def _warn_nowhere(spec: SubscriptionsFile) -> None:
     for line in config.nowhere_addresses(s.email for s in spec.subscribers):
         err.print(f"Warning: {line}", markup=False)
+
+
+def _warn_suppressed(settings: Settings, spec: SubscriptionsFile) -> None:
+    """Warn of each listed address that unsubscribed, when there is a database to ask; a
+    file can be checked before any database exists."""
+    path = sqlite_file(settings.database_url)
+    if path is not None and not path.exists():
+        return
+    with open_engine(settings) as engine:
+        held = listed_but_suppressed(engine, spec)
+    for one in held:
+        err.print(f"Warning: {one.warning()}", markup=False)

@@ -1,4 +1,4 @@
-"""CLI: the status view, what `digestbot status` shows (daemon, jobs, sources, outbox)."""
+"""CLI: the status view, what `digestbot status` shows (daemon, jobs, sources, outbox, opt-outs)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from digestbot.delivery import outbox
 from digestbot.ingest.textnorm import safe_text
+from digestbot.rules import readers
 from digestbot.schedule import ledger
 from digestbot.store.lock import daemon_running
 from digestbot.store.tables import STATES, DeliveryRow, SourceRunRow
@@ -29,10 +30,24 @@ def tables(engine: Engine) -> Iterator[Table | str]:
     counts = outbox.counts_by_status(engine)
     table = Table("state", "emails", title="Outbox")
     for state in STATES:
-        table.add_row(state, str(counts.get(state, 0)))
+        # Only an unsubscribe cancels emails: most setups never have one to show.
+        if state != "cancelled" or counts.get(state):
+            table.add_row(state, str(counts.get(state, 0)))
     yield table
+    yield _suppressed(readers.suppressed_count(engine))
     if rows := outbox.problem_rows(engine):
         yield from _problems(rows)
+
+
+def _suppressed(count: int) -> str:
+    """How many addresses asked to get nothing more: the file may list them, they get no mail."""
+    addresses = f"{count} address{'' if count == 1 else 'es'}"
+    if not count:
+        return f"Suppression list: {addresses}."
+    return (
+        f"Suppression list: {addresses} that unsubscribed get no mail "
+        "(`digestbot resubscribe EMAIL` takes one off)."
+    )
 
 
 def _scheduler(engine: Engine) -> Iterator[Table | str]:

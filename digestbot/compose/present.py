@@ -10,17 +10,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cached_property, lru_cache
+from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
 
+from digestbot.compose.votes import VoteLinks
+from digestbot.compose.words import EXCERPT_CHARS, plural, short_date, single_spaced, trim_words
 from digestbot.ingest.links import web_url
 from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
 from digestbot.rules.highlight import Span, find_terms
 from digestbot.rules.matching import rank_key
 
-EXCERPT_CHARS = 300
 SHOWN_AUTHORS = 3
 _MARK_OPEN = Markup('<mark class="hl">')
 _MARK_CLOSE = Markup("</mark>")
@@ -74,6 +75,7 @@ class PaperView:
     code: str | None
     terms: tuple[str, ...]
     rules: tuple[str, ...]
+    votes: VoteLinks | None = None  # the reader's feedback links, when there are any
 
     # Cached: the HTML and text templates each read these (a frozen dataclass keeps its
     # fields; cached_property writes beside them).
@@ -137,25 +139,6 @@ class DigestView:
         return trim_words(" · ".join(view.title for view in self.papers[:3]), 140)
 
 
-def plural(count: int, noun: str) -> str:
-    """`1 paper`, `2 papers`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def short_date(day: date) -> str:
-    """`Nov 3`, on every platform."""
-    return f"{day:%b} {day.day}"
-
-
-def trim_words(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """`text` cut at a word boundary to at most `limit` characters, with an ellipsis if cut."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",.;:")
-    return f"{cut}…"
-
-
 def authors_line(paper: Paper) -> str:
     """`A, B, C et al.`; without names, the author count and organisation when known."""
     if paper.authors:
@@ -163,14 +146,6 @@ def authors_line(paper: Paper) -> str:
         return f"{shown} et al." if len(paper.authors) > SHOWN_AUTHORS else shown
     known = [plural(paper.author_count, "author")] if paper.author_count else []
     return " · ".join([*known, *([paper.organisation] if paper.organisation else [])])
-
-
-# One entry: an abstract and its single-spaced copy, ~0.9 KiB; 4096 is ~4 MiB.
-@lru_cache(maxsize=4096)
-def single_spaced(text: str) -> str:
-    """`text` with every run of white space made one space; cached, since one paper's
-    abstract is shown in many digests."""
-    return " ".join(text.split())
 
 
 def _sentence_end(text: str, low: int, high: int) -> int:
@@ -222,7 +197,9 @@ def fuzziness(subscriber: Subscriber) -> dict[str, int | None]:
     return found
 
 
-def present_item(item: DigestItem, fuzzy: Mapping[str, int | None]) -> PaperView:
+def present_item(
+    item: DigestItem, fuzzy: Mapping[str, int | None], votes: VoteLinks | None = None
+) -> PaperView:
     """What one paper shows: links checked, authors shortened, abstract trimmed, terms marked."""
     paper = item.paper
     text = single_spaced(paper.abstract)
@@ -239,6 +216,7 @@ def present_item(item: DigestItem, fuzzy: Mapping[str, int | None]) -> PaperView
         code=web_url(paper.link("code")),
         terms=item.match.terms,
         rules=item.match.rules,
+        votes=votes,
     )
 
 
@@ -276,16 +254,18 @@ def home_rule(match: Match, own: Mapping[str, frozenset[str]]) -> str:
     return max(match.rules, key=weight, default="")
 
 
-def present_digest(digest: Digest) -> DigestView:
+def present_digest(digest: Digest, votes: Mapping[str, VoteLinks] | None = None) -> DigestView:
     """Papers grouped under the rule that explains each best (see `home_rule`); groups in
-    the order of their best paper, papers by score, then upvotes, then title."""
+    the order of their best paper, papers by score, then upvotes, then title; each with its
+    `votes` links (by paper id) when given."""
     fuzzy = fuzziness(digest.subscriber)
     ranked = sorted(digest.items, key=lambda item: rank_key(item.paper, item.match))
     own = rule_terms(digest.subscriber.rules)
     groups: dict[str, list[PaperView]] = {}
     for item in ranked:
         name = home_rule(item.match, own)
-        groups.setdefault(name, []).append(present_item(item, fuzzy))
+        links = votes.get(item.paper.id) if votes else None
+        groups.setdefault(name, []).append(present_item(item, fuzzy, links))
     return DigestView(
         count=len(digest.items),
         groups=tuple(Group(name, tuple(views)) for name, views in groups.items()),
@@ -293,27 +273,3 @@ def present_digest(digest: Digest) -> DigestView:
         dropped=digest.dropped,
         carry_days=digest.carry_days,
     )
-
-
-# Cached: the text template wraps each paper's title and excerpt the same way in every
-# digest that shows it (bench digests as a render process gets them: the text part 0.25 ->
-# 0.17 ms a digest). One entry: a text and its wrapped copy, ~0.7 KiB; 32768 is ~22 MiB
-# (a 1,000-subscriber batch over 1,000 papers filled 30,000).
-@lru_cache(maxsize=32768)
-def wrap(text: str, width: int = 80, indent: str = "", first: str | None = None) -> str:
-    """`text` folded to `width` columns, every line after the first starting with `indent`
-    (the first with `first`, default `indent`). URLs and long words are never broken, so a
-    line is only wider than `width` when a single word is."""
-    text, prefix = " ".join(str(text).split()), indent if first is None else first
-    lines: list[str] = []
-    # Greedy, a line at a time: the last space within reach ends the line (with one space
-    # between words, the words before it fit); a first word too long for any line stands
-    # alone, unbroken.
-    while len(prefix) + len(text) > width:
-        cut = text.rfind(" ", 0, max(width - len(prefix), 0) + 1)
-        if cut < 0 and (cut := text.find(" ")) < 0:
-            break
-        lines.append(prefix + text[:cut])
-        text, prefix = text[cut + 1 :], indent
-    lines.append(prefix + text)
-    return "\n".join(lines)

@@ -19,8 +19,10 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 
 from digestbot.compose.footer import cadence
 from digestbot.compose.mime import MAX_LINE, multipart_alternative
-from digestbot.compose.present import plural, present_digest, short_date, trim_words, wrap
+from digestbot.compose.present import present_digest
 from digestbot.compose.prestyle import INLINER, Styled
+from digestbot.compose.votes import VoteLinks
+from digestbot.compose.words import plural, short_date, trim_words, wrap
 from digestbot.errors import ConfigError
 from digestbot.ingest.links import web_url
 from digestbot.ingest.textnorm import safe_text
@@ -111,11 +113,17 @@ def unsubscribe_target(sender: str, recipient: str, url: str | None) -> str:
 
 
 def render_digest(
-    env: Environment, digest: Digest, *, unsubscribe: str = "", contact: str = ""
+    env: Environment,
+    digest: Digest,
+    *,
+    unsubscribe: str = "",
+    contact: str = "",
+    votes: Mapping[str, VoteLinks] | None = None,
 ) -> Rendered:
     """Render the subject, text and HTML templates of the digest's kind (digest or alert);
-    the footer names `contact` as the one who sends it (see Settings.reader_contact)."""
-    view = present_digest(digest)
+    the footer names `contact` as the one who sends it (see Settings.reader_contact), and
+    each paper with links in `votes` (by paper id) shows them."""
+    view = present_digest(digest, votes)
     context: dict[str, Any] = {
         "digest": digest,
         "subscriber": digest.subscriber,

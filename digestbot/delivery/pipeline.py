@@ -32,6 +32,7 @@ from digestbot.compose.render import (
     render_digest,
     unsubscribe_target,
 )
+from digestbot.compose.votes import VoteLinks
 from digestbot.delivery import outbox, processes
 from digestbot.delivery.send import Feed
 from digestbot.delivery.transport import Outbound
@@ -85,6 +86,7 @@ def _rendered_outgoing(
         digest,
         unsubscribe=unsubscribe_target(settings.from_address, sub.email, signed or None),
         contact=settings.reader_contact,
+        votes=_vote_links(settings.public_url, key, digest) if settings.public_url else None,
     )
     envelope = Envelope(
         sender=smtp_address(settings.from_address),
@@ -106,6 +108,19 @@ def _rendered_outgoing(
         paper_ids=tuple(item.paper.id for item in digest.items),
         left_out=digest.left_out,
     )
+
+
+def _vote_links(public_url: str, key: str, digest: Digest) -> dict[str, VoteLinks]:
+    """Each paper's "more like this" and "not relevant" links, signed for this reader and
+    this digest (its period key), so a vote says which email it came from."""
+    sid, period = digest.subscriber.id, digest.period_key
+    return {
+        item.paper.id: VoteLinks(
+            up=tokens.vote_url(public_url, key, sid, item.paper.id, "up", period),
+            down=tokens.vote_url(public_url, key, sid, item.paper.id, "down", period),
+        )
+        for item in digest.items
+    }
 
 
 def _failed(settings: Settings, digest: Digest, problem: str) -> outbox.Outgoing:

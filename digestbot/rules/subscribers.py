@@ -13,8 +13,8 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, delete, select
 
 from digestbot.models import Rule, Subscriber
-from digestbot.rules.subscriptions import SubscriptionsFile
-from digestbot.store.tables import RuleRow, SubscriberRow
+from digestbot.rules.subscriptions import SubscriberSpec, SubscriptionsFile
+from digestbot.store.tables import RuleRow, SubscriberRow, SuppressionRow
 
 
 @dataclass
@@ -26,6 +26,40 @@ class SyncResult:
     deactivated: list[str] = field(default_factory=list)
     reactivated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # Listed in the file but on the suppression list: kept inactive, never reactivated.
+    suppressed: list[Suppressed] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """An address the subscriptions file lists although it asked to get nothing more."""
+
+    email: str
+    since: datetime
+    via: str  # "link" or "operator"
+
+    def warning(self) -> str:
+        """What the operator is told, by `subscriptions validate`/`sync` and the daemon."""
+        how = "by the operator" if self.via == "operator" else "via the link"
+        return (
+            f"{self.email} unsubscribed on {self.since:%Y-%m-%d} {how}; remove them from the "
+            f"file or run digestbot resubscribe {self.email}"
+        )
+
+
+def listed_but_suppressed(engine: Engine, spec: SubscriptionsFile) -> list[Suppressed]:
+    """The addresses of `spec` that are on the suppression list, in file order."""
+    with Session(engine) as session:
+        return _suppressed_of(session, spec)
+
+
+def _suppressed_of(session: Session, spec: SubscriptionsFile) -> list[Suppressed]:
+    gone = {row.email: row for row in session.exec(select(SuppressionRow))}
+    return [
+        Suppressed(s.email, gone[s.email].created_at, gone[s.email].via)
+        for s in spec.subscribers
+        if s.email in gone
+    ]
 
 
 def rule_to_json(rule: Rule) -> dict[str, Any]:
@@ -54,37 +88,27 @@ def sync_subscriptions(engine: Engine, spec: SubscriptionsFile, *, now: datetime
     """Make the database match `spec` in one transaction; removed subscribers are deactivated.
 
     Rules are replaced, never merged; papers already sent stay recorded, so a rule change
-    never sends a paper twice.
+    never sends a paper twice. A suppressed address keeps its settings and rules up to date
+    but stays inactive, whatever the file says, until the operator resubscribes it.
     """
     result = SyncResult()
-    defaults = spec.defaults
     with Session(engine) as session, session.begin():
         rows = {row.email: row for row in session.exec(select(SubscriberRow))}
+        result.suppressed = _suppressed_of(session, spec)
+        held = {s.email for s in result.suppressed}
         for sub in spec.subscribers:
-            timezone, send_at, frequency = spec.schedule_of(sub)
-            wanted = {
-                "name": sub.name,
-                "timezone": timezone,
-                "send_at": send_at,
-                "frequency": frequency,
-                "max_papers": sub.max_papers or defaults.max_papers,
-                "send_empty": defaults.send_empty if sub.send_empty is None else sub.send_empty,
-            }
-            bodies = [rule_to_json(r) for r in spec.rules_of(sub)]
-            row = rows.get(sub.email)
-            if row is None:
-                row = SubscriberRow(email=sub.email, created_at=now, updated_at=now)
-                result.added.append(sub.email)
-            elif not row.active:
-                result.reactivated.append(sub.email)
-            elif _settings_of(row) != wanted or _bodies(session, row) != bodies:
-                result.changed.append(sub.email)
-            else:
-                result.unchanged.append(sub.email)
+            wanted, bodies = _wanted(spec, sub), [rule_to_json(r) for r in spec.rules_of(sub)]
+            row, active = rows.get(sub.email), sub.email not in held
+            if row is not None and row.active == active and _same(session, row, wanted, bodies):
+                if active:
+                    result.unchanged.append(sub.email)
                 continue
+            if active:
+                _tally(result, sub.email, row)
+            row = row or SubscriberRow(email=sub.email, created_at=now, updated_at=now)
             for key, value in wanted.items():
                 setattr(row, key, value)
-            row.active, row.updated_at = True, now
+            row.active, row.updated_at = active, now
             session.add(row)
             session.flush()
             _replace_rules(session, row, bodies)
@@ -95,6 +119,36 @@ def sync_subscriptions(engine: Engine, spec: SubscriptionsFile, *, now: datetime
                 session.add(row)
                 result.deactivated.append(email)
     return result
+
+
+def _wanted(spec: SubscriptionsFile, sub: SubscriberSpec) -> dict[str, Any]:
+    """The subscriber's settings as the file gives them, its defaults filled in."""
+    timezone, send_at, frequency = spec.schedule_of(sub)
+    defaults = spec.defaults
+    return {
+        "name": sub.name,
+        "timezone": timezone,
+        "send_at": send_at,
+        "frequency": frequency,
+        "max_papers": sub.max_papers or defaults.max_papers,
+        "send_empty": defaults.send_empty if sub.send_empty is None else sub.send_empty,
+    }
+
+
+def _same(
+    session: Session, row: SubscriberRow, wanted: dict[str, Any], bodies: list[dict[str, Any]]
+) -> bool:
+    return _settings_of(row) == wanted and _bodies(session, row) == bodies
+
+
+def _tally(result: SyncResult, email: str, row: SubscriberRow | None) -> None:
+    """Count a listed, unsuppressed address that the sync changes."""
+    if row is None:
+        result.added.append(email)
+    elif not row.active:
+        result.reactivated.append(email)
+    else:
+        result.changed.append(email)
 
 
 def _settings_of(row: SubscriberRow) -> dict[str, Any]:
@@ -126,6 +180,13 @@ _SUBSCRIBER_COLUMNS = (
     col(SubscriberRow.send_empty),
     col(SubscriberRow.created_at),
 )
+
+
+def subscriber_known(engine: Engine, email: str) -> bool:
+    """Whether a subscriptions file ever listed `email` (active or not)."""
+    with Session(engine) as session:
+        query = select(SubscriberRow.id).where(SubscriberRow.email == email)
+        return session.exec(query).first() is not None
 
 
 def active_count(engine: Engine) -> int:

@@ -86,7 +86,8 @@ class Daemon:
     def _apply(
         self, config: SubscriptionsFile, stamp: tuple[int, int] | None, *, now: datetime
     ) -> None:
-        """Put a parsed subscriptions file in force: subscribers synced, jobs rebuilt."""
+        """Put a parsed subscriptions file in force: subscribers synced (suppressed addresses
+        kept inactive, each logged), jobs rebuilt."""
         result = sync_subscriptions(self.engine, config, now=now)
         self.config, self.stamp = config, stamp
         log.info(
@@ -97,6 +98,9 @@ class Daemon:
             len(result.changed),
             len(result.deactivated),
         )
+        # The file is read again only when it changes, so each warning is logged once per edit.
+        for held in result.suppressed:
+            log.warning("%s", held.warning())
         self.build_jobs(config)
 
     def build_jobs(self, config: SubscriptionsFile) -> None:

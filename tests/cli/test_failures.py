@@ -122,12 +122,17 @@ def test_it_reports_a_read_only_database_in_one_line(database: Path, newcomer: P
 
 
 def _corrupt(database: Path) -> bytes:
-    """Overwrite pages in the middle of `database` (checkpointed first); its new bytes."""
+    """Overwrite the root page of the papers table in `database` (checkpointed first), so
+    whatever reads papers meets it, wherever the schema puts that page; its new bytes."""
     with closing(sqlite3.connect(database)) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (root,) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'papers'"
+        ).fetchone()
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
     data = bytearray(database.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 3 * 4096] = b"\xff" * (3 * 4096)
+    start = (root - 1) * size
+    data[start : start + size] = b"\xff" * size
     database.write_bytes(bytes(data))
     return bytes(data)
 

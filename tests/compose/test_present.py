@@ -17,9 +17,8 @@ from digestbot.compose.present import (
     present_digest,
     present_item,
     rule_terms,
-    trim_words,
-    wrap,
 )
+from digestbot.compose.words import trim_words, wrap
 from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
 from digestbot.rules.highlight import find_terms
 

@@ -14,6 +14,7 @@ from samples import fixture_digest
 
 from digestbot.compose.prestyle import attributes, style_of
 from digestbot.compose.render import Rendered, make_environment, render_admin, render_digest
+from digestbot.compose.votes import VoteLinks
 from digestbot.errors import ConfigError
 from digestbot.models import Digest, DigestItem, Match, Paper, Subscriber
 from digestbot.resources import bundled_path
@@ -64,9 +65,18 @@ def a_hostile_digest() -> Digest:
     return Digest(sub, (DigestItem(paper, match),), NOW, "manual:x", left_out=("a", "b"))
 
 
+def voted(digest: Digest) -> dict[str, VoteLinks]:
+    """Vote links for every paper of `digest`."""
+    return {
+        i.paper.id: VoteLinks(f"https://x.example/v/u{n}", f"https://x.example/v/d{n}")
+        for n, i in enumerate(digest.items)
+    }
+
+
 EMAILS: dict[str, Callable[[Environment], Rendered]] = {
     "digest": lambda env: render_digest(env, fixture_digest(NOW), unsubscribe="https://u.example"),
     "alert": lambda env: render_digest(env, replace(fixture_digest(NOW), kind="alert")),
+    "votes": lambda env: render_digest(env, fixture_digest(NOW), votes=voted(fixture_digest(NOW))),
     "hostile": lambda env: render_digest(env, a_hostile_digest()),
     "admin": lambda env: render_admin(env, "Down", "a\nb <c>", recipient="o@x.org", now=NOW),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,12 +22,13 @@ from helpers import NOW, Inbox, cli, marked, pointed, prepare, rows, wait_for
 from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 from samples import SAMPLE_SUBSCRIBER, fixture_digest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 import digestbot
-from digestbot import service
+from digestbot import service, tokens
 from digestbot.delivery import claims, outbox
 from digestbot.delivery.pipeline import (
     CHUNK,
@@ -112,6 +114,36 @@ async def test_each_row_goes_out_as_its_own_message_to_its_own_subscriber(
     with Session(engine) as session:
         emails = dict(session.exec(select(SubscriberRow.id, SubscriberRow.email)).all())
     assert arrived == {r.message_id: emails[r.subscriber_id] for r in rows(engine)}
+
+
+async def test_in_a_render_process_each_reader_gets_links_signed_for_them(
+    engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
+) -> None:
+    """With DIGESTBOT_PUBLIC_URL and a render process, every message's unsubscribe and vote
+    links name the subscriber it is addressed to, and the votes name this digest's period."""
+    inbox = Inbox()
+    key = "s3cret-s3cret-s3cret"
+    target = pointed(
+        settings,
+        smtp_factory(inbox),
+        render_processes=1,
+        public_url="https://lab.example",
+        secret_key=SecretStr(key),
+    )
+    prepare(engine, clock, count=BIG)
+    await service.send_now(engine, target, now=clock)
+    with Session(engine) as session:
+        ids = dict(session.exec(select(SubscriberRow.email, SubscriberRow.id)).all())
+    periods = {r.subscriber_id: r.period_key for r in rows(engine)}
+    assert len(inbox.messages) == BIG
+    for message in inbox.messages:
+        sid = ids[message["To"].addresses[0].addr_spec]
+        text = message.get_body(("plain",)).get_content()
+        (unsubscribe,) = re.findall(r"https://lab\.example/u/(\S+)", text)
+        assert tokens.read_unsubscribe(key, unsubscribe) == sid
+        votes = [tokens.read_vote(key, t) for t in re.findall(r"lab\.example/v/(\S+)", text)]
+        assert votes and {(v.subscriber_id, v.digest) for v in votes if v} == {(sid, periods[sid])}
+        assert None not in votes
 
 
 NAMES = st.text(

@@ -6,7 +6,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from digestbot.rules.subscribers import active_subscribers, sync_subscriptions
+from digestbot import service
+from digestbot.rules.subscribers import (
+    Suppressed,
+    active_subscribers,
+    listed_but_suppressed,
+    sync_subscriptions,
+)
 from digestbot.rules.subscriptions import parse_subscriptions
 
 
@@ -47,3 +53,39 @@ def test_removed_subscribers_are_deactivated_and_come_back(engine: Engine, clock
     back = sync_subscriptions(engine, spec("a@x.org=gan", "b@x.org=vit"), now=clock)
     assert back.reactivated == ["b@x.org"]
     assert active_subscribers(engine, ["b@x.org"])[0].id == before.id
+
+
+def test_a_suppressed_address_the_file_lists_stays_inactive_through_syncs(
+    engine: Engine, clock: datetime
+) -> None:
+    """Sync never reactivates an address that unsubscribed; it reports it instead of counting
+    it as reactivated, and still keeps its rules up to date for a later resubscribe."""
+    sync_subscriptions(engine, spec("a@x.org=gan", "b@x.org=vit"), now=clock)
+    service.unsubscribe(engine, "b@x.org", now=clock, via="link")
+    result = sync_subscriptions(engine, spec("a@x.org=gan", "b@x.org=diffusion"), now=clock)
+    assert (result.reactivated, result.changed, result.unchanged) == ([], [], ["a@x.org"])
+    assert [(s.email, s.via) for s in result.suppressed] == [("b@x.org", "link")]
+    assert [s.email for s in active_subscribers(engine)] == ["a@x.org"]
+    assert service.resubscribe(engine, "b@x.org", now=clock)
+    assert active_subscribers(engine, ["b@x.org"])[0].rules[0].any == ("diffusion",)
+
+
+def test_a_suppressed_address_new_to_the_file_is_stored_inactive(
+    engine: Engine, clock: datetime
+) -> None:
+    """An address suppressed before any file listed it is never added as an active reader."""
+    service.unsubscribe(engine, "c@x.org", now=clock, via="operator")
+    result = sync_subscriptions(engine, spec("c@x.org=gan"), now=clock)
+    assert result.added == [] and [s.email for s in result.suppressed] == ["c@x.org"]
+    assert active_subscribers(engine) == []
+    assert listed_but_suppressed(engine, spec("c@x.org=gan")) == result.suppressed
+
+
+def test_the_suppression_warning_says_when_how_and_what_to_do(clock: datetime) -> None:
+    """The warning names the day, whether the link or the operator did it, and both remedies."""
+    by_link = Suppressed("x@y.org", clock, "link").warning()
+    assert by_link == (
+        "x@y.org unsubscribed on 2026-11-24 via the link; remove them from the file or run "
+        "digestbot resubscribe x@y.org"
+    )
+    assert "on 2026-11-24 by the operator;" in Suppressed("x@y.org", clock, "operator").warning()

@@ -29,6 +29,7 @@ from helpers import SENDER, Inbox, wait_for
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from digestbot import service
 from digestbot.ingest.load import ingest_path
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import parse_subscriptions
@@ -401,3 +402,28 @@ async def test_a_failed_ingest_job_is_shown_as_failed_not_ok(
     (row,) = [r for r in ledger.jobs(engine) if r.id == job.id]
     assert row.last_result is not None and row.last_result.startswith("error: ")
     assert "503" in row.last_result
+
+
+def test_a_reload_keeps_an_unsubscribed_reader_inactive_and_warns_once_per_reload(
+    daemon_settings: Settings, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon's reload of a file that still lists a reader who left keeps them inactive
+    and unplanned, logging the warning on each reload that finds them, not on every tick."""
+    path = daemon_settings.subscriptions
+    path.write_text(ONE_READER.format(tz="UTC", send_at="08:00"))
+    daemon = Daemon(daemon_settings, engine)
+    now = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    daemon.reload(now=now)
+    service.unsubscribe(engine, "bob@example.org", now=now, via="link")
+    warning = "bob@example.org unsubscribed on 2026-12-05 via the link; remove them"
+    with caplog.at_level(logging.WARNING, logger="digestbot.run"):
+        path.write_text(ONE_READER.format(tz="UTC", send_at="08:30"))
+        assert daemon.reload(now=now)
+        assert not daemon.reload(now=now)  # unchanged file: nothing read, nothing logged
+    assert caplog.text.count(warning) == 1
+    assert service.plan_digests(engine, daemon_settings, now=now) == []
+    with Session(engine) as session:
+        assert not session.exec(select(SubscriberRow)).one().active
+    restarted = Daemon(daemon_settings, engine)  # a restart reads the file afresh
+    restarted.reload(now=now)
+    assert service.plan_digests(engine, daemon_settings, now=now) == []
