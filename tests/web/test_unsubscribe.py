@@ -57,9 +57,6 @@ def test_the_one_click_post_from_a_delivered_email_stops_that_readers_digests(
     assert planned == ["reader1@example.org"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="sync keeping suppressed readers out is helper A's (branch i25-cli)"
-)
 def test_a_reader_who_left_stays_out_through_a_sync_of_a_file_still_listing_them(
     engine: Engine, settings: Settings, clock: datetime, tmp_path: Path
 ) -> None:
