@@ -84,6 +84,7 @@ class Links:
         signed token alone decides, so any POST to it unsubscribes."""
         token = request.path_params["token"]
         who = await self._who(token)
+        await request.body()  # read first: a body over the limit is refused before acting
         done = await run_in_threadpool(
             service.unsubscribe, self.engine, who.reader.email, now=self.clock(), via="link"
         )
@@ -92,6 +93,7 @@ class Links:
     async def resubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]
         who = await self._who(token)
+        await request.body()  # read first: a body over the limit is refused before acting
         await run_in_threadpool(
             service.resubscribe, self.engine, who.reader.email, now=self.clock()
         )
