@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import Engine
 
 from digestbot.settings import Settings
@@ -426,3 +427,31 @@ def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
         return settings.database_url
     pg_settings: Settings = request.getfixturevalue("pg_settings")
     return pg_settings.database_url
+
+
+ARTIFACTS = Path(os.environ.get("DIGESTBOT_ARTIFACTS") or Path(__file__).parent / "artifacts")
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (Debian's `chromium`, driven by Playwright), launched once per
+    module; skipped when missing, except under CI, where it fails."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs it with apt-get install chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

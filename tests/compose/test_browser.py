@@ -7,47 +7,17 @@ go to $DIGESTBOT_ARTIFACTS, else tests/artifacts/ (gitignored).
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from conftest import ARTIFACTS
+from playwright.sync_api import Browser
 from samples import fixture_digest
 
 from digestbot.compose.render import make_environment, render_digest
 from digestbot.models import Digest, DigestItem, Match, Paper, Rule, Subscriber
 
-ARTIFACTS = Path(
-    os.environ.get("DIGESTBOT_ARTIFACTS") or Path(__file__).parent.parent / "artifacts"
-)
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium, launched once for the module."""
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: .ci/run installs it with apt-get install chromium")
-        pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def hostile_digest() -> Digest:

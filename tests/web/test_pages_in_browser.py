@@ -8,16 +8,12 @@ $DIGESTBOT_ARTIFACTS, else tests/artifacts/ (gitignored).
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from conftest import SmtpServer
+from conftest import ARTIFACTS, SmtpServer
 from helpers import cli, prepare, rows
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from served import KEY, serving, unsubscribe_link
 from sqlalchemy import Engine
 
@@ -25,33 +21,7 @@ from digestbot import tokens
 from digestbot.rules import readers
 from digestbot.settings import Settings
 
-ARTIFACTS = Path(
-    os.environ.get("DIGESTBOT_ARTIFACTS") or Path(__file__).parent.parent / "artifacts"
-)
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BACKGROUNDS = {"light": "rgb(255, 255, 255)", "dark": "rgb(21, 22, 26)"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium, launched once for the module."""
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: .ci/run installs it with apt-get install chromium")
-        pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def looks_right(page: Page, scheme: str, name: str) -> None:
