@@ -175,7 +175,7 @@ def run(
             asyncio.run(bot.run())
             return
         with server.listen(host, port) as sock:
-            site = server.Server(create_app(settings, engine), signals=False)
+            site = server.make_server(create_app(settings, engine))
             asyncio.run(server.serve_while(bot.run(), site, sock, stop=bot.stop))
 
 

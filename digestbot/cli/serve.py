@@ -10,7 +10,12 @@ import typer
 from digestbot.cli.common import app, friendly, load_settings, open_engine
 from digestbot.cli.mail import start_logging
 from digestbot.web import create_app
-from digestbot.web.server import Server, listen, require_public_url
+from digestbot.web.server import (
+    exit_quietly_on_signals,
+    listen,
+    make_server,
+    require_public_url,
+)
 
 Host = Annotated[
     str,
@@ -37,6 +42,6 @@ def serve(host: Host = "127.0.0.1", port: Port = 8080) -> None:
     with open_engine(settings) as engine:
         start_logging(settings.log_level)
         sock = listen(host, port)
-        with sock:
-            server = Server(create_app(settings, engine), signals=True)
+        with sock, exit_quietly_on_signals():
+            server = make_server(create_app(settings, engine))
             asyncio.run(server.serve(sockets=[sock]))

@@ -42,46 +42,44 @@ def listen(host: str, port: int) -> socket.socket:
         ) from None
 
 
-class Server(uvicorn.Server):
-    """uvicorn's server; with `signals`, SIGTERM and SIGINT stop it through the event loop,
-    else its caller stops it (`should_exit`). uvicorn's own handling re-raises the signal
-    once stopped, which would end the process by SIGTERM rather than exit 0."""
+def make_server(app: ASGIApp) -> uvicorn.Server:
+    """uvicorn's server for `app`. Access logs are off: every path holds a reader's token."""
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", server_header=False
+    )
+    return uvicorn.Server(config)
 
-    def __init__(self, app: ASGIApp, *, signals: bool) -> None:
-        # Access logs are off: every path holds a reader's token.
-        config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", server_header=False
-        )
-        super().__init__(config)
-        self.signals = signals
 
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if not self.signals:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        for sig in SIGNALS:
-            loop.add_signal_handler(sig, self.stop)
-        try:
-            yield
-        finally:
-            for sig in SIGNALS:
-                loop.remove_signal_handler(sig)
+@contextmanager
+def exit_quietly_on_signals() -> Iterator[None]:
+    """While `serve` runs alone: uvicorn stops on SIGTERM or SIGINT and then raises the
+    signal again for whatever handled it before (its cooperative signal handling); handled
+    here, the process then exits 0 instead of dying by the signal."""
+    before = {sig: signal.signal(sig, _stopped) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
-    def stop(self) -> None:
-        self.should_exit = True
+
+def _stopped(signum: int, frame: object) -> None:
+    """The signal uvicorn passes on once it has stopped: nothing more to do."""
 
 
 async def serve_while(
-    work: Coroutine[Any, Any, None], server: Server, sock: socket.socket, stop: Callable[[], None]
+    work: Coroutine[Any, Any, None],
+    server: uvicorn.Server,
+    sock: socket.socket,
+    stop: Callable[[], None],
 ) -> None:
     """Serve on `sock` while `work` (the daemon) runs; when it ends the server stops, and a
-    server that ends first calls `stop` so the process does not run on half alive."""
+    server that ends first (a signal: uvicorn passes it on to the daemon's handler) calls
+    `stop` so the process does not run on half alive."""
     web = asyncio.create_task(server.serve(sockets=[sock]))
     web.add_done_callback(lambda _: stop())
     try:
         await work
     finally:
-        server.stop()
+        server.should_exit = True
         await web

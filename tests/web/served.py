@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from digestbot.settings import Settings
 from digestbot.web import create_app
-from digestbot.web.server import Server, listen
+from digestbot.web.server import listen, make_server
 
 KEY = "a-test-key-long-enough-to-sign-links"
 ONE_CLICK = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -42,7 +42,7 @@ def serving(settings: Settings, engine: Engine, *, clock: datetime | None = None
         if clock is None
         else create_app(pointed, engine, clock=lambda: clock)
     )
-    server = Server(app, signals=False)
+    server = make_server(app)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
     thread.start()
     try:
@@ -53,7 +53,7 @@ def serving(settings: Settings, engine: Engine, *, clock: datetime | None = None
         assert server.started, "uvicorn did not start"
         yield Site(url, pointed)
     finally:
-        server.stop()
+        server.should_exit = True
         thread.join(10)
         sock.close()
 
