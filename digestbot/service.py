@@ -77,6 +77,12 @@ def _planned(
     subscribers = active_subscribers(engine, emails)
     missing = sorted(set(emails) - {s.email for s in subscribers})
     if missing:
+        left = sorted(set(missing) & set(readers.suppressions(engine)))
+        if left:
+            raise ConfigError(
+                f"{', '.join(left)} unsubscribed: no mail goes to them",
+                "run `digestbot resubscribe EMAIL` only if they asked to come back",
+            )
         raise ConfigError(
             f"not an active subscriber: {', '.join(missing)}",
             "check the address, or add it to the subscriptions file and run `subscriptions sync`",

@@ -19,8 +19,21 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 _DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 # Hosts a plain-http public URL may name: a reader's link to them never leaves the machine.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-# Values people leave in a secret meaning "fill me in": never a key.
-PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "change_me", "secret", "placeholder"}
+# Words of the values people leave in a secret meaning "fill me in": never in a key. Six
+# letters or more, so a random key holds one by chance about once in a billion.
+PLACEHOLDER_WORDS = ("change", "secret", "placeholder", "example", "random")
+
+
+def _random_enough(key: str) -> bool:
+    """Whether `key` could be a random string: 16 characters or more, no spaces, at least
+    8 different ones, and none of the words of a placeholder (`change-me-…`, `your-key`)."""
+    lowered = key.lower()
+    return (
+        len(key) >= 16
+        and not any(ch.isspace() for ch in key)
+        and len(set(key)) >= 8
+        and not any(word in lowered for word in PLACEHOLDER_WORDS)
+    )
 
 
 class Settings(BaseSettings):
@@ -175,11 +188,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _a_public_url_needs_a_real_key(self) -> Settings:
         key = self.secret_key.get_secret_value().strip()
-        if self.public_url and (key.lower() in PLACEHOLDER_SECRETS or len(key) < 16):
+        if self.public_url and not _random_enough(key):
             raise ValueError(
                 "DIGESTBOT_PUBLIC_URL is set but DIGESTBOT_SECRET_KEY is empty, a placeholder or"
-                " shorter than 16 characters: anyone could forge readers' links (set it to a"
-                ' long random string, e.g. from `python3 -c "import secrets;'
+                " shorter than 16 characters (or not random: spaces, few different characters,"
+                " words like `change` or `secret`): anyone could forge readers' links (set it to a"
+                ' random value such as the output of `python3 -c "import secrets;'
                 ' print(secrets.token_urlsafe(32))"`)'
             )
         return self

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from digestbot import service
 from digestbot.delivery.transport import TransportUnavailable
+from digestbot.errors import ConfigError
 from digestbot.rules import readers
 from digestbot.rules.subscribers import active_subscribers
 from digestbot.settings import Settings
@@ -70,3 +71,30 @@ def test_a_resubscribed_reader_gets_mail_again(engine: Engine, clock: datetime) 
     assert not service.resubscribe(engine, "reader0@example.org", now=clock)
     assert [s.email for s in active_subscribers(engine)] == ["reader0@example.org"]
     assert readers.suppressions(engine) == {}
+
+
+async def test_a_reader_who_comes_back_gets_the_papers_of_their_cancelled_digest(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """A digest cancelled because its reader left was never delivered: once resubscribed,
+    its papers are theirs to get again."""
+    prepare(engine, clock, count=1)
+    (before,) = service.plan_digests(engine, settings, now=clock)
+    with pytest.raises(TransportUnavailable):
+        await service.send_now(engine, smtp_at(settings, free_port()), now=clock)
+    service.unsubscribe(engine, "reader0@example.org", now=clock, via="link")
+    assert service.resubscribe(engine, "reader0@example.org", now=clock)
+    (after,) = service.plan_digests(engine, settings, now=clock)
+    assert [i.paper.id for i in after.items] == [i.paper.id for i in before.items]
+
+
+def test_a_preview_for_a_reader_who_left_says_they_unsubscribed(
+    engine: Engine, settings: Settings, clock: datetime
+) -> None:
+    """preview (and send-now --to) of an unsubscribed address says so, pointing at
+    resubscribe, not at the subscriptions file that still lists them."""
+    prepare(engine, clock, count=1)
+    service.unsubscribe(engine, "reader0@example.org", now=clock, via="link")
+    with pytest.raises(ConfigError, match=r"reader0@example\.org unsubscribed") as raised:
+        service.preview(engine, settings, "reader0@example.org", now=clock)
+    assert "resubscribe" in str(raised.value)

@@ -153,17 +153,20 @@ def load_settings(*, sends: bool = False) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems += [
-            f"DIGESTBOT_{format_path(e['loc']).upper()}: {e['msg']} (fix it in the environment "
-            "or .env)"
-            for e in exc.errors()
-        ]
+        problems += [_setting_problem(e["loc"], e["msg"]) for e in exc.errors()]
         raise SettingsError(problems, "fix the environment variable or .env") from None
     if sends:
         problems += config.placeholders(settings)
     if problems:
         raise SettingsError(problems, "fix the environment variable or .env")
     return settings
+
+
+def _setting_problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One setting's problem as a line; a check across settings names them in its message."""
+    if not loc:
+        return message.removeprefix("Value error, ")
+    return f"DIGESTBOT_{format_path(loc).upper()}: {message} (fix it in the environment or .env)"
 
 
 def say_where_emails_go(settings: Settings) -> None:

@@ -3,6 +3,7 @@ made from the Settings model, and the database."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -103,7 +104,11 @@ def init(
 def _write(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("x", encoding="utf-8") as file:  # "x": never over a file made meanwhile
+        # "x": never over a file made meanwhile. Only its owner may read the `.env`: it will
+        # hold the SMTP password and the key that signs readers' links.
+        mode = 0o600 if path.name == ENV else 0o644
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with open(descriptor, "w", encoding="utf-8") as file:
             file.write(text)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}", "check the folder") from None

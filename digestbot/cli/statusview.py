@@ -45,8 +45,8 @@ def _suppressed(count: int) -> str:
     if not count:
         return f"Suppression list: {addresses}."
     return (
-        f"Suppression list: {addresses} that unsubscribed get no mail "
-        "(`digestbot resubscribe EMAIL` takes one off)."
+        f"Suppression list: {addresses} that unsubscribed; no mail goes to "
+        f"{'it' if count == 1 else 'them'} (`digestbot resubscribe EMAIL` takes one off)."
     )
 
 

@@ -50,7 +50,9 @@ def left_out_of_last_digests(engine: Engine) -> dict[int, list[str]]:
 _THEIR_DIGESTS = (
     col(DeliveryRow.subscriber_id) == SubscriberRow.id,
     col(DeliveryRow.kind) == "digest",
-    col(DeliveryRow.status) != "failed",
+    # Never delivered: a failed digest, or one cancelled when its reader left (should they
+    # come back, its papers are still theirs to get).
+    col(DeliveryRow.status).not_in(("failed", "cancelled")),
 )
 
 

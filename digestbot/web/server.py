@@ -4,6 +4,7 @@ or by its caller (the daemon, when both run in one process)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
@@ -17,6 +18,7 @@ from digestbot.errors import ConfigError
 from digestbot.settings import Settings
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+log = logging.getLogger("digestbot.serve")
 
 
 def require_public_url(settings: Settings) -> None:
@@ -34,12 +36,14 @@ def listen(host: str, port: int) -> socket.socket:
     use is one clear error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family)
+        sock = socket.create_server((host, port), family=family)
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
             "stop what uses that port, or choose another with --host/--port",
         ) from None
+    log.info("serving readers' links on %s:%d", host, sock.getsockname()[1])
+    return sock
 
 
 def make_server(app: ASGIApp) -> uvicorn.Server:

@@ -28,6 +28,7 @@ def test_init_writes_subscriptions_an_env_template_and_the_database(tmp_path: Pa
     result = invoke("init")
     assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
     assert (tmp_path / ".env").read_text(encoding="utf-8") == env_template()
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0  # it will hold secrets
     written = (tmp_path / "subscriptions.yaml").read_text(encoding="utf-8")
     assert written == subscriptions_template()
     assert parse_subscriptions(written, source="subscriptions.yaml").subscribers

@@ -206,7 +206,7 @@ def test_status_counts_suppressed_addresses_and_cancelled_emails(
     service.unsubscribe(engine, "reader0@example.org", now=clock, via="link")
     service.unsubscribe(engine, "gone@example.org", now=clock, via="operator")
     shown = run("status").stdout
-    assert "Suppression list: 2 addresses that unsubscribed get no mail" in shown
+    assert "Suppression list: 2 addresses that unsubscribed; no mail goes to them" in shown
     assert any(line.split() == ["│", "cancelled", "│", "1", "│"] for line in shown.splitlines())
 
 
