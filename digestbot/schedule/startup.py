@@ -19,8 +19,9 @@ def _count(n: int, what: str) -> str:
 
 def setup_lines(settings: Settings, config: SubscriptionsFile) -> list[str]:
     """Where the daemon reads and writes: the database (its password hidden), the transport,
-    and the subscriptions file with how many active subscribers it lists."""
-    readers = _count(len(config.subscribers), "active subscriber")
+    and the subscriptions file with how many subscribers it lists (those who unsubscribed
+    among them are logged as such when it is loaded)."""
+    readers = _count(len(config.subscribers), "subscriber") + " listed"
     return [
         f"database: {shown(settings.database_url)}",
         f"emails: {where_emails_go(settings)}",

@@ -86,7 +86,7 @@ def test_the_daemon_logs_its_database_transport_subscriptions_and_jobs_at_start(
     tmp_path: Path, smtp_server: SmtpServer, http_server: HttpServer
 ) -> None:
     """A real `digestbot run` logs, one line each, the database, the SMTP server it sends
-    through, the subscriptions file with its active subscribers, each source's ingest with its
+    through, the subscriptions file with the subscribers it lists, each source's ingest with its
     schedule, each digest time with its subscribers, the alerts and the tick."""
     feed = http_server.route("/feed.xml", Reply(404))
     subscriptions = tmp_path / "subscriptions.yaml"
@@ -116,7 +116,7 @@ def test_the_daemon_logs_its_database_transport_subscriptions_and_jobs_at_start(
     for expected in (
         f"database: sqlite:///{db}",
         f"emails: sending through 127.0.0.1:{smtp_server.port} (no TLS)",
-        f"subscriptions: {subscriptions} (2 active subscribers)",
+        f"subscriptions: {subscriptions} (2 subscribers listed)",
         "job ingest hf: cron '0 6 * * *' (UTC), next at ",
         f"job ingest feed:{feed}: cron '0 */6 * * *' (UTC), next at ",
         "job digests 07:30 UTC daily: 1 subscriber, next at ",
@@ -141,7 +141,7 @@ def test_the_database_line_hides_a_password() -> None:
     lines = setup_lines(settings, config)
     assert lines[0] == "database: postgresql://digest:***@db.lab.example/digest"
     assert "hunter2" not in "\n".join(lines)
-    assert lines[2] == "subscriptions: subscriptions.yaml (0 active subscribers)"
+    assert lines[2] == "subscriptions: subscriptions.yaml (0 subscribers listed)"
 
 
 def ingest_log(tmp_path: Path, http_server: HttpServer, **variables: str) -> str:
