@@ -6,6 +6,7 @@ import re
 import webbrowser
 from datetime import datetime
 from email import message_from_bytes, policy
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ from typer.testing import CliRunner
 
 from digestbot import service
 from digestbot.cli import app
+from digestbot.compose.present import title_search
+from digestbot.ingest.links import web_url
 from digestbot.ingest.load import ingest_path
+from digestbot.ingest.papers import to_paper
 from digestbot.rules.subscribers import active_subscribers, sync_subscriptions
 from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.settings import Settings
@@ -162,12 +166,13 @@ async def test_no_tracking_pixels_and_no_click_redirects(
     engine: Engine, smtp_settings: Settings, smtp_server: SmtpServer, clock: datetime
 ) -> None:
     """The HTML loads no image, and every link goes straight where it says: a paper's own
-    page, PDF or code, the unsubscribe link, or a vote link; nothing else points at
-    DIGESTBOT_PUBLIC_URL."""
+    page, PDF or code (or arXiv's search for its title when it has no page), the unsubscribe
+    link, or a vote link; nothing else points at DIGESTBOT_PUBLIC_URL."""
     msg, text, html, _, papers = await delivered(engine, public(smtp_settings), smtp_server, clock)
     assert "<img" not in html.lower() and "url(" not in html.lower()
     own = {url for paper in papers for url in paper.links.values()}
-    hrefs = re.findall(r'href="([^"]*)"', html)
+    own |= {title_search(p.title) for p in papers if not web_url(to_paper(p).page())}
+    hrefs = [unescape(h) for h in re.findall(r'href="([^"]*)"', html)]
     ours = [h for h in hrefs if h.startswith(PUBLIC)]
     assert [h for h in ours if "/u/" in h] == [str(msg["List-Unsubscribe"]).split("<")[-1][:-1]]
     assert len([h for h in ours if h.startswith(f"{PUBLIC}/v/")]) == 2 * len(papers)

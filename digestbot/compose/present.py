@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
@@ -76,6 +77,7 @@ class PaperView:
     terms: tuple[str, ...]
     rules: tuple[str, ...]
     votes: VoteLinks | None = None  # the reader's feedback links, when there are any
+    search: str | None = None  # arXiv's search for the title, for a paper with no page yet
 
     # Cached: the HTML and text templates each read these (a frozen dataclass keeps its
     # fields; cached_property writes beside them).
@@ -203,10 +205,11 @@ def present_item(
     """What one paper shows: links checked, authors shortened, abstract trimmed, terms marked."""
     paper = item.paper
     text = single_spaced(paper.abstract)
+    url = web_url(paper.page())
     return PaperView(
         paper=paper,
         title=single_spaced(paper.title),
-        url=web_url(paper.page()),
+        url=url,
         authors=authors_line(paper),
         published=paper.published,
         upvotes=paper.upvotes,
@@ -217,7 +220,15 @@ def present_item(
         terms=item.match.terms,
         rules=item.match.rules,
         votes=votes,
+        search=None if url else title_search(paper.title),
     )
+
+
+def title_search(title: str) -> str:
+    """arXiv's search for `title`: where a paper known only by its title (a saved page)
+    can be opened from, until it has a page of its own."""
+    query = urlencode({"query": single_spaced(title), "searchtype": "title"})
+    return f"https://arxiv.org/search/?{query}"
 
 
 def local_day(moment: datetime, timezone: str) -> date:

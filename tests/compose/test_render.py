@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -116,12 +117,14 @@ def test_an_alert_subject_carries_no_right_to_left_override() -> None:
 
 
 def test_the_text_part_reads_at_80_columns() -> None:
-    """No line of the text part is wider than 80 characters for ordinary words."""
+    """No line of the text part is wider than 80 characters, but one holding a single
+    unbreakable URL after its label."""
     _, msg = message_for(a_digest())
     text = msg.get_body(("plain",)).get_content()
     assert "1. Flash attention, again" in text
     assert "matched: attention (Efficient attention)" in text
-    assert max(len(line) for line in text.splitlines()) <= 80
+    for line in text.splitlines():
+        assert len(line) <= 80 or re.fullmatch(r"\s*(\w+: +)?https?://\S+", line), line
 
 
 def test_a_user_template_overrides_the_bundled_one(tmp_path: Path) -> None:
@@ -291,7 +294,7 @@ def test_it_renders_the_fixture_listings_as_the_golden_text(kind: str) -> None:
 def test_the_text_part_has_every_paper_and_link_of_the_html_part_within_80_columns() -> None:
     """Same papers, same links; only a line holding one unbreakable URL may be wider."""
     rendered = render_digest(make_environment(), fixture_digest(GOLDEN_NOW))
-    links = set(re.findall(r'href="(https?://[^"]+)"', rendered.html))
+    links = {unescape(u) for u in re.findall(r'href="(https?://[^"]+)"', rendered.html)}
     assert links and links == set(re.findall(r"https?://\S+", rendered.text)) - {
         u for u in re.findall(r"https?://\S+", rendered.text) if "subject=" in u
     }
@@ -419,3 +422,20 @@ def test_the_digest_says_what_becomes_of_the_papers_it_had_no_room_for(
     email = render_digest(make_environment(), digest)
     assert says in " ".join(email.text.split())
     assert says in " ".join(re.sub(r"<[^>]+>", "", email.html).split())
+
+
+def test_a_paper_without_a_page_links_to_arxivs_search_for_its_title() -> None:
+    """A title-only paper (a saved page) gets one "Search arXiv" link in both parts, marked
+    as a search; a paper with a page of its own gets none."""
+    sub = Subscriber(1, "alice@example.org", "Alice", ())
+    match = Match(("r",), ("t",), (), 1.0)
+    bare = Paper("p1", "Attention & <Friends>: a study", "abstract", NOW)
+    linked = Paper("p2", "Linked", "abstract", NOW, links=(("abs", "https://arxiv.org/abs/1"),))
+    digest = Digest(sub, (DigestItem(bare, match), DigestItem(linked, match)), NOW, "k")
+    rendered = render_digest(make_environment(), digest)
+    search = (
+        "https://arxiv.org/search/?query=Attention+%26+%3CFriends%3E%3A+a+study&searchtype=title"
+    )
+    assert rendered.text.count("    Search: ") == 1 and f"    Search: {search}" in rendered.text
+    hrefs = [unescape(h) for h in re.findall(r'href="([^"]+)"', rendered.html)]
+    assert hrefs.count(search) == 1 and "Search arXiv</a>" in rendered.html
