@@ -86,6 +86,7 @@ class Rule:
     min_upvotes: int | None = None
     fuzzy: int | None = None
     mode: str = "digest"  # digest | alert
+    categories: tuple[str, ...] = ()  # arXiv categories, any of them (see rules.categories)
 
     def terms(self) -> tuple[str, ...]:
         """The positive terms, which can explain a match (`none` terms never do)."""

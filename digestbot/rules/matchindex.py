@@ -17,6 +17,7 @@ from rapidfuzz import fuzz, process
 
 from digestbot.models import Match, Paper, Rule, Subscriber
 from digestbot.rules.bitsets import count, equals, union
+from digestbot.rules.categories import CategoryIndex
 from digestbot.rules.matching import (
     FUZZY_MIN_LENGTH,
     PaperText,
@@ -49,6 +50,7 @@ class PaperIndex:
                     postings[word] |= bit
             for given, family in text.author_keys:
                 self.families[family].append((i, given))
+        self.categories = CategoryIndex(text.categories for text in self.texts)
         self.vocabulary = sorted({w for f in FIELDS for w in self.postings[f]})
         self._long_words = [w for w in self.vocabulary if len(w) >= FUZZY_MIN_LENGTH]
         self._words: dict[tuple[str, bool, int | None], frozenset[str]] = {}
@@ -185,6 +187,8 @@ class Matcher:
             mask &= union(self.rule_mask(t) for t in rule.topics)
         if rule.min_upvotes is not None:
             mask &= ix.upvotes_at_least(rule.min_upvotes)
+        if rule.categories:
+            mask &= ix.categories.mask(rule.categories)
         if rule.none and mask:
             mask &= ~union(self._occurs(rule, t) for t in rule.none)
         return mask
@@ -273,6 +277,8 @@ class Matcher:
             for wanted in sub.authors:
                 found = self.index.author_mask(wanted)
                 entries.append((wanted, found, found))
+            for pattern in sub.categories:
+                entries += ((c, found, 0) for c, found in self.index.categories.explaining(pattern))
             scope = self.index.everything if sub is rule else self.rule_mask(sub)
             scopes.append((scope, tuple(entries)))
         self._explainers[rule] = parts = (self.rule_mask(rule), tuple(scopes))

@@ -18,6 +18,7 @@ from rapidfuzz import fuzz
 
 from digestbot.ingest.textnorm import words
 from digestbot.models import Match, Paper, Rule
+from digestbot.rules.categories import category_matches, matching_categories
 
 FUZZY_MIN_LENGTH = 5
 AUTHOR_SEPARATOR = "\x00"  # between authors in the authors field, so phrases never span two
@@ -105,6 +106,7 @@ class PaperText:
     authors: tuple[str, ...]
     author_keys: tuple[tuple[tuple[str, ...], str], ...]
     upvotes: int | None
+    categories: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, paper: Paper) -> PaperText:
@@ -117,6 +119,7 @@ class PaperText:
             authors=tuple(author_words),
             author_keys=tuple(name_key(n) for n in paper.authors),
             upvotes=paper.upvotes,
+            categories=paper.categories,
         )
 
     def field(self, name: str) -> tuple[str, ...]:
@@ -142,7 +145,13 @@ def rule_holds(rule: Rule, text: PaperText) -> bool:
         and (not rule.authors or any(author_matches(a, text) for a in rule.authors))
         and (not rule.topics or any(rule_holds(t, text) for t in rule.topics))
         and (rule.min_upvotes is None or (text.upvotes or 0) >= rule.min_upvotes)
+        and (not rule.categories or in_categories(rule.categories, text))
     )
+
+
+def in_categories(patterns: Sequence[str], text: PaperText) -> bool:
+    """Whether any of the paper's categories is one the patterns name (none if it has none)."""
+    return any(category_matches(p, c) for p in patterns for c in text.categories)
 
 
 def author_matches(wanted: str, text: PaperText) -> bool:
@@ -170,6 +179,9 @@ def explain(rules: Sequence[Rule], text: PaperText) -> Match | None:
             for wanted in sub.authors:
                 if author_matches(wanted, text):
                     terms[wanted] = title_terms[wanted] = None
+            for pattern in sub.categories:
+                # The paper's own category explains it: cs.CL, where the rule says cs.*.
+                terms.update(dict.fromkeys(matching_categories(pattern, text.categories)))
     if not names:
         return None
     return Match(

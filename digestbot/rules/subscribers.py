@@ -65,7 +65,17 @@ def _suppressed_of(session: Session, spec: SubscriptionsFile) -> list[Suppressed
 def rule_to_json(rule: Rule) -> dict[str, Any]:
     """A rule (with its resolved topics) as the JSON object stored for it."""
     body: dict[str, Any] = json.loads(json.dumps(asdict(rule)))
+    _drop_empty_categories(body)
     return body
+
+
+def _drop_empty_categories(body: dict[str, Any]) -> None:
+    """Leave out an empty `categories`, so a rule without one is stored as it always was
+    and a sync does not see every stored rule as changed."""
+    if not body.get("categories"):
+        body.pop("categories", None)
+    for topic in body["topics"]:
+        _drop_empty_categories(topic)
 
 
 def rule_from_json(data: dict[str, Any]) -> Rule:
@@ -81,6 +91,7 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
         min_upvotes=data["min_upvotes"],
         fuzzy=data["fuzzy"],
         mode=data["mode"],
+        categories=tuple(data.get("categories", ())),
     )
 
 

@@ -16,6 +16,7 @@ from digestbot.ingest.fetch import SourceKind, SourceSpec
 from digestbot.ingest.links import web_url
 from digestbot.ingest.textnorm import words
 from digestbot.models import Rule
+from digestbot.rules.categories import check_category
 from digestbot.rules.yamlfile import (
     MAX_YAML_BYTES,
     YamlProblem,
@@ -77,6 +78,7 @@ def _default_fields() -> list[FieldName]:
 
 Term = Annotated[str, AfterValidator(_check_term)]
 Line = Annotated[str, AfterValidator(_check_line)]
+Category = Annotated[str, AfterValidator(check_category)]
 Email = Annotated[str, AfterValidator(normalise_address)]
 Timezone = Annotated[str, AfterValidator(_check_timezone)]
 TimeOfDay = Annotated[str, AfterValidator(_check_time)]
@@ -94,15 +96,17 @@ class TopicSpec(_Strict):
     all: list[Term] = Field(default_factory=list)
     none: list[Term] = Field(default_factory=list)
     authors: list[Line] = Field(default_factory=list)
+    categories: list[Category] = Field(default_factory=list)
     fields: list[FieldName] = Field(default_factory=_default_fields, min_length=1)
     min_upvotes: int | None = Field(None, ge=0)
     fuzzy: int | None = Field(None, ge=50, le=100)
 
     @model_validator(mode="after")
     def _needs_positive_condition(self) -> TopicSpec:
-        if not (self.any or self.all or self.authors or getattr(self, "topics", None)):
+        positive = self.any or self.all or self.authors or self.categories
+        if not (positive or getattr(self, "topics", None)):
             raise ValueError(
-                "needs a positive condition: `any`, `all`, `authors` or `topics` "
+                "needs a positive condition: `any`, `all`, `authors`, `categories` or `topics` "
                 "(`none` and `min_upvotes` alone match nothing)"
             )
         return self
@@ -119,6 +123,7 @@ class TopicSpec(_Strict):
             min_upvotes=self.min_upvotes,
             fuzzy=self.fuzzy,
             mode=mode,
+            categories=tuple(dict.fromkeys(self.categories)),
         )
 
 
@@ -131,7 +136,8 @@ class RuleSpec(TopicSpec):
 
     def display_name(self) -> str:
         """The rule's name, or what it looks for when it has none."""
-        return self.name or ", ".join([*self.topics, *self.all, *self.any, *self.authors][:3])
+        listed = [*self.topics, *self.all, *self.any, *self.authors, *self.categories]
+        return self.name or ", ".join(listed[:3])
 
 
 class Defaults(_Strict):

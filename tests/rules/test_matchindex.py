@@ -54,6 +54,9 @@ term = st.one_of(
 )
 terms = st.lists(term, max_size=3).map(tuple)
 few_terms = st.one_of(st.just(()), st.lists(term, max_size=1).map(tuple))
+# Paper categories as arXiv and other feeds write them; rule patterns in every form.
+PAPER_CATEGORIES = ["cs.CL", "cs.LG", "math.AP", "hep-th", "stat.ML", "Machine Learning"]
+CATEGORY_PATTERNS = ["cs.CL", "cs.lg", "cs.*", "cs", "math", "hep-th", "stat.ML", "q-bio.*"]
 fields = st.sampled_from([("title", "abstract"), ("title",), ("abstract",), ("authors",)])
 
 
@@ -70,19 +73,23 @@ def rules(draw: st.DrawFn, depth: int = 1) -> Rule:
         fields=draw(fields),
         min_upvotes=draw(st.one_of(st.none(), st.none(), st.integers(0, 5))),
         fuzzy=draw(st.one_of(st.none(), st.sampled_from([80, 90]))),
+        categories=tuple(draw(st.lists(st.sampled_from(CATEGORY_PATTERNS), max_size=2))),
     )
-    if not (rule.any or rule.all or rule.authors or rule.topics):
+    if not (rule.any or rule.all or rule.authors or rule.topics or rule.categories):
         rule = Rule(rule.name, any=("attention",), none=rule.none, fields=rule.fields)
     return rule
 
 
 papers = st.lists(
     st.builds(
-        lambda t, a, names, up: Paper("p", t, a, NOW, upvotes=up, authors=tuple(names)),
+        lambda t, a, names, up, cats: Paper(
+            "p", t, a, NOW, upvotes=up, authors=tuple(names), categories=tuple(cats)
+        ),
         text,
         text,
         st.lists(st.sampled_from(NAMES), max_size=2),
         st.one_of(st.none(), st.integers(0, 6)),
+        st.lists(st.sampled_from(PAPER_CATEGORIES), max_size=3, unique=True),
     ),
     min_size=1,
     max_size=12,
