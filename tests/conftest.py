@@ -27,7 +27,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
+from digestbot.cli import app
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
 
@@ -455,3 +457,15 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The CLI, invoked in-process (typer's CliRunner) on a database in tmp_path."""
+    monkeypatch.setenv("DIGESTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'digestbot.db'}")
+    runner = CliRunner()
+
+    def invoke(*args: str) -> object:
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke

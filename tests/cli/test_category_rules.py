@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from conftest import FEEDS, LISTING_000
-from typer.testing import CliRunner
-
-from digestbot.cli import app
 
 SUBSCRIPTIONS = """\
 topics:
@@ -29,18 +25,6 @@ subscribers:
         topics: [language]
         any: [transformer, language]
 """
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Invoke the CLI in tmp_path with its database there."""
-    monkeypatch.setenv("DIGESTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'digestbot.db'}")
-    runner = CliRunner()
-
-    def invoke(*args: str) -> object:
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_category_rules_select_the_papers_of_their_categories_only(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

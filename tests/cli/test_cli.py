@@ -22,27 +22,13 @@ from conftest import (
     free_port,
 )
 from helpers import ALICE_YAML, SENDER, rows, subscribers
-from typer.testing import CliRunner
 
 from digestbot import service
-from digestbot.cli import app
 from digestbot.delivery import claims
 from digestbot.delivery.pipeline import enqueue_digests
 from digestbot.schedule import ledger
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Invoke the CLI in tmp_path with its database and outbox there."""
-    monkeypatch.setenv("DIGESTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'digestbot.db'}")
-    runner = CliRunner()
-
-    def invoke(*args: str) -> object:
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def write_subscriptions(tmp_path: Path, text: str = ALICE_YAML) -> Path:
