@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from digestbot.addresses import normalise_address
 from digestbot.cli.common import friendly, load_settings, open_engine, out, papers_app
+from digestbot.compose.words import plural
 from digestbot.errors import ConfigError
 from digestbot.ingest import papers
 from digestbot.ingest.textnorm import safe_text
@@ -152,7 +153,7 @@ def paper_lines(p: Paper, width: int) -> list[str]:
     """The lines `papers show` prints for `p`, wrapped at `width`."""
     fields: list[tuple[str, str]] = [
         ("id", p.id + (f" (arXiv {p.arxiv_id})" if p.arxiv_id and p.arxiv_id != p.id else "")),
-        ("authors", ", ".join(p.authors) or _count(p.author_count, "author")),
+        ("authors", ", ".join(p.authors) or _known(p.author_count, "author")),
         ("organisation", p.organisation or ""),
         ("published", p.published.isoformat() if p.published else "unknown"),
         ("first seen", p.first_seen.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")),
@@ -183,10 +184,6 @@ def paper_lines(p: Paper, width: int) -> list[str]:
 def _listed(name: str, values: Sequence[str]) -> list[tuple[str, str]]:
     """One field per value, the name on the first only."""
     return [(name if n == 0 else "", value) for n, value in enumerate(values)]
-
-
-def _count(n: int | None, noun: str) -> str:
-    return "" if n is None else f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _printable(value: Any) -> Any:
@@ -223,3 +220,8 @@ def _paper_json(p: Paper) -> dict[str, Any]:
         "sources": list(p.sources),
         "abstract": p.abstract,
     }
+
+
+def _known(n: int | None, noun: str) -> str:
+    """`3 upvotes`, or nothing when unknown."""
+    return "" if n is None else plural(n, noun)

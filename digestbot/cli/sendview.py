@@ -15,6 +15,7 @@ from typing import Any
 from digestbot import service
 from digestbot.cli.common import out
 from digestbot.cli.paperview import fit
+from digestbot.compose.words import plural
 from digestbot.delivery import outbox
 from digestbot.models import Digest
 
@@ -33,7 +34,7 @@ def print_plan(
         return
     width = out.width
     for digest in digests:
-        head = f"{digest.subscriber.email}: {_count(len(digest.items), 'new paper')}"
+        head = f"{digest.subscriber.email}: {plural(len(digest.items), 'new paper')}"
         if digest.dropped:
             head += f" ({digest.dropped} more matched beyond max_papers)"
         if digest.problem:
@@ -117,7 +118,7 @@ def subscriber_json(
 
 def queued_label(row: outbox.Waiting) -> str:
     """`retry digest, 5 papers, next attempt 2026-05-04 08:15:00 UTC` (or `pending …`)."""
-    label = f"{row.status} {row.kind}, {_count(len(row.papers), 'paper')}"
+    label = f"{row.status} {row.kind}, {plural(len(row.papers), 'paper')}"
     if row.next_attempt_at:
         label += f", next attempt {stamp(row.next_attempt_at)}"
     return label
@@ -125,8 +126,3 @@ def queued_label(row: outbox.Waiting) -> str:
 
 def stamp(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else None
-
-
-def _count(n: int, noun: str) -> str:
-    """`1 new paper`, `3 new papers`."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"

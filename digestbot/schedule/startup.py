@@ -7,21 +7,18 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from digestbot.compose.words import plural
 from digestbot.delivery.where import where_emails_go
 from digestbot.rules.subscriptions import SubscriptionsFile
 from digestbot.settings import Settings
 from digestbot.store.failures import shown
 
 
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}" if n == 1 else f"{n} {what}s"
-
-
 def setup_lines(settings: Settings, config: SubscriptionsFile) -> list[str]:
     """Where the daemon reads and writes: the database (its password hidden), the transport,
     and the subscriptions file with how many subscribers it lists (those who unsubscribed
     among them are logged as such when it is loaded)."""
-    readers = _count(len(config.subscribers), "subscriber") + " listed"
+    readers = plural(len(config.subscribers), "subscriber") + " listed"
     return [
         f"database: {shown(settings.database_url)}",
         f"emails: {where_emails_go(settings)}",
@@ -48,10 +45,10 @@ def job_lines(
     times = Counter(config.schedule_of(sub) for sub in config.subscribers)
     for (zone, at, frequency), readers in sorted(times.items(), key=lambda t: (t[0][1], t[0])):
         job_id = f"digests {at} {zone} {frequency}"
-        lines.append(f"job {job_id}: {_count(readers, 'subscriber')}{then(job_id)}")
+        lines.append(f"job {job_id}: {plural(readers, 'subscriber')}{then(job_id)}")
     alerting = sum(1 for sub in config.subscribers if any(r.mode == "alert" for r in sub.rules))
     lines.append(
-        f"alerts: sent after each ingest with new papers, to {_count(alerting, 'subscriber')} "
+        f"alerts: sent after each ingest with new papers, to {plural(alerting, 'subscriber')} "
         "with alert rules"
     )
     lines.append(
