@@ -51,7 +51,7 @@ class Outcome:
     left_out: int = 0
 
 
-Decided = tuple[tuple[Chosen, ...], int]  # a digest's papers, and how many it left out
+Decided = tuple[Chosen, ...]  # a digest's papers, as a report lists them
 
 
 def chosen(digest: Digest) -> tuple[Chosen, ...]:
@@ -162,8 +162,7 @@ async def send_now(
 
 
 def _detailed(outcome: Outcome, subscriber: Subscriber, decided: Decided | None) -> Outcome:
-    papers, left_out = decided or ((), 0)
-    return replace(outcome, subscriber_id=subscriber.id, chosen=papers, left_out=left_out)
+    return replace(outcome, subscriber_id=subscriber.id, chosen=decided or ())
 
 
 async def _plan_and_enqueue(
@@ -189,7 +188,7 @@ async def _plan_and_enqueue(
             planned.setdefault(digest.subscriber.id, digest.subscriber)
             left_out[digest.subscriber.id] = digest.dropped
             if decided is not None:
-                decided[digest.subscriber.id] = (chosen(digest), digest.dropped)
+                decided[digest.subscriber.id] = chosen(digest)
             yield digest
 
     lock = PlanningLock(engine)
