@@ -24,6 +24,8 @@ OPEN = ("pending", "sending", "retry", "unknown")  # papers in these rows are sp
 CLAIMABLE = ("pending", "retry")
 FINISHED = ("sent", "failed", "cancelled")  # never sent again
 KINDS = ("digest", "alert")
+# How an arXiv lookup of a title-only paper ended (see ingest.enrich).
+ENRICH_OUTCOMES = ("adopted", "none", "elsewhere")
 
 # JSON in SQLite (text that its JSON functions read), JSONB in PostgreSQL.
 Json = JSON().with_variant(JSONB(), "postgresql")
@@ -260,3 +262,27 @@ class VoteRow(SQLModel, table=True):
     vote: str
     voted_at: datetime = Field(sa_type=UtcDateTime)
     digest: str = ""  # the period key of the digest whose link it came from
+
+
+class EnrichmentRow(SQLModel, table=True):
+    """The last arXiv lookup of a paper known only by its title: a lookup that found nothing
+    (or found a paper stored under another id) is not repeated before the retry window ends."""
+
+    __tablename__ = "enrichment"
+    __table_args__ = (_one_of("enrichment", "outcome", ENRICH_OUTCOMES),)
+    paper_id: str = Field(foreign_key="papers.id", primary_key=True)
+    tried_at: datetime = Field(sa_type=UtcDateTime)
+    outcome: str  # see ENRICH_OUTCOMES
+    arxiv_id: str | None = None  # the id adopted, or the one another stored paper has
+    detail: str = ""
+
+
+class FolderFileRow(SQLModel, table=True):
+    """A file a `kind: folder` source ingested: its content's hash, so a run ingests only
+    the files that are new or changed since."""
+
+    __tablename__ = "folder_files"
+    path: str = Field(primary_key=True)  # absolute
+    source: str  # SourceSpec.name of the folder source
+    sha256: str
+    ingested_at: datetime = Field(sa_type=UtcDateTime)
