@@ -150,7 +150,15 @@ class Settings(BaseSettings):
         "https://export.arxiv.org", description="Base URL of the arXiv API (`/api/query`)."
     )
     arxiv_api_delay: float = Field(
-        3.0, ge=0, description="Seconds between arXiv API page requests, as arXiv asks."
+        3.0, ge=0, description="Seconds between arXiv API requests (pages, lookups), as arXiv asks."
+    )
+    enrich: bool = Field(
+        True,
+        description="Look papers known only by title (saved pages, feeds) up on the arXiv API"
+        " after each ingest, for their id, authors, categories and links.",
+    )
+    enrich_retry_days: int = Field(
+        7, ge=1, description="Days before a lookup that found nothing on arXiv is tried again."
     )
     http_timeout: float = Field(
         20.0,

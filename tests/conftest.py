@@ -43,12 +43,16 @@ READY_TIMEOUT = 10.0
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Every test runs in its own folder with no DIGESTBOT_ variables from the host."""
+    """Every test runs in its own folder with no DIGESTBOT_ variables from the host, and
+    without arXiv lookups."""
     import os
 
     for name in list(os.environ):
         if name.startswith("DIGESTBOT_"):
             monkeypatch.delenv(name)
+    # No test reaches arXiv: those about lookups point DIGESTBOT_ARXIV_API_BASE_URL at the
+    # loopback stand-in and switch this back on.
+    monkeypatch.setenv("DIGESTBOT_ENRICH", "false")
     monkeypatch.chdir(tmp_path)
 
 

@@ -2,6 +2,7 @@
 
 from digestbot.cli import (  # noqa: F401  (importing them registers their commands)
     database,
+    enriching,
     library,
     mail,
     paperview,

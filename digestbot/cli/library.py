@@ -27,6 +27,7 @@ from digestbot.cli.common import (
     sqlite_file,
     subscriptions_app,
 )
+from digestbot.cli.enriching import run_enrichment
 from digestbot.compose.words import plural
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.ingest import papers
@@ -102,15 +103,21 @@ def ingest(
     configured: Annotated[
         bool, typer.Option("--all", help="Every source in the subscriptions file's `sources:`.")
     ] = False,
+    no_enrich: Annotated[
+        bool, typer.Option("--no-enrich", help="Skip the arXiv lookups of title-only papers.")
+    ] = False,
 ) -> None:
     """Ingest TARGET (a saved listing: text, HF JSON or feed; or a URL) or a --source.
 
     Prints new, already known and skipped counts. Every source is tried even when one fails;
-    the exit status is 1 if any failed.
+    the exit status is 1 if any failed. Then papers known only by title are looked up on
+    arXiv (see `digestbot enrich`), unless --no-enrich or DIGESTBOT_ENRICH=false; a failing
+    arXiv API does not change the exit status.
     """
     settings = load_settings()
     now = now_utc()
     specs = _ingest_specs(settings, target, source, category, query, replacements, configured)
+    failed: list[SourceSpec] = []
     with open_engine(settings, create=True) as engine:
         if isinstance(specs, Path):
             result = ingest_path(
@@ -122,11 +129,13 @@ def ingest(
                 max_bytes=settings.http_policy.max_bytes,
             )
             _print_ingest(result)
-            return
-        on = day.date() if day else None
-        failed = [
-            spec for spec in specs if not _ingest_one(engine, settings, spec, now=now, day=on)
-        ]
+        else:
+            on = day.date() if day else None
+            failed = [
+                spec for spec in specs if not _ingest_one(engine, settings, spec, now=now, day=on)
+            ]
+        if settings.enrich and not no_enrich:
+            run_enrichment(engine, settings, now=now, quiet=True)
     if failed:
         raise typer.Exit(1)
 

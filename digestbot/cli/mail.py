@@ -129,7 +129,9 @@ def status() -> None:
     with open_engine(settings) as engine:
         # A damaged page the tables below never read must not pass for a healthy database.
         check_integrity(engine, settings.database_url)
-        pieces = list(statusview.tables(engine))
+        pieces = list(
+            statusview.tables(engine, now=now_utc(), retry_days=settings.enrich_retry_days)
+        )
     for piece in pieces:
         if isinstance(piece, str):
             out.print(piece, markup=False)

@@ -1,4 +1,4 @@
-"""CLI: the status view, what `digestbot status` shows (daemon, jobs, sources, outbox, opt-outs)."""
+"""CLI: the status view: daemon, jobs, sources, arXiv lookups, outbox and opt-outs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from datetime import datetime
 from rich.table import Table
 from sqlalchemy import Engine
 
+from digestbot.compose.words import plural
 from digestbot.delivery import outbox
+from digestbot.ingest.enrichstore import RUN_NAME, waiting_count
 from digestbot.ingest.textnorm import safe_text
 from digestbot.rules import readers
 from digestbot.schedule import ledger
@@ -22,11 +24,14 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
-def tables(engine: Engine) -> Iterator[Table | str]:
+def tables(engine: Engine, *, now: datetime, retry_days: int) -> Iterator[Table | str]:
     """The status report, piece by piece, for the CLI to print."""
     yield from _scheduler(engine)
-    if runs := ledger.source_runs(engine):
+    runs = ledger.source_runs(engine)
+    lookups = runs.pop(RUN_NAME, None)
+    if runs:
         yield from _sources(runs)
+    yield _lookups(waiting_count(engine, now=now, retry_days=retry_days), lookups)
     counts = outbox.counts_by_status(engine)
     table = Table("state", "emails", title="Outbox")
     for state in STATES:
@@ -37,6 +42,17 @@ def tables(engine: Engine) -> Iterator[Table | str]:
     yield _suppressed(readers.suppressed_count(engine))
     if rows := outbox.problem_rows(engine):
         yield from _problems(rows)
+
+
+def _lookups(waiting: int, run: SourceRunRow | None) -> str:
+    """How many title-only papers wait for an arXiv lookup, and how the last run went."""
+    line = f"arXiv lookups: {plural(waiting, 'paper')} known only by title waiting"
+    if run is None:
+        return f"{line}; never run."
+    line += f"; last run {_minute(run.last_run_at)}"
+    if run.error:
+        return f"{line}, failed: {safe_text(run.error)}"
+    return f"{line}, {run.new_papers} found."
 
 
 def _suppressed(count: int) -> str:

@@ -78,11 +78,16 @@ def _paper(entry: Any) -> ListedPaper:
         published=_day(entry.get("published_parsed") or entry.get("updated_parsed")),
         authors=_authors(entry),
         arxiv_id=arxiv_id,
-        categories=tuple(
-            dict.fromkeys(str(t["term"]) for t in entry.get("tags", []) if t.get("term"))
-        ),
+        categories=_categories(entry),
         links=tuple(links),
     )
+
+
+def _categories(entry: Any) -> tuple[str, ...]:
+    """The entry's categories, arXiv's primary one first."""
+    primary = entry.get("arxiv_primary_category") or {}
+    terms = [primary.get("term"), *(t.get("term") for t in entry.get("tags", []))]
+    return tuple(dict.fromkeys(str(term) for term in terms if term))
 
 
 def _abstract(entry: Any) -> str:

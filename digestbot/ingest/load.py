@@ -1,16 +1,21 @@
-"""Ingest stage: read a saved listing or fetch a source, and store its papers."""
+"""Ingest stage: read a saved listing or fetch a source and store its papers; look the
+papers known only by title up on arXiv."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from digestbot.ingest import papers, read_listing
+from digestbot.ingest import enrichstore, papers, read_listing
+from digestbot.ingest.enrich import Choice
 from digestbot.ingest.fetch import FetchedListing, SourceSpec, fetch_source
 from digestbot.ingest.http import MAX_DOCUMENT_BYTES, OnRetry, Sleep, make_client
+from digestbot.ingest.lookup import Api, Lookup, look_up
 from digestbot.settings import Settings
 
 
@@ -86,3 +91,46 @@ async def store_fetched(
     keep = (fetched.url, found) if found and (found.etag or found.last_modified) else None
     # In a thread: the daemon's event loop runs other jobs (and SMTP) while this one writes.
     return await asyncio.to_thread(papers.ingest, engine, fetched.listing, now=now, validators=keep)
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """How an enrichment run went: papers settled and what became of them, the requests it
+    made, the papers still waiting, and the error that ended it early."""
+
+    tried: int
+    recorded: enrichstore.Recorded
+    requests: int
+    waiting: int
+    error: str | None
+
+
+async def enrich_waiting(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    limit: int | None = None,
+    sleep: Sleep = asyncio.sleep,
+    on_choice: Callable[[Choice], None] | None = None,
+) -> Enriched:
+    """Look the papers known only by title up on the arXiv API (at most `limit`), and
+    store what was found; a failing API leaves them waiting for the next run."""
+    retry = settings.enrich_retry_days
+    sought = await asyncio.to_thread(
+        enrichstore.waiting, engine, now=now, retry_days=retry, limit=limit
+    )
+    run = Lookup()
+    if sought:
+        async with make_client(settings.http_policy) as client:
+            api = Api(
+                client,
+                settings.arxiv_api_base_url,
+                settings.http_policy,
+                settings.arxiv_api_delay,
+                sleep,
+            )
+            run = await look_up(api, sought, on_choice=on_choice)
+    recorded = await asyncio.to_thread(enrichstore.record, engine, run.choices, now=now)
+    left = await asyncio.to_thread(enrichstore.waiting_count, engine, now=now, retry_days=retry)
+    return Enriched(len(run.choices), recorded, run.requests, left, run.error)

@@ -1,0 +1,54 @@
+"""Schedule stage: the daemon's arXiv lookups of title-only papers, after each ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from digestbot.ingest.enrichstore import RUN_NAME
+from digestbot.ingest.load import enrich_waiting
+from digestbot.schedule import ledger
+from digestbot.schedule.watch import unless_stopped
+from digestbot.settings import Settings
+
+log = logging.getLogger("digestbot.run")
+
+
+async def look_up_waiting(
+    engine: Engine, settings: Settings, *, now: datetime, halt: asyncio.Event
+) -> int:
+    """Look the papers known only by title up on arXiv (unless DIGESTBOT_ENRICH is off),
+    record the run for `status`, and return how many papers gained an arXiv record.
+
+    A failing API is logged and recorded, never raised: the ingest it follows has stored its
+    papers already, and they are tried again after the next one.
+    """
+    if not settings.enrich:
+        return 0
+    done = await unless_stopped(enrich_waiting(engine, settings, now=now), halt)
+    if done is None:
+        log.info("arXiv lookups: stopped before they finished")
+        return 0
+    found = done.recorded
+    await asyncio.to_thread(
+        ledger.record_source_run, engine, RUN_NAME, now=now, new=found.adopted, error=done.error
+    )
+    if done.tried or done.error:
+        log.info(
+            "arXiv lookups: %d looked up in %d requests: %d found, %d stored elsewhere, "
+            "%d not found; %d waiting",
+            done.tried,
+            done.requests,
+            found.adopted,
+            found.elsewhere,
+            found.not_found,
+            done.waiting,
+        )
+    if done.error:
+        log.warning(
+            "arXiv lookups stopped early (tried again after the next ingest): %s", done.error
+        )
+    return found.adopted
