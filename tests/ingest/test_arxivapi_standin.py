@@ -192,3 +192,12 @@ def test_the_corpus_keeps_true_titles_close_and_near_misses_below_the_bar() -> N
             assert entry["title"] == entry["listing_title"]
             assert int(original["published"][:4]) - int(entry["published"][:4]) >= 3
             assert entry["authors"][0].split()[-1] != original["authors"][0].split()[-1]
+
+
+def test_the_fixture_serves_a_listing_paper_beside_its_same_title_decoy(
+    arxiv_api: ArxivApi,
+) -> None:
+    """Searching a listing title that has a same-title decoy answers both papers."""
+    decoy = next(e for e in load_corpus() if e.get("variation") == "same_title")
+    found = ids(query(arxiv_api, search_query=f'ti:"{decoy["listing_title"]}"'))
+    assert {decoy["decoy_of"], decoy["id"]} <= set(found)
