@@ -473,3 +473,13 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
         return runner.invoke(app, list(args), catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def arxiv_api() -> Iterator[Any]:
+    """The loopback arXiv API stand-in (tests/arxivapi.py) serving the fixture corpus in the
+    current Atom shape, withheld entries hidden."""
+    from arxivapi import ArxivApi
+
+    with ArxivApi() as api:
+        yield api
