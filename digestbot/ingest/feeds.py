@@ -92,10 +92,11 @@ def _categories(entry: Any) -> tuple[str, ...]:
 
 def _abstract(entry: Any) -> str:
     """The summary as plain text; arXiv RSS puts the abstract after 'Abstract:'."""
-    raw = str(entry.get("summary") or "")
+    raw, detail = str(entry.get("summary") or ""), entry.get("summary_detail") or {}
     if not raw and entry.get("content"):
-        raw = str(entry["content"][0].get("value", ""))
-    text = _plain_text(raw)
+        raw, detail = str(entry["content"][0].get("value", "")), entry["content"][0]
+    # Plain text as it is: its "<n>" is the abstract's own, unescaped by feedparser.
+    text = raw if detail.get("type") == "text/plain" else _plain_text(raw)
     parts = _ABSTRACT.split(text, maxsplit=1)
     if len(parts) == 2 and text.lower().startswith("arxiv:"):
         text = parts[1]
