@@ -12,7 +12,7 @@ import typer
 from sqlalchemy import Engine
 
 from digestbot import service
-from digestbot.cli import config
+from digestbot.cli import config, folderview
 from digestbot.cli.common import (
     app,
     err,
@@ -145,6 +145,8 @@ def _ingest_one(
 ) -> bool:
     """Ingest one source, print how it went and record it as the daemon does (for
     `status`); whether it succeeded."""
+    if spec.kind == "folder":
+        return folderview.ingest_folder_source(engine, settings, spec, now=now, show=_print_ingest)
     try:
         result = asyncio.run(
             ingest_source(engine, settings, spec, now=now, day=day, on_retry=_say_retry)

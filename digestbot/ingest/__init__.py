@@ -17,7 +17,7 @@ from digestbot.ingest.detect import parse_document
 from digestbot.ingest.http import MAX_DOCUMENT_BYTES
 from digestbot.models import Listing
 
-__all__ = ["parse_daily_papers", "parse_document", "read_listing"]
+__all__ = ["parse_daily_papers", "parse_document", "parse_saved", "read_listing", "read_saved"]
 
 
 def read_listing(
@@ -35,6 +35,14 @@ def read_listing(
     (the day it was saved, as far as anyone knows; `today` if that lies ahead) unless `year`
     is given; the Listing's notes say which year was assumed and why.
     """
+    data, saved = read_saved(path, max_bytes=max_bytes)
+    return parse_saved(
+        data, path, saved=saved, today=today, year=year, include_replacements=include_replacements
+    )
+
+
+def read_saved(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> tuple[bytes, date]:
+    """The bytes of a saved listing (refused when over `max_bytes`) and its day of saving."""
     try:
         # Read at most one byte past the limit: a pipe or device has no size to check first.
         with path.open("rb") as file:
@@ -49,6 +57,19 @@ def read_listing(
             f"{path}: larger than {max_bytes / 2**20:g} MB",
             "raise DIGESTBOT_MAX_DOCUMENT_MB if the file is genuine",
         )
+    return data, saved
+
+
+def parse_saved(
+    data: bytes,
+    path: Path,
+    *,
+    saved: date,
+    today: date,
+    year: int | None = None,
+    include_replacements: bool = False,
+) -> Listing:
+    """Parse the bytes `read_saved` gave, dating a yearless page as `read_listing` says."""
     day = min(saved, today)
     listing = parse_document(
         data, source=str(path), today=day, year=year, include_replacements=include_replacements

@@ -16,7 +16,7 @@ from digestbot.ingest.feeds import parse_feed
 from digestbot.ingest.http import HttpPolicy, OnRetry, Sleep, Validators, fetch
 from digestbot.models import ListedPaper, Listing
 
-SourceKind = Literal["hf", "arxiv", "arxiv-query", "feed"]
+SourceKind = Literal["hf", "arxiv", "arxiv-query", "feed", "folder"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Endpoints:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """One source to ingest: its kind and what it needs (categories, query or URL)."""
+    """One source to ingest: its kind and what it needs (categories, query, URL or path)."""
 
     kind: SourceKind
     categories: tuple[str, ...] = ()
@@ -38,6 +38,7 @@ class SourceSpec:
     url: str | None = None
     include_replacements: bool = False
     max_results: int = 200
+    path: str | None = None  # a folder source's absolute folder or glob
 
     @property
     def name(self) -> str:
@@ -48,6 +49,8 @@ class SourceSpec:
             return f"arxiv-query:{self.search_query()}"
         if self.kind == "feed":
             return f"feed:{self.url}"
+        if self.kind == "folder":
+            return f"folder:{self.path}"
         return "hf"
 
     def search_query(self) -> str:
@@ -101,6 +104,8 @@ def _url(spec: SourceSpec, endpoints: Endpoints, day: date) -> str:
         if not spec.categories:
             raise ListingError("an arxiv source needs at least one category", "e.g. cs.CL")
         return f"{endpoints.arxiv_rss.rstrip('/')}/rss/{'+'.join(spec.categories)}"
+    if spec.kind == "folder":
+        raise ListingError(f"{spec.name}: a folder is read, not fetched", "use ingest.folder")
     if not spec.url:
         raise ListingError("a feed source needs a url", "give the feed's URL")
     return spec.url

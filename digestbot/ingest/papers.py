@@ -22,7 +22,7 @@ from digestbot.ingest.sameness import same_paper
 from digestbot.ingest.textnorm import normalise_title
 from digestbot.models import ListedPaper, Listing, Paper
 from digestbot.store.engine import write_session
-from digestbot.store.tables import FeedStateRow, PaperRow, SentPaperRow
+from digestbot.store.tables import FeedStateRow, FolderFileRow, PaperRow, SentPaperRow
 
 TITLE_MATCH = 95.0
 _CANDIDATES = 5  # alike titles checked for agreement, most alike first
@@ -106,12 +106,14 @@ def ingest(
     *,
     now: datetime,
     validators: tuple[str, Validators] | None = None,
+    done: FolderFileRow | None = None,
 ) -> IngestResult:
     """Store the listing's papers, cleaned and bounded, in one transaction; known papers keep
     their first-seen time.
 
-    `validators` (url, what its server said identifies this answer) are stored in the same
-    transaction, so a document that failed to store is fetched in full next time.
+    `validators` (url, what its server said identifies this answer) and `done` (the file a
+    folder source read) are stored in the same transaction, so a document that failed to
+    store is fetched, or read, in full next time.
     """
     listing = bounded(listing)
     new = known = 0
@@ -137,6 +139,8 @@ def ingest(
                     url=url, etag=found.etag, last_modified=found.last_modified, fetched_at=now
                 )
             )
+        if done is not None:
+            session.merge(done)
     return IngestResult(
         listing.source, new, known, listing.skipped, trimmed=listing.trimmed, notes=listing.notes
     )

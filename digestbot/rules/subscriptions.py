@@ -8,7 +8,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from digestbot.addresses import normalise_address
 from digestbot.errors import SubscriptionsError
@@ -17,6 +25,7 @@ from digestbot.ingest.links import web_url
 from digestbot.ingest.textnorm import words
 from digestbot.models import Rule
 from digestbot.rules.categories import check_category
+from digestbot.rules.folders import BASE_KEY, FOLDER_SCHEDULE, check_folder_path
 from digestbot.rules.yamlfile import (
     MAX_YAML_BYTES,
     YamlProblem,
@@ -170,6 +179,7 @@ DEFAULT_SCHEDULES: dict[str, str] = {
     "arxiv": "30 5 * * mon-fri",
     "arxiv-query": "45 5 * * mon-fri",
     "feed": "0 */6 * * *",
+    "folder": FOLDER_SCHEDULE,
 }
 
 
@@ -200,7 +210,8 @@ def _check_cron(value: str) -> str:
 
 
 class SourceConfig(_Strict):
-    """A listing source to ingest: `hf`, `arxiv` (RSS), `arxiv-query` (API) or `feed`."""
+    """A listing source to ingest: `hf`, `arxiv` (RSS), `arxiv-query` (API), `feed` or
+    `folder` (saved files)."""
 
     kind: SourceKind
     categories: list[str] = Field(default_factory=list)
@@ -209,6 +220,9 @@ class SourceConfig(_Strict):
     include_replacements: bool = False
     max_results: int = Field(200, ge=1, le=2000)
     schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
+    path: str | None = None
+
+    _absolute_path = field_validator("path")(check_folder_path)
 
     def effective_schedule(self) -> str:
         """The cron expression (UTC) the scheduler ingests this source on."""
@@ -222,6 +236,8 @@ class SourceConfig(_Strict):
             raise ValueError("an arxiv-query source needs `query` or `categories`")
         if self.kind == "feed" and not web_url(self.url):
             raise ValueError("a feed source needs an http(s) `url`")
+        if (self.kind == "folder") != (self.path is not None):
+            raise ValueError("a folder source, and only a folder source, needs `path`")
         return self
 
     def spec(self) -> SourceSpec:
@@ -233,6 +249,7 @@ class SourceConfig(_Strict):
             url=self.url,
             include_replacements=self.include_replacements,
             max_results=self.max_results,
+            path=self.path,
         )
 
 
@@ -278,11 +295,12 @@ def load_subscriptions(path: Path) -> SubscriptionsFile:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SubscriptionsError([f"{path}: cannot read it: {exc}"], _HINT) from None
-    return parse_subscriptions(text, source=str(path))
+    return parse_subscriptions(text, source=str(path), base=path.absolute().parent)
 
 
-def parse_subscriptions(text: str, *, source: str) -> SubscriptionsFile:
-    """Parse YAML 1.2 text and validate it; errors read `file:line:column: path: message`."""
+def parse_subscriptions(text: str, *, source: str, base: Path | None = None) -> SubscriptionsFile:
+    """Parse YAML 1.2 text and validate it; errors read `file:line:column: path: message`.
+    A folder source's relative `path` is taken from `base` (default: the working directory)."""
     try:
         document = load_yaml(text, source)
     except YamlProblem as exc:
@@ -294,7 +312,7 @@ def parse_subscriptions(text: str, *, source: str) -> SubscriptionsFile:
     data = plain(document)
     problems = _cross_checks(source, document, data)
     try:
-        parsed = SubscriptionsFile.model_validate(data)
+        parsed = SubscriptionsFile.model_validate(data, context={BASE_KEY: base})
     except ValidationError as exc:
         problems += [validation_problem(source, document, err) for err in exc.errors()]
     if problems:

@@ -23,7 +23,6 @@ from digestbot.delivery.outbox import counts_by_status
 from digestbot.delivery.send import deliver
 from digestbot.delivery.transport import TransportUnavailable
 from digestbot.errors import ConfigError, DigestbotError
-from digestbot.ingest.load import fetch_listing, store_fetched
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import (
     SourceConfig,
@@ -31,9 +30,9 @@ from digestbot.rules.subscriptions import (
     cron_trigger,
     load_subscriptions,
 )
-from digestbot.schedule import ledger, runs, startup
+from digestbot.schedule import ledger, runs, sourcejob, startup
 from digestbot.schedule.triggers import digest_trigger, missed_run
-from digestbot.schedule.watch import FailureStreak, file_stamp, unless_stopped
+from digestbot.schedule.watch import FailureStreak, file_stamp
 from digestbot.settings import Settings
 from digestbot.store.lock import DaemonLock, LockTaken, daemon_lock
 from digestbot.store.tables import CLAIMABLE, JobRow
@@ -192,44 +191,42 @@ class Daemon:
 
     async def ingest(self, source: SourceConfig) -> str | None:
         """Ingest one source; alert on its new papers at once. Returns why it failed."""
-        now, name = self.clock(), source.spec().name
+        now, spec = self.clock(), source.spec()
         try:
-            fetched = await unless_stopped(
-                fetch_listing(self.engine, self.settings, source.spec(), now=now), self.halt
+            done = await sourcejob.ingest_spec(
+                self.engine, self.settings, spec, now=now, halt=self.halt
             )
-            if fetched is None:
-                log.info("ingest %s: stopped before its fetch finished", name)
-                return None
-            result = await store_fetched(self.engine, fetched, now=now)
         except DigestbotError as exc:
-            failures = await asyncio.to_thread(
-                ledger.record_source_run, self.engine, name, now=now, error=str(exc)
-            )
-            log.error("ingest %s failed (%d in a row): %s", name, failures, exc)
+            done = sourcejob.Ingested(error=str(exc))
+        if done.stopped:
+            return None
+        failures = await asyncio.to_thread(
+            ledger.record_source_run,
+            self.engine,
+            spec.name,
+            now=now,
+            new=done.new,
+            error=done.error,
+        )
+        if done.error:
+            log.error("ingest %s failed (%d in a row): %s", spec.name, failures, done.error)
             if failures == self.settings.admin_alert_after:
-                await self.tell_admin(f"{name} failed {failures} times in a row", str(exc), now)
-            return str(exc)
-        await asyncio.to_thread(
-            ledger.record_source_run, self.engine, name, now=now, new=result.new
+                await self.tell_admin(
+                    f"{spec.name} failed {failures} times in a row", done.error, now
+                )
+        if done.new:
+            await self.after_new_papers(now)
+        return done.error
+
+    async def after_new_papers(self, now: datetime) -> None:
+        """What follows every ingest that stored new papers, whatever the source: alerts."""
+        since = now - runs.ALERT_WINDOW
+        alerts = await asyncio.to_thread(
+            runs.enqueue_alerts, self.engine, self.settings, since=since, now=now
         )
-        for note in result.trimmed:
-            log.warning("ingest %s: %s", name, note)
-        log.info(
-            "ingest %s: %d new, %d known%s",
-            name,
-            result.new,
-            result.known,
-            " (not modified)" if result.not_modified else "",
-        )
-        if result.new:
-            since = now - runs.ALERT_WINDOW
-            alerts = await asyncio.to_thread(
-                runs.enqueue_alerts, self.engine, self.settings, since=since, now=now
-            )
-            log.info("alerts: %d queued", alerts)
-            if alerts:
-                await self.deliver(now, decide=False)
-        return None
+        log.info("alerts: %d queued", alerts)
+        if alerts:
+            await self.deliver(now, decide=False)
 
     async def deliver(self, now: datetime, *, decide: bool = True) -> None:
         """Decide due periods (unless only alerts are waiting) and send every due row."""
