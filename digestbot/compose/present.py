@@ -78,6 +78,7 @@ class PaperView:
     rules: tuple[str, ...]
     votes: VoteLinks | None = None  # the reader's feedback links, when there are any
     search: str | None = None  # arXiv's search for the title, for a paper with no page yet
+    abstract_page: str | None = None  # arXiv's page, when `url` is another (Hugging Face's)
 
     # Cached: the HTML and text templates each read these (a frozen dataclass keeps its
     # fields; cached_property writes beside them).
@@ -221,7 +222,12 @@ def present_item(
         rules=item.match.rules,
         votes=votes,
         search=None if url else title_search(paper.title),
+        abstract_page=_other(web_url(paper.link("abs")), url),
     )
+
+
+def _other(link: str | None, shown: str | None) -> str | None:
+    return link if link != shown else None
 
 
 def title_search(title: str) -> str:

@@ -30,7 +30,7 @@ from digestbot.rules.subscriptions import (
     cron_trigger,
     load_subscriptions,
 )
-from digestbot.schedule import ledger, runs, sourcejob, startup
+from digestbot.schedule import ledger, lookups, runs, sourcejob, startup
 from digestbot.schedule.triggers import digest_trigger, missed_run
 from digestbot.schedule.watch import FailureStreak, file_stamp
 from digestbot.settings import Settings
@@ -58,6 +58,7 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         )
         self.delivery_lock = asyncio.Lock()
+        self.lookup_lock = asyncio.Lock()  # one arXiv lookup run at a time, as arXiv asks
         self.delivery_failures = FailureStreak()
         self.running: set[asyncio.Task[None]] = set()
         self.lock: DaemonLock | None = None  # held from `run` on
@@ -216,10 +217,19 @@ class Daemon:
                 )
         if done.new:
             await self.after_new_papers(now)
+        # Alerts first, then the arXiv lookups, whose papers (now with authors and
+        # categories) may meet alert rules they could not meet before.
+        async with self.lookup_lock:
+            found = await lookups.look_up_waiting(
+                self.engine, self.settings, now=self.clock(), halt=self.halt
+            )
+        if found:
+            await self.after_new_papers(now)
         return done.error
 
     async def after_new_papers(self, now: datetime) -> None:
-        """What follows every ingest that stored new papers, whatever the source: alerts."""
+        """What follows every ingest that stored new papers, whatever the source, and every
+        arXiv lookup that gave papers their records: alerts."""
         since = now - runs.ALERT_WINDOW
         alerts = await asyncio.to_thread(
             runs.enqueue_alerts, self.engine, self.settings, since=since, now=now

@@ -57,7 +57,7 @@ def test_it_refuses_the_same_title_by_another_first_author() -> None:
 
 
 def test_it_accepts_the_first_author_written_family_name_first() -> None:
-    """"Lovelace, Ada" and "Ada Lovelace" are the same first author."""
+    """ "Lovelace, Ada" and "Ada Lovelace" are the same first author."""
     sought = Sought("t-1", SOUGHT.title, authors=("Lovelace, Ada",))
     assert choose(sought, [record()]).adopted is not None
 
@@ -105,8 +105,7 @@ def test_the_queries_use_the_titles_words_only() -> None:
     assert phrase('A "Quoted" (Title): x+y') == 'ti:"a quoted title x y"'
     assert titles_query(["One Two", "Three Four"]) == 'ti:"one two" OR ti:"three four"'
     assert words_query("Scaling Diffusion Transformers: A Noise-Schedule Study") == (
-        "ti:scaling AND ti:diffusion AND ti:transformers AND ti:noise AND ti:schedule"
-        " AND ti:study"
+        "ti:scaling AND ti:diffusion AND ti:transformers AND ti:noise AND ti:schedule AND ti:study"
     )
 
 

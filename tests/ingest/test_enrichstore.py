@@ -105,9 +105,7 @@ def test_an_id_another_paper_already_has_is_not_adopted_twice(
         assert (row.outcome, row.detail) == ("elsewhere", "stored as 2501.00001")
 
 
-def test_a_paper_that_gained_an_id_meanwhile_is_left_alone(
-    engine: Engine, clock: datetime
-) -> None:
+def test_a_paper_that_gained_an_id_meanwhile_is_left_alone(engine: Engine, clock: datetime) -> None:
     """An arXiv feed listed the paper while the lookup ran: its own id stands."""
     ids = stored(engine, clock)
     pid = ids["Scaling Diffusion Transformers"]

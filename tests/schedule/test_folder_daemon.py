@@ -56,6 +56,7 @@ def test_a_page_dropped_into_a_folder_source_is_ingested_and_alerted(
         "DIGESTBOT_SMTP_TLS": "none",
         "DIGESTBOT_FROM_ADDRESS": SENDER,
         "DIGESTBOT_TICK_SECONDS": "1",
+        "DIGESTBOT_ENRICH": "false",
     }
     command = [sys.executable, "-m", "digestbot", "run"]
     # Started elsewhere: `path: drops` is beside the subscriptions file, not the working folder.
