@@ -102,6 +102,7 @@ def main() -> None:
             )
     median = statistics.median
     delay = Settings.model_fields["arxiv_api_delay"].default
+    paced = median(lookups) + delay * (median(requests) - 1)
     print(
         f"\nmedians over {args.rounds} rounds, {len(LISTINGS)} listings:\n"
         f"  share enriched with the true id: {median(shares):.1%}\n"
@@ -109,7 +110,7 @@ def main() -> None:
         f"(ratio {median(on) / median(off):.2f}); with the API down: {median(down):.2f} s "
         f"(ratio {median(down) / median(off):.2f})\n"
         f"  lookups: {median(lookups):.2f} s for {median(requests):g} requests with no pause; "
-        f"at arXiv's {delay:g} s between requests: {median(lookups) + delay * (median(requests) - 1):.0f} s"
+        f"at arXiv's {delay:g} s between requests: {paced:.0f} s"
     )
 
 
