@@ -43,7 +43,9 @@ _SHAPE = re.compile(r"^([a-z]+(?:-[a-z]+)*)(?:\.([A-Za-z]+(?:-[A-Za-z]+)*|\*))?$
 def check_category(value: str) -> str:
     """`value` stripped, or ValueError saying why it is not an arXiv category pattern."""
     value = value.strip()
-    shape = _SHAPE.match(value)
+    # "CS.CL" is cs.CL: matching ignores case, so the check does too.
+    archive, dot, subject = value.partition(".")
+    shape = _SHAPE.match(f"{archive.lower()}{dot}{subject}")
     if shape is None:
         raise ValueError(
             f"{value!r} is not an arXiv category: write archive.SUBJECT (cs.CL), "
@@ -52,7 +54,7 @@ def check_category(value: str) -> str:
     if shape.group(1) not in ARCHIVES:
         known = ", ".join(sorted(ARCHIVES))
         raise ValueError(f"unknown arXiv archive {shape.group(1)!r} (known: {known})")
-    return value
+    return shape.group(0)
 
 
 def category_matches(pattern: str, category: str) -> bool:

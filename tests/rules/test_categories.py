@@ -59,7 +59,6 @@ def test_categories_are_a_rule_and_topic_condition_kept_as_written() -> None:
     ("written", "message"),
     [
         ("cs.C L", "'cs.C L' is not an arXiv category"),
-        ("CS.CL", "'CS.CL' is not an arXiv category"),
         ("cs.", "'cs.' is not an arXiv category"),
         ("cs.CL.x", "'cs.CL.x' is not an arXiv category"),
         ("cs*", "'cs*' is not an arXiv category"),
@@ -139,3 +138,11 @@ def test_stored_rules_keep_their_categories_and_older_ones_load_without() -> Non
     plain = rule_to_json(Rule("r", any=("x",), topics=(Rule("t", any=("y",)),)))
     assert "categories" not in plain and "categories" not in plain["topics"][0]
     assert rule_from_json(plain).categories == ()
+
+
+def test_an_archive_written_in_capitals_is_accepted_as_arxiv_writes_it() -> None:
+    """`CS.CL` is kept as cs.CL, since matching ignores case anyway (it was refused while
+    `cs.cl` passed)."""
+    spec = parse_subscriptions(FILE.replace("hep-th,", "CS.LG, Math,"), source="subs.yaml")
+    first, _ = spec.rules_of(spec.subscribers[0])
+    assert first.categories[:3] == ("cs.CL", "cs.LG", "math")
