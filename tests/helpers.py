@@ -144,7 +144,11 @@ def cli(
 ) -> subprocess.Popen[str]:
     """`python -m digestbot ARGS` in its own process, on the same database and server, from
     SENDER, one SMTP connection unless `extra` (more environment variables) says otherwise."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     env.update(
         DIGESTBOT_DATABASE_URL=settings.database_url,
         DIGESTBOT_SMTP_HOST="127.0.0.1",

@@ -279,7 +279,11 @@ def test_the_readme_systemd_steps_set_up_a_folder_the_unit_starts_in(
     # No internet in tests: the Hugging Face API is a loopback server with a saved answer.
     body = (FEEDS / "hf_daily_papers_2025-01-15.json").read_bytes()
     http_server.route("/api/daily_papers", Reply(body=body))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     env["DIGESTBOT_HF_BASE_URL"] = http_server.base_url
     here = str(Path(sys.executable).parent / "digestbot")
     folder = tmp_path / "var-lib-digestbot"

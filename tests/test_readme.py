@@ -93,7 +93,11 @@ def test_the_five_minute_walkthrough_delivers_a_digest_to_a_local_smtp_server(
     # No internet in tests: the Hugging Face API is a loopback server with a saved answer.
     body = (FEEDS / "hf_daily_papers_2025-01-15.json").read_bytes()
     http_server.route("/api/daily_papers", Reply(body=body))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     env["DIGESTBOT_HF_BASE_URL"] = http_server.base_url
     recipe = marked_block("recipe: local")
     assert "DIGESTBOT_SMTP_HOST=127.0.0.1\n" in recipe
@@ -162,8 +166,13 @@ def test_the_readme_points_to_every_page_of_docs() -> None:
         assert f"](docs/{page.name})" in README, page.name
 
 
-def test_every_subscriptions_example_in_the_readme_validates() -> None:
-    """Each YAML block of the README is a subscriptions file digestbot accepts."""
+def test_every_subscriptions_example_in_the_readme_validates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each YAML block of the README is a subscriptions file digestbot accepts (its folder
+    source's ~/papers existing)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "papers").mkdir()
     blocks = re.findall(r"```yaml\n(.*?)\n```", README, re.S)
     assert len(blocks) >= 2
     for n, text in enumerate(blocks):

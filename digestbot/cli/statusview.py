@@ -31,7 +31,8 @@ def tables(engine: Engine, *, now: datetime, retry_days: int) -> Iterator[Table 
     lookups = runs.pop(RUN_NAME, None)
     if runs:
         yield from _sources(runs)
-    yield _lookups(waiting_count(engine, now=now, retry_days=retry_days), lookups)
+    line = _lookups(waiting_count(engine, now=now, retry_days=retry_days), lookups)
+    yield from _wrapped(line, first="", rest="    ")
     counts = outbox.counts_by_status(engine)
     table = Table("state", "emails", title="Outbox")
     for state in STATES:

@@ -128,7 +128,11 @@ def test_a_reader_that_leaves_early_ends_it_quietly(settings: Settings) -> None:
     ingested = cli(settings, 0, "ingest", str(LISTING_000))
     ingested.communicate(timeout=60)
     assert ingested.returncode == 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     env["DIGESTBOT_DATABASE_URL"] = settings.database_url
     for args in (["papers", "list"], ["status"], ["-h"]):
         reader, writer = os.pipe()

@@ -29,7 +29,11 @@ def test_the_demo_never_touches_a_real_setup(tmp_path: Path, smtp_server: SmtpSe
         f"DIGESTBOT_FROM_ADDRESS={SENDER}\n",
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     env.update(DIGESTBOT_OUTBOX_DIR=str(tmp_path / "outbox"), DIGESTBOT_TRANSPORT="smtp")
     command = [sys.executable, "-m", "digestbot", "demo"]
     for _ in range(2):

@@ -28,7 +28,11 @@ def digestbot(
 ) -> subprocess.CompletedProcess[str]:
     """`python -m digestbot ARGS` on the database at `url`, in a process of its own (`limit`
     runs in it first)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     clean.update(DIGESTBOT_DATABASE_URL=url, DIGESTBOT_TRANSPORT="file", **env)
     command = [sys.executable, "-m", "digestbot", *args]
     return subprocess.run(

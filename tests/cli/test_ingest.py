@@ -109,7 +109,11 @@ def test_retries_are_said_on_a_terminal_and_not_in_a_pipe(
     terminal; piped (a cron job), stderr stays empty."""
     body = (FEEDS / "arxiv_rss_cs.CL.xml").read_bytes()
     url = http_server.route("/feed.xml", Reply(503), Reply(503), Reply(body=body))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     for name in ("CI", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(name, None)  # rich reads these; the test wants it to decide by the tty alone
     env.update(

@@ -34,7 +34,11 @@ def run(*args: str) -> Result:
 
 def piped(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m digestbot ARGS` in its own process at COLUMNS=80, its output piped."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     env.update(DIGESTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'digestbot.db'}", COLUMNS="80")
     return subprocess.run(
         [sys.executable, "-m", "digestbot", *args],

@@ -18,7 +18,11 @@ SUMMARY = "Summary: 4 sent, 0 retrying, 0 failed, 0 unknown."
 
 
 def environment(settings: Settings, smtp_server: SmtpServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     for name in ("CI", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(name, None)  # rich reads these; the test wants it to decide by the tty alone
     env.update(

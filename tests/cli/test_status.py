@@ -30,7 +30,11 @@ def test_status_says_a_killed_daemon_is_not_running_and_when_it_was_last_seen(
 ) -> None:
     """After kill -9 the lease row stays, yet status says not running, and since when."""
     (tmp_path / "subscriptions.yaml").write_text(READER, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     env.update(
         DIGESTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
         DIGESTBOT_SUBSCRIPTIONS=str(tmp_path / "subscriptions.yaml"),

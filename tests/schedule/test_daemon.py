@@ -364,7 +364,11 @@ def test_sigterm_during_a_scheduled_job_stops_it_cleanly_and_logs_no_error(
     ledger.record_source_run(engine, "hf", now=datetime.now(UTC))  # no catch-up ingest
     engine.dispose()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+        },
         "DIGESTBOT_DATABASE_URL": f"sqlite:///{db}",
         "DIGESTBOT_SUBSCRIPTIONS": str(tmp_path / "subscriptions.yaml"),
         "DIGESTBOT_TRANSPORT": "file",

@@ -48,7 +48,11 @@ def test_a_page_dropped_into_a_folder_source_is_ingested_and_alerted(
     now = datetime.now(UTC)
     sync_subscriptions(engine, load_subscriptions(subscriptions), now=now - timedelta(days=1))
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+        },
         "DIGESTBOT_DATABASE_URL": f"sqlite:///{db}",
         "DIGESTBOT_SUBSCRIPTIONS": str(subscriptions),
         "DIGESTBOT_SMTP_HOST": smtp_server.host,

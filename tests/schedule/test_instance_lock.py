@@ -60,7 +60,11 @@ class Runs:
         self.started: list[Run] = []
         later = (datetime.now(UTC) + timedelta(hours=6)).strftime("%H:%M")  # nothing to send
         (folder / "subscriptions.yaml").write_text(SUBSCRIPTIONS.format(send_at=later))
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+        }
         self.env.update(
             DIGESTBOT_DATABASE_URL=database_url,
             DIGESTBOT_SUBSCRIPTIONS=str(folder / "subscriptions.yaml"),

@@ -55,7 +55,11 @@ def test_a_dropped_page_is_looked_up_and_alerted_by_author_and_category(
         engine, load_subscriptions(subscriptions), now=datetime.now(UTC) - timedelta(days=1)
     )
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+        },
         "DIGESTBOT_DATABASE_URL": f"sqlite:///{db}",
         "DIGESTBOT_SUBSCRIPTIONS": str(subscriptions),
         "DIGESTBOT_SMTP_HOST": smtp_server.host,
@@ -65,6 +69,7 @@ def test_a_dropped_page_is_looked_up_and_alerted_by_author_and_category(
         "DIGESTBOT_TICK_SECONDS": "1",
         "DIGESTBOT_ARXIV_API_BASE_URL": arxiv_api.base_url,
         "DIGESTBOT_ARXIV_API_DELAY": "0.1",
+        "DIGESTBOT_ENRICH": "true",
     }
     daemon = subprocess.Popen(
         [sys.executable, "-m", "digestbot", "run"], env=env, stderr=subprocess.PIPE, text=True

@@ -63,7 +63,11 @@ class Log:
 def daemon(tmp_path: Path, **variables: str) -> Iterator[Log]:
     """`digestbot run` in its own process with only `variables` of digestbot's settings; on
     leaving, SIGTERM, which must stop it with exit 0."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGESTBOT_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
     env.update(variables)
     command = [sys.executable, "-m", "digestbot", "run"]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
