@@ -139,16 +139,22 @@ class Inbox:
         return "250 OK"
 
 
+def host_environment() -> dict[str, str]:
+    """This process's environment without digestbot's settings from the host, for a
+    `digestbot` process of a test's own; arXiv lookups stay off as the test session has them."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
+    }
+
+
 def cli(
     settings: Settings, port: int, *args: str, extra: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
     """`python -m digestbot ARGS` in its own process, on the same database and server, from
     SENDER, one SMTP connection unless `extra` (more environment variables) says otherwise."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env.update(
         DIGESTBOT_DATABASE_URL=settings.database_url,
         DIGESTBOT_SMTP_HOST="127.0.0.1",

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import configparser
-import os
 import re
 import shlex
 import shutil
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import FEEDS, HttpServer, Reply
-from helpers import wait_for
+from helpers import host_environment, wait_for
 from ruamel.yaml import YAML
 from sqlalchemy import create_engine
 
@@ -279,11 +278,7 @@ def test_the_readme_systemd_steps_set_up_a_folder_the_unit_starts_in(
     # No internet in tests: the Hugging Face API is a loopback server with a saved answer.
     body = (FEEDS / "hf_daily_papers_2025-01-15.json").read_bytes()
     http_server.route("/api/daily_papers", Reply(body=body))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env["DIGESTBOT_HF_BASE_URL"] = http_server.base_url
     here = str(Path(sys.executable).parent / "digestbot")
     folder = tmp_path / "var-lib-digestbot"

@@ -3,7 +3,6 @@ and its links hold for the digestbot they describe."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FEEDS, HttpServer, Reply, SmtpServer
+from helpers import host_environment
 
 from digestbot.cli.common import load_settings
 from digestbot.cli.config import where_emails_go
@@ -93,11 +93,7 @@ def test_the_five_minute_walkthrough_delivers_a_digest_to_a_local_smtp_server(
     # No internet in tests: the Hugging Face API is a loopback server with a saved answer.
     body = (FEEDS / "hf_daily_papers_2025-01-15.json").read_bytes()
     http_server.route("/api/daily_papers", Reply(body=body))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env["DIGESTBOT_HF_BASE_URL"] = http_server.base_url
     recipe = marked_block("recipe: local")
     assert "DIGESTBOT_SMTP_HOST=127.0.0.1\n" in recipe

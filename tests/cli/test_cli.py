@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from email import message_from_bytes, policy
@@ -21,7 +20,7 @@ from conftest import (
     db_fingerprint,
     free_port,
 )
-from helpers import ALICE_YAML, SENDER, rows, subscribers
+from helpers import ALICE_YAML, SENDER, host_environment, rows, subscribers
 
 from digestbot import service
 from digestbot.delivery import claims
@@ -311,11 +310,7 @@ def test_a_bad_setting_is_one_error_line(run, monkeypatch) -> None:  # type: ign
 def test_demo_runs_from_any_folder_and_again_sends_only_what_did_not_fit(tmp_path: Path) -> None:
     """`python -m digestbot demo` in an empty folder writes .eml files to ./digestbot-demo/;
     run again, it sends only the papers that did not fit a digest, until nothing is new."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     command = [sys.executable, "-m", "digestbot", "demo"]
     first = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False

@@ -3,7 +3,6 @@ the line saying where emails go."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import SmtpServer, db_fingerprint
-from helpers import SENDER, prepare
+from helpers import SENDER, host_environment, prepare
 
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
@@ -19,11 +18,7 @@ from digestbot.store.engine import make_engine
 
 def digestbot(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     """`python -m digestbot ARGS` in the current folder with only `variables` of digestbot's."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env.update(variables)
     command = [sys.executable, "-m", "digestbot", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -151,11 +146,7 @@ def test_run_says_where_emails_go_before_it_starts(tmp_path: Path) -> None:
     """`digestbot run` names the SMTP server, port and TLS mode as its first line."""
     (tmp_path / "subscriptions.yaml").write_text("subscribers: []\n", encoding="utf-8")
     make_engine(f"sqlite:///{tmp_path / 'digestbot.db'}").dispose()  # as `digestbot init` would
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env.update(DIGESTBOT_SMTP_HOST="smtp.lab.example", DIGESTBOT_FROM_ADDRESS=SENDER)
     command = [sys.executable, "-m", "digestbot", "run"]
     daemon = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import typer
 from conftest import LISTING_000
-from helpers import cli
+from helpers import cli, host_environment
 from typer.testing import CliRunner
 
 from digestbot.cli import app
@@ -128,11 +128,7 @@ def test_a_reader_that_leaves_early_ends_it_quietly(settings: Settings) -> None:
     ingested = cli(settings, 0, "ingest", str(LISTING_000))
     ingested.communicate(timeout=60)
     assert ingested.returncode == 0
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env["DIGESTBOT_DATABASE_URL"] = settings.database_url
     for args in (["papers", "list"], ["status"], ["-h"]):
         reader, writer = os.pipe()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import SmtpServer, db_fingerprint
-from helpers import NOW, SENDER, prepare
+from helpers import NOW, SENDER, host_environment, prepare
 
 from digestbot.store.engine import make_engine
 
@@ -29,11 +28,7 @@ def test_the_demo_never_touches_a_real_setup(tmp_path: Path, smtp_server: SmtpSe
         f"DIGESTBOT_FROM_ADDRESS={SENDER}\n",
         encoding="utf-8",
     )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env.update(DIGESTBOT_OUTBOX_DIR=str(tmp_path / "outbox"), DIGESTBOT_TRANSPORT="smtp")
     command = [sys.executable, "-m", "digestbot", "demo"]
     for _ in range(2):

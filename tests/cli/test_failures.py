@@ -3,7 +3,6 @@ the database as it was."""
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import sqlite3
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LISTING_000, db_fingerprint, free_port
-from helpers import NOW, prepare
+from helpers import NOW, host_environment, prepare
 
 from digestbot.settings import Settings
 from digestbot.store.engine import make_engine
@@ -28,11 +27,7 @@ def digestbot(
 ) -> subprocess.CompletedProcess[str]:
     """`python -m digestbot ARGS` on the database at `url`, in a process of its own (`limit`
     runs in it first)."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    clean = host_environment()
     clean.update(DIGESTBOT_DATABASE_URL=url, DIGESTBOT_TRANSPORT="file", **env)
     command = [sys.executable, "-m", "digestbot", *args]
     return subprocess.run(

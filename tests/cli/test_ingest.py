@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FEEDS, LISTINGS, HttpServer, Reply
-from helpers import on_a_terminal
+from helpers import host_environment, on_a_terminal
 from sqlmodel import Session, select
 from typer.testing import CliRunner, Result
 
@@ -109,11 +109,7 @@ def test_retries_are_said_on_a_terminal_and_not_in_a_pipe(
     terminal; piped (a cron job), stderr stays empty."""
     body = (FEEDS / "arxiv_rss_cs.CL.xml").read_bytes()
     url = http_server.route("/feed.xml", Reply(503), Reply(503), Reply(body=body))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     for name in ("CI", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(name, None)  # rich reads these; the test wants it to decide by the tty alone
     env.update(

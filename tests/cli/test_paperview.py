@@ -4,14 +4,13 @@ that `papers show` takes, a subscriber's matches ranked as their digest."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import FEEDS, LISTING_000, LISTINGS
-from helpers import ALICE_YAML
+from helpers import ALICE_YAML, host_environment
 from rich.cells import cell_len
 from typer.testing import CliRunner, Result
 
@@ -34,11 +33,7 @@ def run(*args: str) -> Result:
 
 def piped(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m digestbot ARGS` in its own process at COLUMNS=80, its output piped."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env.update(DIGESTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'digestbot.db'}", COLUMNS="80")
     return subprocess.run(
         [sys.executable, "-m", "digestbot", *args],

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 
 from conftest import SmtpServer
-from helpers import SENDER, on_a_terminal, prepare
+from helpers import SENDER, host_environment, on_a_terminal, prepare
 from sqlalchemy import Engine
 
 from digestbot.settings import Settings
@@ -18,11 +17,7 @@ SUMMARY = "Summary: 4 sent, 0 retrying, 0 failed, 0 unknown."
 
 
 def environment(settings: Settings, smtp_server: SmtpServer) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     for name in ("CI", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(name, None)  # rich reads these; the test wants it to decide by the tty alone
     env.update(

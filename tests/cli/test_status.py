@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import LISTING_000, free_port
-from helpers import ALICE_YAML, cli, wait_for
+from helpers import ALICE_YAML, cli, host_environment, wait_for
 from rich.cells import cell_len
 
 from digestbot.schedule import ledger
@@ -30,11 +29,7 @@ def test_status_says_a_killed_daemon_is_not_running_and_when_it_was_last_seen(
 ) -> None:
     """After kill -9 the lease row stays, yet status says not running, and since when."""
     (tmp_path / "subscriptions.yaml").write_text(READER, encoding="utf-8")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env.update(
         DIGESTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
         DIGESTBOT_SUBSCRIPTIONS=str(tmp_path / "subscriptions.yaml"),

@@ -25,7 +25,7 @@ from conftest import (
     free_port,
     smtp_at,
 )
-from helpers import SENDER, Inbox, wait_for
+from helpers import SENDER, Inbox, host_environment, wait_for
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -364,11 +364,7 @@ def test_sigterm_during_a_scheduled_job_stops_it_cleanly_and_logs_no_error(
     ledger.record_source_run(engine, "hf", now=datetime.now(UTC))  # no catch-up ingest
     engine.dispose()
     env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-        },
+        **host_environment(),
         "DIGESTBOT_DATABASE_URL": f"sqlite:///{db}",
         "DIGESTBOT_SUBSCRIPTIONS": str(tmp_path / "subscriptions.yaml"),
         "DIGESTBOT_TRANSPORT": "file",

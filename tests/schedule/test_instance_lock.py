@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import advisory_holders, wait_for
+from helpers import advisory_holders, host_environment, wait_for
 from sqlalchemy import Engine
 
 from digestbot.errors import ConfigError
@@ -60,11 +60,7 @@ class Runs:
         self.started: list[Run] = []
         later = (datetime.now(UTC) + timedelta(hours=6)).strftime("%H:%M")  # nothing to send
         (folder / "subscriptions.yaml").write_text(SUBSCRIPTIONS.format(send_at=later))
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-        }
+        self.env = host_environment()
         self.env.update(
             DIGESTBOT_DATABASE_URL=database_url,
             DIGESTBOT_SUBSCRIPTIONS=str(folder / "subscriptions.yaml"),

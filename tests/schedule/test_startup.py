@@ -3,7 +3,6 @@ jobs) and for keeping HTTP request lines to the debug level, on a real daemon pr
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import FEEDS, HttpServer, Reply, SmtpServer
-from helpers import SENDER, wait_for
+from helpers import SENDER, host_environment, wait_for
 
 from digestbot.rules.subscriptions import parse_subscriptions
 from digestbot.schedule import ledger
@@ -63,11 +62,7 @@ class Log:
 def daemon(tmp_path: Path, **variables: str) -> Iterator[Log]:
     """`digestbot run` in its own process with only `variables` of digestbot's settings; on
     leaving, SIGTERM, which must stop it with exit 0."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIGESTBOT_") or k == "DIGESTBOT_ENRICH"
-    }
+    env = host_environment()
     env.update(variables)
     command = [sys.executable, "-m", "digestbot", "run"]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
