@@ -36,7 +36,12 @@ def enrich(
     settings = load_settings()
     with open_engine(settings) as engine:
         done = run_enrichment(engine, settings, now=now_utc(), limit=limit)
-    if done and done.error:
+    if done.busy:
+        raise SourceError(
+            "another digestbot process is looking papers up on arXiv",
+            "arXiv asks for one request at a time: run this again when it has finished",
+        )
+    if done.error:
         raise SourceError(
             f"arXiv lookups stopped: {done.error}",
             f"{plural(done.waiting, 'paper')} still wait; run `digestbot enrich` again later",
@@ -44,18 +49,11 @@ def enrich(
 
 
 def run_enrichment(
-    engine: Engine,
-    settings: Settings,
-    *,
-    now: datetime,
-    limit: int | None = None,
-    quiet: bool = False,
-) -> Enriched | None:
-    """Look the waiting papers up, print how it went and record the run for `status`;
-    `quiet` says nothing (and does nothing) when no paper waits."""
+    engine: Engine, settings: Settings, *, now: datetime, limit: int | None = None
+) -> Enriched:
+    """Look the waiting papers up, print how it went and record the run for `status` (a run
+    with nothing to look up is not recorded, so `status` keeps the last real one)."""
     count = waiting_count(engine, now=now, retry_days=settings.enrich_retry_days)
-    if quiet and not count:
-        return None
     if count and err.is_terminal:
         err.print(
             f"Looking {plural(min(count, limit or count), 'paper')} known only by title up on"
@@ -63,25 +61,61 @@ def run_enrichment(
             markup=False,
         )
     done = asyncio.run(enrich_waiting(engine, settings, now=now, limit=limit))
-    ledger.record_source_run(engine, RUN_NAME, now=now, new=done.recorded.adopted, error=done.error)
-    out.print(describe(done, settings.enrich_retry_days), markup=False)
+    if done.busy:
+        return done
+    if done.tried or done.error:
+        adopted = done.recorded.adopted
+        ledger.record_source_run(engine, RUN_NAME, now=now, new=adopted, error=done.error)
+    if done.tried or not done.error:  # a run that settled nothing has only its error to say
+        out.print(describe(done, settings.enrich_retry_days), markup=False)
     return done
 
 
+def enrich_after_ingest(engine: Engine, settings: Settings, *, now: datetime, skip: bool) -> None:
+    """After `ingest`: look the waiting papers up unless skipped or off; a failing API is a
+    warning, never a failed ingest."""
+    if skip or not settings.enrich:
+        count = waiting_count(engine, now=now, retry_days=settings.enrich_retry_days)
+        if skip and count:
+            out.print(
+                f"{plural(count, 'paper')} known only by title wait for an arXiv lookup"
+                " (`digestbot enrich`).",
+                markup=False,
+            )
+        return
+    if not waiting_count(engine, now=now, retry_days=settings.enrich_retry_days):
+        return
+    done = run_enrichment(engine, settings, now=now)
+    if done.busy:
+        out.print(
+            "arXiv lookups: another digestbot process is running them; the new papers wait"
+            " for it or the next ingest.",
+            markup=False,
+        )
+    elif done.error:
+        err.print(
+            f"Warning: arXiv lookups stopped: {safe_text(done.error)}; {done.waiting} papers"
+            " wait for the next ingest or `digestbot enrich`",
+            markup=False,
+        )
+
+
 def describe(done: Enriched, retry_days: int) -> str:
-    """One line on an enrichment run, for the CLI and the daemon's log."""
-    if not done.tried and not done.error:
-        return f"arXiv lookups: nothing to look up ({plural(done.waiting, 'paper')} waiting)"
+    """One line on an enrichment run: what was found of the papers looked up."""
+    if not done.tried:
+        waiting = f"{plural(done.waiting, 'paper')} waiting"
+        return (
+            f"arXiv lookups: none settled ({waiting})"
+            if done.error
+            else (f"arXiv lookups: nothing to look up ({waiting})")
+        )
     found = done.recorded
     parts = [f"{found.adopted} found"]
     if found.elsewhere:
         parts.append(f"{found.elsewhere} already stored under their arXiv id")
     if found.not_found:
         parts.append(f"{found.not_found} not found (tried again in {plural(retry_days, 'day')})")
-    line = (
+    return (
         f"arXiv lookups: {plural(done.tried, 'paper')} looked up in "
-        f"{plural(done.requests, 'request')}: {', '.join(parts)}"
+        f"{plural(done.requests, 'request')}: {', '.join(parts)}; {done.waiting} waiting"
     )
-    if done.error:
-        line += f"; stopped early: {safe_text(done.error)}"
-    return f"{line}; {done.waiting} waiting"

@@ -27,7 +27,7 @@ from digestbot.cli.common import (
     sqlite_file,
     subscriptions_app,
 )
-from digestbot.cli.enriching import run_enrichment
+from digestbot.cli.enriching import enrich_after_ingest
 from digestbot.compose.words import plural
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.ingest import papers
@@ -134,8 +134,7 @@ def ingest(
             failed = [
                 spec for spec in specs if not _ingest_one(engine, settings, spec, now=now, day=on)
             ]
-        if settings.enrich and not no_enrich:
-            run_enrichment(engine, settings, now=now, quiet=True)
+        enrich_after_ingest(engine, settings, now=now, skip=no_enrich)
     if failed:
         raise typer.Exit(1)
 
@@ -242,7 +241,7 @@ def subscriptions_validate(
     as file:line:column, and warn of each address in it that unsubscribed."""
     settings = load_settings()
     target = path or settings.subscriptions
-    spec = load_subscriptions(target)
+    spec = load_subscriptions(target, check_folders=True)
     _warn_nowhere(spec)
     _warn_suppressed(settings, spec)
     rules = sum(len(s.rules) for s in spec.subscribers)

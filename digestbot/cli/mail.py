@@ -130,7 +130,12 @@ def status() -> None:
         # A damaged page the tables below never read must not pass for a healthy database.
         check_integrity(engine, settings.database_url)
         pieces = list(
-            statusview.tables(engine, now=now_utc(), retry_days=settings.enrich_retry_days)
+            statusview.tables(
+                engine,
+                now=now_utc(),
+                retry_days=settings.enrich_retry_days,
+                lookups_on=settings.enrich,
+            )
         )
     for piece in pieces:
         if isinstance(piece, str):

@@ -24,14 +24,16 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
-def tables(engine: Engine, *, now: datetime, retry_days: int) -> Iterator[Table | str]:
+def tables(
+    engine: Engine, *, now: datetime, retry_days: int, lookups_on: bool = True
+) -> Iterator[Table | str]:
     """The status report, piece by piece, for the CLI to print."""
     yield from _scheduler(engine)
     runs = ledger.source_runs(engine)
     lookups = runs.pop(RUN_NAME, None)
     if runs:
         yield from _sources(runs)
-    line = _lookups(waiting_count(engine, now=now, retry_days=retry_days), lookups)
+    line = _lookups(waiting_count(engine, now=now, retry_days=retry_days), lookups, lookups_on)
     yield from _wrapped(line, first="", rest="    ")
     counts = outbox.counts_by_status(engine)
     table = Table("state", "emails", title="Outbox")
@@ -45,9 +47,11 @@ def tables(engine: Engine, *, now: datetime, retry_days: int) -> Iterator[Table 
         yield from _problems(rows)
 
 
-def _lookups(waiting: int, run: SourceRunRow | None) -> str:
+def _lookups(waiting: int, run: SourceRunRow | None, on: bool) -> str:
     """How many title-only papers wait for an arXiv lookup, and how the last run went."""
     line = f"arXiv lookups: {plural(waiting, 'paper')} known only by title waiting"
+    if not on:
+        line = f"{line}; off after ingests (DIGESTBOT_ENRICH=false), `digestbot enrich` runs them"
     if run is None:
         return f"{line}; never run."
     line += f"; last run {_minute(run.last_run_at)}"

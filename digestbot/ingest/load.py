@@ -17,6 +17,7 @@ from digestbot.ingest.fetch import FetchedListing, SourceSpec, fetch_source
 from digestbot.ingest.http import MAX_DOCUMENT_BYTES, OnRetry, Sleep, make_client
 from digestbot.ingest.lookup import Api, Lookup, look_up
 from digestbot.settings import Settings
+from digestbot.store.lock import lookup_lock
 
 
 def ingest_path(
@@ -103,6 +104,7 @@ class Enriched:
     requests: int
     waiting: int
     error: str | None
+    busy: bool = False  # another process was looking papers up: this one did nothing
 
 
 async def enrich_waiting(
@@ -121,16 +123,17 @@ async def enrich_waiting(
         enrichstore.waiting, engine, now=now, retry_days=retry, limit=limit
     )
     run = Lookup()
-    if sought:
-        async with make_client(settings.http_policy) as client:
-            api = Api(
-                client,
-                settings.arxiv_api_base_url,
-                settings.http_policy,
-                settings.arxiv_api_delay,
-                sleep,
-            )
-            run = await look_up(api, sought, on_choice=on_choice)
+    with lookup_lock(engine) as mine:
+        if sought and mine:
+            async with make_client(settings.http_policy) as client:
+                api = Api(
+                    client,
+                    settings.arxiv_api_base_url,
+                    settings.http_policy,
+                    settings.arxiv_api_delay,
+                    sleep,
+                )
+                run = await look_up(api, sought, on_choice=on_choice)
     recorded = await asyncio.to_thread(enrichstore.record, engine, run.choices, now=now)
     left = await asyncio.to_thread(enrichstore.waiting_count, engine, now=now, retry_days=retry)
-    return Enriched(len(run.choices), recorded, run.requests, left, run.error)
+    return Enriched(len(run.choices), recorded, run.requests, left, run.error, not mine)

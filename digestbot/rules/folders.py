@@ -1,4 +1,4 @@
-"""Rules stage, config files: a folder source's `path:` made absolute and checked to exist.
+"""Rules stage, config files: a folder source's `path:` made absolute (and checked to exist).
 
 A relative path is relative to the folder of the subscriptions file that names it, not to
 the working directory: a daemon under systemd runs elsewhere than where the file was
@@ -14,8 +14,11 @@ from pydantic import ValidationInfo
 
 from digestbot.ingest.folder import fixed_folder
 
-# The validation context key under which parse_subscriptions passes the file's folder.
+# The validation context keys under which parse_subscriptions passes the file's folder, and
+# whether a missing folder is an error (in `validate`; elsewhere it fails only its runs, so
+# a drive not mounted yet stops no other source and no daemon start).
 BASE_KEY = "folder_base"
+CHECK_KEY = "check_folders"
 
 # Drop a page in and see it within minutes; an unchanged folder costs a listing and a hash
 # of each file.
@@ -29,8 +32,8 @@ def absolute_pattern(value: str, base: Path) -> str:
 
 
 def check_folder_path(value: str | None, info: ValidationInfo) -> str | None:
-    """The absolute form of a folder source's path or glob; its fixed leading folder must
-    exist (a glob may match nothing yet)."""
+    """The absolute form of a folder source's path or glob; when checking, its fixed
+    leading folder must exist (a glob may match nothing yet)."""
     if value is None:
         return None
     if not value.strip():
@@ -39,7 +42,7 @@ def check_folder_path(value: str | None, info: ValidationInfo) -> str | None:
     base = Path(context.get(BASE_KEY) or Path.cwd())
     pattern = absolute_pattern(value.strip(), base)
     folder = fixed_folder(pattern)
-    if not folder.is_dir():
+    if context.get(CHECK_KEY) and not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise ValueError(f"folder {folder} {what}")
     return pattern

@@ -25,7 +25,7 @@ from digestbot.ingest.links import web_url
 from digestbot.ingest.textnorm import words
 from digestbot.models import Rule
 from digestbot.rules.categories import check_category
-from digestbot.rules.folders import BASE_KEY, FOLDER_SCHEDULE, check_folder_path
+from digestbot.rules.folders import BASE_KEY, CHECK_KEY, FOLDER_SCHEDULE, check_folder_path
 from digestbot.rules.yamlfile import (
     MAX_YAML_BYTES,
     YamlProblem,
@@ -282,8 +282,9 @@ class SubscriptionsFile(_Strict):
         )
 
 
-def load_subscriptions(path: Path) -> SubscriptionsFile:
-    """Read and validate `path`; raise SubscriptionsError listing every problem at once."""
+def load_subscriptions(path: Path, *, check_folders: bool = False) -> SubscriptionsFile:
+    """Read and validate `path`; raise SubscriptionsError listing every problem at once
+    (with `check_folders`, each folder source's folder that does not exist among them)."""
     try:
         # One character past the limit is enough for load_yaml to refuse the file.
         with path.open(encoding="utf-8") as file:
@@ -295,12 +296,17 @@ def load_subscriptions(path: Path) -> SubscriptionsFile:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SubscriptionsError([f"{path}: cannot read it: {exc}"], _HINT) from None
-    return parse_subscriptions(text, source=str(path), base=path.absolute().parent)
+    return parse_subscriptions(
+        text, source=str(path), base=path.absolute().parent, check_folders=check_folders
+    )
 
 
-def parse_subscriptions(text: str, *, source: str, base: Path | None = None) -> SubscriptionsFile:
+def parse_subscriptions(
+    text: str, *, source: str, base: Path | None = None, check_folders: bool = False
+) -> SubscriptionsFile:
     """Parse YAML 1.2 text and validate it; errors read `file:line:column: path: message`.
-    A folder source's relative `path` is taken from `base` (default: the working directory)."""
+    A folder source's relative `path` is taken from `base` (default: the working directory);
+    with `check_folders`, a folder that does not exist is one of the errors."""
     try:
         document = load_yaml(text, source)
     except YamlProblem as exc:
@@ -312,7 +318,8 @@ def parse_subscriptions(text: str, *, source: str, base: Path | None = None) -> 
     data = plain(document)
     problems = _cross_checks(source, document, data)
     try:
-        parsed = SubscriptionsFile.model_validate(data, context={BASE_KEY: base})
+        context = {BASE_KEY: base, CHECK_KEY: check_folders}
+        parsed = SubscriptionsFile.model_validate(data, context=context)
     except ValidationError as exc:
         problems += [validation_problem(source, document, err) for err in exc.errors()]
     if problems:

@@ -215,21 +215,20 @@ class Daemon:
                 await self.tell_admin(
                     f"{spec.name} failed {failures} times in a row", done.error, now
                 )
-        if done.new:
-            await self.after_new_papers(now)
-        # Alerts first, then the arXiv lookups, whose papers (now with authors and
-        # categories) may meet alert rules they could not meet before.
+        # The lookups come before the alerts: a saved page's papers meet author and category
+        # rules only once arXiv has given them authors and categories, and one ingest
+        # makes at most one alert per reader.
         async with self.lookup_lock:
             found = await lookups.look_up_waiting(
                 self.engine, self.settings, now=self.clock(), halt=self.halt
             )
-        if found:
+        if done.new or found:
             await self.after_new_papers(now)
         return done.error
 
     async def after_new_papers(self, now: datetime) -> None:
-        """What follows every ingest that stored new papers, whatever the source, and every
-        arXiv lookup that gave papers their records: alerts."""
+        """What follows every ingest that stored new papers (or gave stored ones their arXiv
+        records), whatever the source: alerts."""
         since = now - runs.ALERT_WINDOW
         alerts = await asyncio.to_thread(
             runs.enqueue_alerts, self.engine, self.settings, since=since, now=now

@@ -33,20 +33,24 @@ async def look_up_waiting(
         log.info("arXiv lookups: stopped before they finished")
         return 0
     found = done.recorded
+    if done.busy:
+        log.info("arXiv lookups: another digestbot process is running them; skipped")
+        return 0
+    if not done.tried and not done.error:
+        return 0  # nothing waited: the last real run stays what `status` shows
     await asyncio.to_thread(
         ledger.record_source_run, engine, RUN_NAME, now=now, new=found.adopted, error=done.error
     )
-    if done.tried or done.error:
-        log.info(
-            "arXiv lookups: %d looked up in %d requests: %d found, %d stored elsewhere, "
-            "%d not found; %d waiting",
-            done.tried,
-            done.requests,
-            found.adopted,
-            found.elsewhere,
-            found.not_found,
-            done.waiting,
-        )
+    log.info(
+        "arXiv lookups: %d looked up in %d requests: %d found, %d stored elsewhere, "
+        "%d not found; %d waiting",
+        done.tried,
+        done.requests,
+        found.adopted,
+        found.elsewhere,
+        found.not_found,
+        done.waiting,
+    )
     if done.error:
         log.warning(
             "arXiv lookups stopped early (tried again after the next ingest): %s", done.error

@@ -1,6 +1,6 @@
-"""Store stage: the single-instance lock of `digestbot run`, and the planning lock every run
-takes while it decides and queues emails; both freed by the OS or the database when their
-holder dies."""
+"""Store stage: the single-instance lock of `digestbot run`, the planning lock every run
+takes while it decides and queues emails, and the lock of arXiv lookups; all freed by the OS
+or the database when their holder dies."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from digestbot.errors import ConfigError, DigestbotError
 # PostgreSQL advisory lock key of `digestbot run` ("digr"); engine.WRITE_LOCK is another key.
 DAEMON_LOCK = 0x64696772
 PLANNING_LOCK = 0x64697061  # "dipa"
+LOOKUP_LOCK = 0x6469616C  # "dial"
 PLANNING_WAIT = 900.0  # seconds a run waits for another to finish deciding its batch
 # A host that dies without closing its connection leaves the server holding the lock until
 # TCP keepalives notice: about a minute with these, instead of the kernel's two hours.
@@ -237,6 +238,38 @@ class PlanningLock:
                 self._connection.invalidate()  # never back to the pool with the lock held
             self._connection.close()
             self._connection = None
+
+
+@contextmanager
+def lookup_lock(engine: Engine) -> Iterator[bool]:
+    """Whether this process may look papers up on arXiv now (False while another process
+    on this database does): arXiv asks for one request at a time."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            key = {"key": LOOKUP_LOCK}
+            taken = bool(
+                connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar()
+            )
+            try:
+                yield taken
+            finally:
+                if taken:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+        return
+    path = lock_path(engine)
+    if path is None:
+        yield True  # an in-memory database: no other process can open it
+        return
+    lock = FileLock(f"{path}.lookups", timeout=0, thread_local=False, fallback_to_soft=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def _busy(wait: float) -> DigestbotError:

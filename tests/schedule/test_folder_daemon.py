@@ -1,10 +1,9 @@
 """Tests for folder sources under `digestbot run`: a page dropped into the folder is ingested
-on the source's schedule, looked up on arXiv and alerted; a folder gone missing from an edit
-keeps the last good file in force."""
+on the source's schedule, looked up on arXiv and alerted; a folder that is not there fails
+only its own runs."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import signal
 import subprocess
@@ -12,7 +11,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from arxivapi import ArxivApi, load_corpus
 from conftest import LISTING_000, SmtpServer
 from helpers import SENDER, host_environment, wait_for
@@ -147,28 +145,28 @@ def test_a_dropped_page_is_looked_up_and_alerted_by_author_and_category(
     engine.dispose()
 
 
-async def test_a_reload_naming_a_missing_folder_keeps_the_last_good_file(
-    settings: Settings, engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_a_folder_not_there_yet_fails_only_its_own_runs(
+    settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
-    """An edit whose folder source names a missing folder is logged with its line and not
-    applied; the jobs of the last good file stay."""
+    """A file naming a folder that does not exist (a drive not mounted yet) still loads: the
+    other sources keep their jobs, and that source's run fails with a recorded error until
+    the folder appears."""
     path = tmp_path / "subscriptions.yaml"
-    daemon_settings = settings.model_copy(update={"subscriptions": path})
     (tmp_path / "drops").mkdir()
-    path.write_text("sources:\n  - kind: folder\n    path: drops\n" + ALERT_READER)
-    daemon = Daemon(daemon_settings, engine)
-    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-    assert daemon.reload(now=now)
-    jobs = {j.id for j in daemon.scheduler.get_jobs()}
-    assert f"ingest folder:{tmp_path / 'drops'}" in jobs
-    path.write_text("sources:\n  - kind: folder\n    path: gone\n" + ALERT_READER)
-    with caplog.at_level(logging.ERROR, logger="digestbot.run"):
-        assert not daemon.reload(now=now)
-    assert (
-        f"subscriptions.yaml:3:5: sources[0].path: folder {tmp_path / 'gone'} does not exist"
-        in (caplog.text)
+    path.write_text(
+        "sources:\n  - kind: folder\n    path: drops\n  - kind: folder\n    path: later\n"
+        + ALERT_READER
     )
-    assert {j.id for j in daemon.scheduler.get_jobs()} == jobs
+    daemon = Daemon(settings.model_copy(update={"subscriptions": path}), engine)
+    assert daemon.reload(now=datetime.now(UTC))
+    assert daemon.config is not None
+    jobs = {j.id for j in daemon.scheduler.get_jobs()}
+    assert {f"ingest folder:{tmp_path / name}" for name in ("drops", "later")} <= jobs
+    drops, later = daemon.config.sources
+    assert await daemon.ingest(drops) is None
+    error = await daemon.ingest(later)
+    assert error is not None and f"{tmp_path / 'later'}" in error
+    assert ledger.source_runs(engine)[f"folder:{tmp_path / 'later'}"].failures == 1
 
 
 async def test_a_folder_removed_after_loading_fails_its_run_without_stopping_the_daemon(
