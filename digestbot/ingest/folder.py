@@ -25,12 +25,16 @@ from sqlmodel import Session, select
 from digestbot.errors import ListingError
 from digestbot.ingest import papers, parse_saved, read_saved
 from digestbot.ingest.http import MAX_DOCUMENT_BYTES
+from digestbot.store.engine import write_session
 from digestbot.store.tables import FolderFileRow
 
 # A browser writes a saved page over a moment; a file modified this recently waits a run.
 QUIET_SECONDS = 2.0
 # What browsers name a download still in progress; renamed to its real name when done.
 PARTIAL_SUFFIXES = (".crdownload", ".part", ".partial", ".download", ".tmp")
+# What a folder (not a glob) source reads: listings saved as text, HF JSON and feeds; an
+# HTML page is read to say how to save it instead. PDFs and notes beside them are not listings.
+LISTING_SUFFIXES = (".txt", ".json", ".xml", ".rss", ".atom", ".html", ".htm")
 _MAGIC = frozenset("*?[")
 
 
@@ -89,8 +93,10 @@ def list_files(pattern: str) -> list[Path]:
         raise ListingError(f"{base}: no such folder", "create it, or fix `path:`")
     parts = Path(pattern).parts
     rest = parts[_first_magic(parts) :]
-    found = base.glob(str(Path(*rest))) if rest else base.iterdir()
-    return sorted(p for p in found if _wanted(p, base))
+    if rest:
+        return sorted(p for p in base.glob(str(Path(*rest))) if _wanted(p, base))
+    listings = (p for p in base.iterdir() if p.suffix.lower() in LISTING_SUFFIXES)
+    return sorted(p for p in listings if _wanted(p, base))
 
 
 def _wanted(path: Path, base: Path) -> bool:
@@ -130,13 +136,20 @@ def ingest_folder(
             if recorded.get(str(path)) == digest:
                 unchanged += 1
                 continue
-            listing = parse_saved(data, path, saved=saved, today=now.date())
         except FileNotFoundError:
             continue  # removed since it was listed: nothing left to ingest
         except (ListingError, OSError) as exc:
             problems.append(_problem(path, exc))
             continue
         done = FolderFileRow(path=str(path), source=source, sha256=digest, ingested_at=now)
+        try:
+            listing = parse_saved(data, path, saved=saved, today=now.date())
+        except ListingError as exc:
+            # Said once per content: unchanged, it would fail the same way every run; saved
+            # again (or finished saving), its new content is read.
+            problems.append(_problem(path, exc))
+            _remember(engine, done)
+            continue
         ingested.append(papers.ingest(engine, listing, now=now, done=done))
     return FolderResult(source, tuple(ingested), unchanged, tuple(waiting), tuple(problems))
 
@@ -146,6 +159,11 @@ def _problem(path: Path, exc: ListingError | OSError) -> FileProblem:
     if not reason.startswith(str(path)):
         reason = f"{path}: {reason}"
     return FileProblem(str(path), reason)
+
+
+def _remember(engine: Engine, done: FolderFileRow) -> None:
+    with write_session(engine) as session:
+        session.merge(done)
 
 
 def _recorded(engine: Engine) -> dict[str, str]:

@@ -69,7 +69,7 @@ def test_ingest_all_reads_a_folder_source_and_reports_each_file(
 ) -> None:  # type: ignore[no-untyped-def]
     """`ingest --all` ingests each file of a folder source with its own line, prints a bad
     file as an error with its name, records the run for `status`, and exits 1; run again,
-    the stored file is unchanged and only the bad one is reported."""
+    both files are unchanged and nothing is reported again."""
     papers = tmp_path / "papers"
     papers.mkdir()
     shutil.copyfile(LISTING_000, papers / "page.txt")
@@ -86,10 +86,13 @@ def test_ingest_all_reads_a_folder_source_and_reports_each_file(
         first.stdout
     )
     assert f"Error: {papers / 'broken.json'}: " in first.stderr
-    second = run("ingest", "--all")
-    assert "0 files ingested, 1 unchanged, 1 failed; 0 new papers" in second.stdout
     engine = make_engine(f"sqlite:///{tmp_path / 'digestbot.db'}")
     run_row = ledger.source_runs(engine)[f"folder:{papers}"]
+    assert run_row.failures == 1 and "broken.json" in (run_row.error or "")
+    second = run("ingest", "--all")
+    assert second.exit_code == 0 and second.stderr == ""
+    assert "0 files ingested, 2 unchanged, 0 failed; 0 new papers" in second.stdout
+    run_row = ledger.source_runs(engine)[f"folder:{papers}"]
     engine.dispose()
-    assert run_row.failures == 2 and "broken.json" in (run_row.error or "")
+    assert run_row.failures == 0 and run_row.error is None
     assert run_row.last_run_at <= datetime.now(UTC)

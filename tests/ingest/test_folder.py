@@ -76,8 +76,8 @@ def test_an_unreadable_file_is_reported_by_name_while_the_others_go_in(
     engine: Engine, tmp_path: Path
 ) -> None:
     """A file that does not parse and one over the size limit are each reported with their
-    reason; the good file is stored; the failed ones get no record, so the next run reports
-    them again."""
+    reason while the good file is stored; the next run says nothing more of the unchanged
+    file that did not parse (the one too large to read is tried again)."""
     folder = tmp_path / "papers"
     drop(LISTING_000, folder, "good.txt")
     (folder / "notes.txt").write_text("shopping list: milk, eggs\n")
@@ -92,9 +92,45 @@ def test_an_unreadable_file_is_reported_by_name_while_the_others_go_in(
     assert reasons["notes.txt"].startswith(f"{folder / 'notes.txt'}: not a Daily Papers listing")
     assert len(result.ingested) == 1 and result.new > 0
     assert "2 files not ingested" in (result.error() or "")
-    assert list(recorded(engine)) == [str(folder / "good.txt")]
+    assert sorted(recorded(engine)) == [str(folder / "good.txt"), str(folder / "notes.txt")]
     again = ingest_folder(engine, str(folder), source="folder:x", now=NOW, max_bytes=limit)
-    assert len(again.problems) == 2 and again.unchanged == 1
+    assert [Path(p.path).name for p in again.problems] == ["huge.json"]
+    assert again.unchanged == 2
+
+
+def test_a_file_that_did_not_parse_is_read_again_once_changed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A half-saved page fails once; saved again, its new content goes in."""
+    folder = tmp_path / "papers"
+    half = LISTING_000.read_bytes()[:300]
+    (folder).mkdir()
+    (folder / "page.txt").write_bytes(b"\xff" + half)
+    os.utime(folder / "page.txt", (0, 0))
+    first = ingest_folder(engine, str(folder), source="folder:x", now=NOW)
+    assert len(first.problems) == 1
+    drop(LISTING_000, folder, "page.txt")
+    second = ingest_folder(engine, str(folder), source="folder:x", now=NOW)
+    assert second.problems == () and second.new == 39
+
+
+def test_a_folder_source_reads_listings_not_the_pdfs_and_notes_beside_them(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """PDFs and notes in the folder are not listings and are left out; an HTML page is
+    reported once, saying how to save it."""
+    folder = tmp_path / "papers"
+    drop(LISTING_000, folder, "page.txt")
+    for name in ("paper.pdf", "notes.md", "README"):
+        (folder / name).write_bytes(b"%PDF-1.7 not a listing")
+    (folder / "page.html").write_text("<!DOCTYPE html><html><body>Daily Papers</body></html>")
+    os.utime(folder / "page.html", (0, 0))
+    assert [p.name for p in list_files(str(folder))] == ["page.html", "page.txt"]
+    result = ingest_folder(engine, str(folder), source="folder:x", now=NOW)
+    (problem,) = result.problems
+    assert problem.reason.startswith(f"{folder / 'page.html'}: an HTML page")
+    assert "save the Daily Papers page as text" in problem.reason
+    assert ingest_folder(engine, str(folder), source="folder:x", now=NOW).problems == ()
 
 
 def test_a_file_modified_just_now_waits_for_the_next_run(engine: Engine, tmp_path: Path) -> None:
