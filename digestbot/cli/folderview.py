@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from digestbot.cli.common import err, out
 from digestbot.compose.words import plural
+from digestbot.errors import ListingError
 from digestbot.ingest import papers
 from digestbot.ingest.fetch import SourceSpec
 from digestbot.ingest.folder import ingest_folder
@@ -27,9 +28,18 @@ def ingest_folder_source(
 ) -> bool:
     """Ingest a folder source's new and changed files, `show` each, print each problem as an
     error line, and record the run as the daemon does; whether every file went in."""
-    result = ingest_folder(
-        engine, spec.path or "", source=spec.name, now=now, max_bytes=settings.http_policy.max_bytes
-    )
+    try:
+        result = ingest_folder(
+            engine,
+            spec.path or "",
+            source=spec.name,
+            now=now,
+            max_bytes=settings.http_policy.max_bytes,
+        )
+    except ListingError as exc:  # the folder is gone: this source fails, the others go on
+        ledger.record_source_run(engine, spec.name, now=now, error=str(exc))
+        err.print(f"Error: {safe_text(str(exc))}", markup=False)
+        return False
     for one in result.ingested:
         show(one)
     for path in result.waiting:

@@ -96,3 +96,25 @@ def test_ingest_all_reads_a_folder_source_and_reports_each_file(
     engine.dispose()
     assert run_row.failures == 0 and run_row.error is None
     assert run_row.last_run_at <= datetime.now(UTC)
+
+
+def test_a_missing_folder_fails_its_source_alone_in_ingest_all(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A folder not there yet is one error line and a failed run for that source; the
+    next source is still ingested, and the exit status is 1."""
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    shutil.copyfile(LISTING_000, papers / "page.txt")
+    os.utime(papers / "page.txt", (0, 0))
+    target = tmp_path / "subscriptions.yaml"
+    sources = "  - kind: folder\n    path: later\n  - kind: folder\n    path: papers\n"
+    target.write_text("sources:\n" + sources + READER)
+    monkeypatch.setenv("DIGESTBOT_SUBSCRIPTIONS", str(target))
+    result = run("ingest", "--all")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {tmp_path / 'later'}: no such folder")
+    assert f"folder:{papers}: 1 file ingested" in result.stdout
+    engine = make_engine(f"sqlite:///{tmp_path / 'digestbot.db'}")
+    assert ledger.source_runs(engine)[f"folder:{tmp_path / 'later'}"].failures == 1
+    engine.dispose()
