@@ -14,13 +14,15 @@ from sqlalchemy import Engine
 
 from digestbot.addresses import normalise_address
 from digestbot.cli.common import friendly, load_settings, open_engine, out, papers_app
+from digestbot.compose.present import title_search
 from digestbot.compose.words import plural
 from digestbot.errors import ConfigError
-from digestbot.ingest import papers
+from digestbot.ingest import enrichstore, papers
 from digestbot.ingest.textnorm import safe_text
 from digestbot.models import Match, Paper
 from digestbot.rules.matchindex import Matcher, PaperIndex
 from digestbot.rules.subscribers import active_subscribers
+from digestbot.settings import Settings
 
 DEFAULT_LIMIT = 50
 SHORT_ID = 8  # characters of a stored id that is not an arXiv id (`t-` and a title hash)
@@ -139,18 +141,35 @@ def papers_show(
     settings = load_settings()
     with open_engine(settings) as engine:
         found = papers.papers_named(engine, paper_id.strip())
+        one = found[0] if len(found) == 1 else None
+        lookup = _lookup(engine, settings, one.id) if one and not one.arxiv_id else ""
     hint = "run `digestbot papers list` to see the ids"
     if not found:
         raise ConfigError(f"no paper {paper_id}", hint)
     if len(found) > 1:
         ids = ", ".join(p.id for p in found[:5]) + (", …" if len(found) > 5 else "")
         raise ConfigError(f"{paper_id} names {len(found)} papers: {ids}", "give more of the id")
-    for line in paper_lines(found[0], max(40, out.width)):
+    for line in paper_lines(found[0], max(40, out.width), lookup=lookup):
         out.print(line, markup=False)
 
 
-def paper_lines(p: Paper, width: int) -> list[str]:
-    """The lines `papers show` prints for `p`, wrapped at `width`."""
+def _lookup(engine: Engine, settings: Settings, paper_id: str) -> str:
+    """Where the arXiv lookup of a title-only paper stands."""
+    last = enrichstore.last_lookup(engine, paper_id)
+    if last is None:
+        return "waiting"
+    again = (last.tried_at + timedelta(days=settings.enrich_retry_days)).date()
+    found = f"found as {last.arxiv_id}, stored under that id" if last.arxiv_id else "not found"
+    why = f" ({last.detail})" if last.detail else ""
+    return f"{found} on {last.tried_at.date()}{why}; tried again from {again}"
+
+
+def paper_lines(p: Paper, width: int, *, lookup: str = "") -> list[str]:
+    """The lines `papers show` prints for `p`, wrapped at `width`; `lookup` says where its
+    arXiv lookup stands when it has no arXiv id."""
+    links = [f"{kind}: {url}" for kind, url in p.links]
+    if not p.arxiv_id and not p.page():
+        links.append(f"search: {title_search(p.title)}")
     fields: list[tuple[str, str]] = [
         ("id", p.id + (f" (arXiv {p.arxiv_id})" if p.arxiv_id and p.arxiv_id != p.id else "")),
         ("authors", ", ".join(p.authors) or _known(p.author_count, "author")),
@@ -160,7 +179,8 @@ def paper_lines(p: Paper, width: int) -> list[str]:
         ("upvotes", "" if p.upvotes is None else str(p.upvotes)),
         ("comments", "" if p.comments is None else str(p.comments)),
         ("categories", " ".join(p.categories)),
-        *_listed("links", [f"{kind}: {url}" for kind, url in p.links]),
+        *_listed("links", links),
+        ("arXiv lookup", lookup),
         *_listed("sources", list(p.sources)),
     ]
     lines = textwrap.wrap(safe_text(p.title), width) or [""]

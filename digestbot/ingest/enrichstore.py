@@ -61,6 +61,12 @@ def waiting_count(engine: Engine, *, now: datetime, retry_days: int) -> int:
         return session.exec(query).one()
 
 
+def last_lookup(engine: Engine, paper_id: str) -> EnrichmentRow | None:
+    """The last arXiv lookup of a paper, if it had one."""
+    with Session(engine) as session:
+        return session.get(EnrichmentRow, paper_id)
+
+
 def record(engine: Engine, choices: Sequence[Choice], *, now: datetime) -> Recorded:
     """Adopt what was found and note every lookup, all in one transaction; a paper that
     gained an id meanwhile (another source listed it) is left as it is."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from arxivapi import ArxivApi
+from arxivapi import ArxivApi, load_corpus
 from conftest import LISTING_000, free_port
 
 from digestbot.store.engine import make_engine
@@ -108,3 +109,24 @@ def test_with_lookups_off_ingest_asks_nothing_and_status_says_so(
     assert arxiv_api.requests == []
     status = " ".join(run("status").stdout.split())
     assert "off after ingests (DIGESTBOT_ENRICH=false)" in status
+
+
+def test_papers_show_tells_where_a_title_only_papers_lookup_stands(
+    run: Run, lookups_on: ArxivApi
+) -> None:
+    """A paper arXiv does not have shows its search link and its lookup: waiting, then
+    not found with the day it is tried again."""
+    (title,) = [
+        e["listing_title"]
+        for e in load_corpus()
+        if e["withhold"] and not e["decoy"] and e["listing"] == LISTING_000.name
+    ]
+    assert run("ingest", "--no-enrich", str(LISTING_000)).exit_code == 0
+    listed = run("papers", "list", "--json", "--limit", "100").stdout
+    (paper_id,) = [p["id"] for p in json.loads(listed) if p["title"] == title]
+    before = " ".join(run("papers", "show", paper_id).stdout.split())
+    assert "arXiv lookup: waiting" in before
+    assert "search: https://arxiv.org/search/?query=" in before
+    assert run("enrich").exit_code == 0
+    after = " ".join(run("papers", "show", paper_id).stdout.split())
+    assert re.search(r"arXiv lookup: not found on \d{4}-\d\d-\d\d \(.+\); tried again from", after)
