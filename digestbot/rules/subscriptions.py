@@ -7,27 +7,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from digestbot.addresses import normalise_address
 from digestbot.errors import SubscriptionsError
-from digestbot.ingest.fetch import SourceKind, SourceSpec
-from digestbot.ingest.links import web_url
 from digestbot.ingest.textnorm import words
 from digestbot.models import Rule
 from digestbot.rules.categories import check_category
-from digestbot.rules.folders import BASE_KEY, CHECK_KEY, FOLDER_SCHEDULE, check_folder_path
+from digestbot.rules.sources import BASE_KEY, CHECK_KEY, SourceConfig
 from digestbot.rules.yamlfile import (
     MAX_YAML_BYTES,
+    Strict,
     YamlProblem,
     line_order,
     load_yaml,
@@ -94,11 +89,7 @@ TimeOfDay = Annotated[str, AfterValidator(_check_time)]
 Frequency = Annotated[str, AfterValidator(_check_frequency)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-class TopicSpec(_Strict):
+class TopicSpec(Strict):
     """A named, reusable rule body."""
 
     any: list[Term] = Field(default_factory=list)
@@ -149,7 +140,7 @@ class RuleSpec(TopicSpec):
         return self.name or ", ".join(listed[:3])
 
 
-class Defaults(_Strict):
+class Defaults(Strict):
     """Values every subscriber inherits unless they set their own."""
 
     timezone: Timezone = "UTC"
@@ -159,7 +150,7 @@ class Defaults(_Strict):
     send_empty: bool = False
 
 
-class SubscriberSpec(_Strict):
+class SubscriberSpec(Strict):
     """One subscriber: an address, rules, and optional overrides of the defaults."""
 
     email: Email
@@ -172,88 +163,7 @@ class SubscriberSpec(_Strict):
     rules: list[RuleSpec] = Field(min_length=1)
 
 
-# When each kind of source publishes (UTC cron): HF's daily list fills during the day; arXiv
-# refreshes its feeds around midnight US Eastern, Sunday to Thursday nights.
-DEFAULT_SCHEDULES: dict[str, str] = {
-    "hf": "0 */2 * * *",
-    "arxiv": "30 5 * * mon-fri",
-    "arxiv-query": "45 5 * * mon-fri",
-    "feed": "0 */6 * * *",
-    "folder": FOLDER_SCHEDULE,
-}
-
-
-def cron_trigger(expression: str) -> CronTrigger:
-    """A UTC cron trigger from 5 fields (minute hour day month weekday), or 6 with a leading
-    seconds field for sub-minute schedules."""
-    fields = expression.split()
-    if len(fields) == 6:
-        second, minute, hour, day, month, weekday = fields
-        return CronTrigger(
-            second=second,
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=weekday,
-            timezone="UTC",
-        )
-    return CronTrigger.from_crontab(expression, timezone="UTC")
-
-
-def _check_cron(value: str) -> str:
-    try:
-        cron_trigger(value)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a cron expression: {exc}") from None
-    return value
-
-
-class SourceConfig(_Strict):
-    """A listing source to ingest: `hf`, `arxiv` (RSS), `arxiv-query` (API), `feed` or
-    `folder` (saved files)."""
-
-    kind: SourceKind
-    categories: list[str] = Field(default_factory=list)
-    query: str | None = None
-    url: str | None = None
-    include_replacements: bool = False
-    max_results: int = Field(200, ge=1, le=2000)
-    schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
-    path: str | None = None
-
-    _absolute_path = field_validator("path")(check_folder_path)
-
-    def effective_schedule(self) -> str:
-        """The cron expression (UTC) the scheduler ingests this source on."""
-        return self.schedule or DEFAULT_SCHEDULES[self.kind]
-
-    @model_validator(mode="after")
-    def _needs_its_target(self) -> SourceConfig:
-        if self.kind == "arxiv" and not self.categories:
-            raise ValueError("an arxiv source needs `categories`, e.g. [cs.CL]")
-        if self.kind == "arxiv-query" and not (self.query or self.categories):
-            raise ValueError("an arxiv-query source needs `query` or `categories`")
-        if self.kind == "feed" and not web_url(self.url):
-            raise ValueError("a feed source needs an http(s) `url`")
-        if (self.kind == "folder") != (self.path is not None):
-            raise ValueError("a folder source, and only a folder source, needs `path`")
-        return self
-
-    def spec(self) -> SourceSpec:
-        """The fetchable form of this source."""
-        return SourceSpec(
-            kind=self.kind,
-            categories=tuple(self.categories),
-            query=self.query,
-            url=self.url,
-            include_replacements=self.include_replacements,
-            max_results=self.max_results,
-            path=self.path,
-        )
-
-
-class SubscriptionsFile(_Strict):
+class SubscriptionsFile(Strict):
     """The whole subscriptions file."""
 
     defaults: Defaults = Field(default_factory=Defaults)

@@ -6,9 +6,17 @@ from collections.abc import Mapping
 from io import StringIO
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+
+class Strict(BaseModel):
+    """A section of the file: an unknown key is an error (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
 
 # A subscriptions file of ten thousand subscribers is well under a megabyte.
 MAX_YAML_BYTES = 16 * 1024 * 1024

@@ -23,13 +23,9 @@ from digestbot.delivery.outbox import counts_by_status
 from digestbot.delivery.send import deliver
 from digestbot.delivery.transport import TransportUnavailable
 from digestbot.errors import ConfigError, DigestbotError
+from digestbot.rules.sources import SourceConfig, cron_trigger
 from digestbot.rules.subscribers import sync_subscriptions
-from digestbot.rules.subscriptions import (
-    SourceConfig,
-    SubscriptionsFile,
-    cron_trigger,
-    load_subscriptions,
-)
+from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
 from digestbot.schedule import ledger, lookups, runs, sourcejob, startup
 from digestbot.schedule.triggers import digest_trigger, missed_run
 from digestbot.schedule.watch import FailureStreak, file_stamp

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from digestbot.rules.subscriptions import cron_trigger
+from digestbot.rules.sources import cron_trigger
 from digestbot.schedule.periods import WEEKDAYS, hour_minute
 
 
