@@ -5,9 +5,10 @@ table): a run reads every file, and stores only those whose hash differs from th
 recorded. A file's papers and its record are one transaction, so a crash never marks a
 file done whose papers are missing.
 
-A file that cannot be read or parsed gets no record, so every run tries it again and
-reports it until it is fixed or removed: parsing is deterministic, so this costs a read per
-run, and it keeps the problem in the source's status instead of reporting it once.
+A file that does not parse is recorded too, with its hash: unchanged, it would fail the
+same way on every run, so it is reported once, and read again when its content changes (a
+browser finishing a half-saved page changes it). A file that cannot be read at all has no
+content to record and is reported on every run.
 """
 
 from __future__ import annotations

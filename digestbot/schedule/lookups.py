@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -15,6 +15,15 @@ from digestbot.schedule.watch import unless_stopped
 from digestbot.settings import Settings
 
 log = logging.getLogger("digestbot.run")
+# After a failed run the next waits this long, doubling with each failure in a row: a folder
+# polled every five minutes must not send a failing API a burst of retries each time.
+FIRST_PAUSE = timedelta(minutes=5)
+LONGEST_PAUSE = timedelta(hours=6)
+
+
+def pause_after(failures: int) -> timedelta:
+    """How long lookups wait after `failures` failed runs in a row."""
+    return min(LONGEST_PAUSE, FIRST_PAUSE * (1 << max(0, min(failures, 12) - 1)))
 
 
 async def look_up_waiting(
@@ -27,6 +36,10 @@ async def look_up_waiting(
     papers already, and they are tried again after the next one.
     """
     if not settings.enrich:
+        return 0
+    last = (await asyncio.to_thread(ledger.source_runs, engine)).get(RUN_NAME)
+    if last is not None and last.error and now < last.last_run_at + pause_after(last.failures):
+        log.debug("arXiv lookups: paused after %d failed runs", last.failures)
         return 0
     done = await unless_stopped(enrich_waiting(engine, settings, now=now), halt)
     if done is None:
