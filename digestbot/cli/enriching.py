@@ -32,7 +32,8 @@ def enrich(
     id) up on the arXiv API, and give each one found its arXiv id, authors, categories and
     links. One request at a time, DIGESTBOT_ARXIV_API_DELAY seconds apart; a paper arXiv
     had nothing for is tried again after DIGESTBOT_ENRICH_RETRY_DAYS days. Exit 1 when the
-    API failed (the papers not looked up wait for the next run)."""
+    API failed (the papers not looked up wait for the next run) or another digestbot process
+    is looking papers up."""
     settings = load_settings()
     with open_engine(settings) as engine:
         done = run_enrichment(engine, settings, now=now_utc(), limit=limit)
@@ -44,7 +45,7 @@ def enrich(
     if done.error:
         raise SourceError(
             f"arXiv lookups stopped: {done.error}",
-            f"{plural(done.waiting, 'paper')} still wait; run `digestbot enrich` again later",
+            f"{plural(done.waiting, 'paper')} still waiting; run `digestbot enrich` again later",
         )
 
 
@@ -78,7 +79,7 @@ def enrich_after_ingest(engine: Engine, settings: Settings, *, now: datetime, sk
         count = waiting_count(engine, now=now, retry_days=settings.enrich_retry_days)
         if skip and count:
             out.print(
-                f"{plural(count, 'paper')} known only by title wait for an arXiv lookup"
+                f"{plural(count, 'paper')} known only by title waiting for an arXiv lookup"
                 " (`digestbot enrich`).",
                 markup=False,
             )
@@ -94,8 +95,9 @@ def enrich_after_ingest(engine: Engine, settings: Settings, *, now: datetime, sk
         )
     elif done.error:
         err.print(
-            f"Warning: arXiv lookups stopped: {safe_text(done.error)}; {done.waiting} papers"
-            " wait for the next ingest or `digestbot enrich`",
+            f"Warning: arXiv lookups stopped: {safe_text(done.error)};"
+            f" {plural(done.waiting, 'paper')} still waiting (for the next ingest or"
+            " `digestbot enrich`)",
             markup=False,
         )
 
@@ -103,12 +105,7 @@ def enrich_after_ingest(engine: Engine, settings: Settings, *, now: datetime, sk
 def describe(done: Enriched, retry_days: int) -> str:
     """One line on an enrichment run: what was found of the papers looked up."""
     if not done.tried:
-        waiting = f"{plural(done.waiting, 'paper')} waiting"
-        return (
-            f"arXiv lookups: none settled ({waiting})"
-            if done.error
-            else (f"arXiv lookups: nothing to look up ({waiting})")
-        )
+        return f"arXiv lookups: nothing to look up ({plural(done.waiting, 'paper')} waiting)"
     found = done.recorded
     parts = [f"{found.adopted} found"]
     if found.elsewhere:

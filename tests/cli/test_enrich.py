@@ -55,7 +55,7 @@ def test_no_enrich_leaves_the_papers_waiting_for_the_enrich_command(
     the newest, `enrich` the rest."""
     skipped = run("ingest", "--no-enrich", str(LISTING_000))
     assert skipped.exit_code == 0
-    assert "39 papers known only by title wait for an arXiv lookup" in skipped.stdout
+    assert "39 papers known only by title waiting for an arXiv lookup" in skipped.stdout
     assert lookups_on.requests == []
     some = run("enrich", "--limit", "3")
     assert some.exit_code == 0 and "3 papers looked up" in some.stdout
@@ -74,7 +74,7 @@ def test_a_down_api_warns_after_ingest_and_fails_enrich(
     assert ingested.exit_code == 0
     (warning,) = [line for line in ingested.stderr.splitlines() if "arXiv" in line]
     assert warning.startswith("Warning: arXiv lookups stopped: http://127.0.0.1:")
-    assert warning.endswith("39 papers wait for the next ingest or `digestbot enrich`")
+    assert warning.endswith("39 papers still waiting (for the next ingest or `digestbot enrich`)")
     assert "looked up" not in ingested.stdout
     failed = run("enrich")
     assert failed.exit_code == 1
