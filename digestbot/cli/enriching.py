@@ -73,11 +73,11 @@ def run_enrichment(
 
 
 def enrich_after_ingest(engine: Engine, settings: Settings, *, now: datetime, skip: bool) -> None:
-    """After `ingest`: look the waiting papers up unless skipped or off; a failing API is a
-    warning, never a failed ingest."""
+    """After `ingest`: look the waiting papers up unless skipped or off (then say how many
+    wait); a failing API is a warning, never a failed ingest."""
     if skip or not settings.enrich:
         count = waiting_count(engine, now=now, retry_days=settings.enrich_retry_days)
-        if skip and count:
+        if count:
             out.print(
                 f"{plural(count, 'paper')} known only by title waiting for an arXiv lookup"
                 " (`digestbot enrich`).",

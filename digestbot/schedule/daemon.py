@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from digestbot.compose.words import plural
 from digestbot.delivery.outbox import counts_by_status
 from digestbot.delivery.send import deliver
 from digestbot.delivery.transport import TransportUnavailable
@@ -87,9 +88,9 @@ class Daemon:
         result = sync_subscriptions(self.engine, config, now=now)
         self.config, self.stamp = config, stamp
         log.info(
-            "subscriptions loaded from %s: %d subscribers (%d added, %d changed, %d removed)",
+            "subscriptions loaded from %s: %s (%d added, %d changed, %d removed)",
             self.settings.subscriptions,
-            len(config.subscribers),
+            plural(len(config.subscribers), "subscriber"),
             len(result.added) + len(result.reactivated),
             len(result.changed),
             len(result.deactivated),

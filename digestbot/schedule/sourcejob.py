@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from digestbot.compose.words import plural
 from digestbot.ingest.fetch import SourceSpec
 from digestbot.ingest.folder import ingest_folder
 from digestbot.ingest.load import fetch_listing, store_fetched
@@ -77,11 +78,11 @@ async def _read_folder(
     for problem in result.problems:
         log.error("ingest %s: %s", spec.name, problem.reason)
     log.info(
-        "ingest %s: %d new, %d known (%d files ingested, %d unchanged, %d failed)",
+        "ingest %s: %d new, %d known (%s ingested, %d unchanged, %d failed)",
         spec.name,
         result.new,
         result.known,
-        len(result.ingested),
+        plural(len(result.ingested), "file"),
         result.unchanged,
         len(result.problems),
     )

@@ -345,6 +345,16 @@ def test_alerts_use_their_own_shorter_templates() -> None:
     assert "paper digest" not in rendered.html and "An alert from digestbot" in rendered.html
 
 
+def test_an_alert_says_how_many_matches_did_not_fit_and_where_they_go() -> None:
+    """An alert capped by max_papers does not pass for all the matches: both parts say how
+    many more there were and that the digest brings them."""
+    alert = replace(fixture_alert(), left_out=("x", "y"))
+    rendered = render_digest(make_environment(), alert)
+    said = "2 more matching papers did not fit in this alert, which holds at most"
+    assert said in " ".join(rendered.text.split())
+    assert said in rendered.html and "They come in your next digest." in rendered.html
+
+
 def test_hostile_abstracts_and_rule_names_are_escaped_around_highlights() -> None:
     """Markup around a matched term stays text and the term is still highlighted."""
     sub = Subscriber(1, "alice@example.org", "<b>Al</b>", ())
