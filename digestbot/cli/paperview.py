@@ -13,7 +13,9 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from digestbot.addresses import normalise_address
+from digestbot.cli import likeview
 from digestbot.cli.common import friendly, load_settings, open_engine, out, papers_app
+from digestbot.cli.likeview import Why
 from digestbot.compose.present import title_search
 from digestbot.compose.words import plural
 from digestbot.errors import ConfigError
@@ -51,21 +53,37 @@ def papers_list(
             help="Only the papers this subscriber's rules select, ranked as a digest.",
         ),
     ] = None,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT_OR_ID",
+            help="Rank by similarity to a stored paper (id, arXiv id or title) or to a text.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """List ingested papers, latest ingested first (with --match, best match first): one line each
-    with its short id (what `papers show` takes), published date, upvotes and title."""
+    """List ingested papers, latest ingested first (with --match, best match first; with
+    --like, most alike first): one line each with its short id (what `papers show` takes),
+    published date, upvotes and title."""
+    if match is not None and like is not None:
+        raise ConfigError("--match and --like rank differently", "give one of them")
     settings = load_settings()
     start = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)
     with open_engine(settings) as engine:
         rows = papers.papers_seen_since(
             engine, None if start is None else start - timedelta(microseconds=1)
         )
-        matched = None if match is None else _matched(engine, match, rows)
-    listed = [(p, None) for p in rows] if matched is None else matched
+        listed: list[tuple[Paper, Why | None]]
+        if like is not None:
+            listed = list(likeview.alike(engine, like, rows))
+        elif match is not None:
+            matched = _matched(engine, match, rows)
+            listed = [(p, Why(f"matched {_why(m)}", {"match": _match_json(m)})) for p, m in matched]
+        else:
+            listed = [(p, None) for p in rows]
     if as_json:
         shown = listed if limit is None else listed[:limit]
-        objects = [_paper_json(p) | ({"match": _match_json(m)} if m else {}) for p, m in shown]
+        objects = [_paper_json(p) | (why.fields if why else {}) for p, why in shown]
         out.print_json(json.dumps(_printable(objects), ensure_ascii=False))
         return
     _print_lines(listed, limit or DEFAULT_LIMIT, out.width)
@@ -102,22 +120,21 @@ def fit(text: str, width: int) -> str:
     return line.plain
 
 
-def _print_lines(listed: Sequence[tuple[Paper, Match | None]], limit: int, width: int) -> None:
-    """A header, then one line per paper (and under it, with --match, why it matched),
-    each at most `width` cells; then how many were left out."""
+def _print_lines(listed: Sequence[tuple[Paper, Why | None]], limit: int, width: int) -> None:
+    """A header, then one line per paper (and under it, with --match or --like, why it is
+    there), each at most `width` cells; then how many were left out."""
     shown = listed[:limit]
     id_width = max([len("id"), *(len(short_id(p)) for p, _ in shown)])
     title_width = max(MIN_TITLE, width - id_width - len("  published   upvotes  "))
     out.print(fit(f"{'id':<{id_width}}  published   upvotes  title", width), markup=False)
-    for paper, match in shown:
+    for paper, why in shown:
         published = paper.published.isoformat() if paper.published else ""
         upvotes = "" if paper.upvotes is None else str(paper.upvotes)
         title = fit(" ".join(paper.title.split()), title_width)
         line = f"{short_id(paper):<{id_width}}  {published:<10}  {upvotes:>7}  {title}"
         out.print(fit(line, width), markup=False)
-        if match is not None:
-            why = f"{' ' * id_width}  matched {_why(match)}"
-            out.print(fit(why, width), markup=False)
+        if why is not None:
+            out.print(fit(f"{' ' * id_width}  {why.line}", width), markup=False)
     if not listed:
         out.print("No papers.", markup=False)
     elif len(listed) > limit:

@@ -1,0 +1,58 @@
+"""CLI: `papers list --like`: stored papers ranked by how alike they read to a seed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from digestbot.ingest import papers
+from digestbot.ingest.textnorm import normalise_title
+from digestbot.models import Paper
+from digestbot.rules.similarity import TextModel, paper_text, rank_like
+
+LABEL = 60  # characters of a free-text seed shown beside each paper
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a paper is in a list: the line printed under it, and what its JSON object gains."""
+
+    line: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def alike(engine: Engine, key: str, rows: Sequence[Paper]) -> list[tuple[Paper, Why]]:
+    """`rows` that have anything in common with the seed `key`, most alike first; the seed
+    paper itself is left out. The model is fitted on every stored paper."""
+    corpus = papers.papers_seen_since(engine, None)
+    seed = _stored_seed(engine, key, corpus)
+    text, label = (paper_text(seed), seed.title) if seed else (key, key)
+    if len(label) > LABEL:
+        label = label[: LABEL - 1] + "…"
+    candidates = [p for p in rows if seed is None or p.id != seed.id]
+    ranked = rank_like(TextModel(corpus), [text], candidates)
+    return [
+        (
+            liked.paper,
+            Why(
+                f"like {liked.similarity:.2f}: {label}",
+                {"similarity": round(liked.similarity, 4), "like": label},
+            ),
+        )
+        for liked in ranked
+        if liked.similarity > 0
+    ]
+
+
+def _stored_seed(engine: Engine, key: str, corpus: Sequence[Paper]) -> Paper | None:
+    """The stored paper `key` names by id (or the short id `papers list` prints), arXiv id
+    or exact title, if any."""
+    named = papers.papers_named(engine, key.strip()) if key.strip() else []
+    if len(named) == 1:
+        return named[0]
+    title = normalise_title(key)
+    same = [p for p in corpus if normalise_title(p.title) == title]
+    return same[0] if len(same) == 1 else None

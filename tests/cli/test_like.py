@@ -1,0 +1,47 @@
+"""Tests for `papers list --like`: stored papers ranked by how alike they read to a seed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from conftest import LISTING_000
+
+Run = Callable[..., Any]
+
+
+def test_a_stored_paper_as_seed_ranks_the_others_and_leaves_itself_out(run: Run) -> None:
+    """Given a paper's id, the list holds the other papers most alike first, each with its
+    similarity and the seed's title in the JSON."""
+    assert run("ingest", str(LISTING_000)).exit_code == 0
+    stored = json.loads(run("papers", "list", "--json").stdout)
+    seed = next(p for p in stored if p["title"].startswith("Diffusion Transformers with"))
+    result = run("papers", "list", "--like", seed["short_id"], "--json")
+    assert result.exit_code == 0, result.output
+    ranked = json.loads(result.stdout)
+    assert seed["id"] not in {p["id"] for p in ranked}
+    scores = [p["similarity"] for p in ranked]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] < 1
+    assert {p["like"] for p in ranked} == {seed["title"]}
+    assert "image generation" in (ranked[0]["title"] + ranked[0]["abstract"]).lower()
+
+
+def test_free_text_ranks_papers_and_each_line_says_how_alike(run: Run) -> None:
+    """A text that names no stored paper is the seed itself; a line under each paper gives
+    the similarity, and papers sharing no word with it are left out."""
+    assert run("ingest", str(LISTING_000)).exit_code == 0
+    result = run("papers", "list", "--like", "vision transformer efficiency", "--limit", "3")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert "TurboViT" in lines[1]
+    assert lines[2].strip() == "like 0.16: vision transformer efficiency"
+    unrelated = run("papers", "list", "--like", "quantum chromodynamics lattice")
+    assert unrelated.stdout.splitlines()[-1] == "No papers."
+
+
+def test_like_and_match_together_are_refused(run: Run) -> None:
+    """The two options rank differently: asking for both is one error line, exit 1."""
+    result = run("papers", "list", "--like", "x", "--match", "a@example.org")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: --match and --like rank differently")
