@@ -65,3 +65,25 @@ def rank_like(model: TextModel, seeds: Sequence[str], papers: Sequence[Paper]) -
         Liked(paper, float(cosines[i, best[i]]), int(best[i])) for i, paper in enumerate(papers)
     ]
     return sorted(scored, key=lambda liked: (-liked.similarity, liked.paper.title))
+
+
+def cosines(paper_vectors: Any, seed_vectors: Any) -> Any:
+    """Every paper's cosine to every seed, as a dense (papers x seeds) float32 array: one
+    sparse product (the rows are L2-normalised)."""
+    return (paper_vectors @ seed_vectors.T).toarray()
+
+
+def best_by_rule(cosines: Any, starts: Sequence[int], seed_ids: Any = None) -> Any:
+    """For many rules at once: each paper's highest cosine to any of each rule's seeds, as a
+    dense (papers x rules) array, from `cosines` (papers x seeds).
+
+    The seeds are the columns in rule order, rule r's starting at `starts[r]`; or, with
+    `seed_ids`, each distinct seed is one column and `seed_ids` lists the columns of every
+    rule's seeds in rule order (readers share seed papers: each cosine is computed once).
+    A reduction per rule keeps the best: no Python loop runs per paper or per rule.
+    """
+    if seed_ids is not None:
+        cosines = cosines[:, np.asarray(seed_ids, dtype=np.intp)]
+    if not len(starts):
+        return np.zeros((cosines.shape[0], 0), dtype=np.float32)
+    return np.maximum.reduceat(cosines, np.asarray(starts, dtype=np.intp), axis=1)

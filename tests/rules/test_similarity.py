@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from digestbot.models import Paper
-from digestbot.rules.similarity import TextModel, rank_like
+from digestbot.rules.similarity import TextModel, best_by_rule, cosines, paper_text, rank_like
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -48,3 +48,23 @@ def test_an_empty_corpus_or_no_seeds_makes_nothing_alike() -> None:
     assert [liked.similarity for liked in rank_like(TextModel(CORPUS), [], CORPUS)] == [0.0] * 4
     stop_words = [paper("s", "The and of", "")]
     assert rank_like(TextModel(stop_words), ["the"], stop_words)[0].similarity == 0.0
+
+
+def test_many_rules_at_once_agree_with_one_rule_at_a_time() -> None:
+    """The batched best cosine per rule equals rank_like's answer for each rule alone."""
+    model = TextModel(CORPUS)
+    rules = [["robot grasping", "diffusion models"], ["speech"], ["video", "audio", "robot"]]
+    seeds = [seed for rule in rules for seed in rule]
+    starts = [0, 2, 3]
+    papers = model.vectors([paper_text(p) for p in CORPUS])
+    batch = best_by_rule(cosines(papers, model.vectors(seeds)), starts)
+    assert batch.shape == (4, 3)
+    distinct = sorted(set(seeds))
+    shared = best_by_rule(
+        cosines(papers, model.vectors(distinct)), starts, [distinct.index(s) for s in seeds]
+    )
+    assert (shared == batch).all()
+    for r, rule in enumerate(rules):
+        alone = {liked.paper.id: liked.similarity for liked in rank_like(model, rule, CORPUS)}
+        for i, p in enumerate(CORPUS):
+            assert abs(batch[i, r] - alone[p.id]) < 1e-6
