@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import random
 import sys
@@ -92,13 +93,8 @@ def load_topics(papers: Sequence[Paper]) -> list[Topic]:
 
 def keyword_ranking(topic: Topic, papers: Sequence[Paper]) -> list[str]:
     """The papers the keyword rule selects, best first, as a digest ranks them."""
-    yaml = YAML()
-    yaml.default_flow_style = True
-    from io import StringIO
-
-    body = StringIO()
-    yaml.dump({"name": topic.id, **topic.rule}, body)
-    text = f"subscribers:\n  - email: reader@lab.example\n    rules:\n      - {body.getvalue()}"
+    rule = json.dumps({"name": topic.id, **topic.rule})  # JSON is YAML's flow style
+    text = f"subscribers:\n  - email: reader@lab.example\n    rules: [{rule}]\n"
     spec = parse_subscriptions(text, source=f"topic {topic.id}")
     subscriber = Subscriber(1, "reader@lab.example", "", spec.rules_of(spec.subscribers[0]))
     index = PaperIndex(papers)
