@@ -59,3 +59,14 @@ class DeliveryError(DigestbotError):
     def __init__(self, message: str, hint: str = "", *, permanent: bool = False) -> None:
         super().__init__(message, hint)
         self.permanent = permanent
+
+
+class FeedbackFileError(ConfigError):
+    """A votes file to import has bad rows; `problems` holds one `FILE:ROW: …` line each."""
+
+    def __init__(self, problems: list[str], hint: str) -> None:
+        super().__init__("; ".join(problems), hint)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join([*self.problems, self.hint])

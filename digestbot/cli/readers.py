@@ -1,11 +1,14 @@
-"""CLI commands over what readers asked for: unsubscribe, resubscribe and feedback export."""
+"""CLI commands over what readers asked for: unsubscribe, resubscribe, feedback export and
+import."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,7 +28,9 @@ from digestbot.compose.words import plural
 from digestbot.errors import ConfigError
 from digestbot.ingest.textnorm import safe_text
 from digestbot.rules import readers
+from digestbot.rules.readers import VOTE_FIELDS
 from digestbot.rules.subscribers import subscriber_known
+from digestbot.rules.voteimport import import_votes
 
 feedback_app = typer.Typer(
     help="Read what readers said of the papers in their digests.",
@@ -35,7 +40,6 @@ feedback_app = typer.Typer(
 app.add_typer(feedback_app, name="feedback")
 
 Email = Annotated[str, typer.Argument(metavar="EMAIL", hidden=True)]
-VOTE_FIELDS = ("email", "paper_id", "title", "vote", "voted_at", "digest")
 
 
 def _address(email: str) -> str:
@@ -121,3 +125,35 @@ def _vote_json(vote: readers.CastVote) -> dict[str, Any]:
     row = asdict(vote)
     row["voted_at"] = vote.voted_at.isoformat()
     return {key: safe_text(str(row[key])) for key in VOTE_FIELDS}
+
+
+@feedback_app.command("import", short_help="Store the votes of a file `feedback export` wrote.")
+@friendly
+def feedback_import(
+    file: Annotated[str, typer.Argument(metavar="FILE", hidden=True)],
+) -> None:
+    """Store the votes in FILE, CSV or JSON as `feedback export` writes them (told apart by
+    content; - reads stdin), keeping each row's time and digest. Every row is checked first
+    (a subscriber's address, a stored paper's id or arXiv id, up or down, a time with a
+    timezone): any bad row and nothing is stored, exit status 1. The latest vote on a paper
+    wins: a row older than the stored vote is skipped."""
+    source, text = _read(file)
+    with open_engine(load_settings()) as engine:
+        counts = import_votes(engine, text, source)
+    said = [f"{counts.new} new", f"{counts.replaced} replaced"]
+    said.append(f"{counts.older} older than the stored vote (kept the stored one)")
+    if counts.same:
+        said.append(f"{counts.same} already stored")
+    out.print(f"Imported {plural(counts.total, 'vote')}: {', '.join(said)}.", markup=False)
+
+
+def _read(file: str) -> tuple[str, str]:
+    """The name to show in errors, and the text of FILE (stdin for -)."""
+    if file == "-":
+        return "<stdin>", sys.stdin.read()
+    try:
+        return file, Path(file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read {file}: {exc}", "give a file `digestbot feedback export` wrote"
+        ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import Engine, func
 from sqlalchemy import select as select_columns
@@ -12,6 +13,9 @@ from sqlmodel import Session, col, select
 
 from digestbot.store.engine import write_session
 from digestbot.store.tables import PaperRow, SubscriberRow, SuppressionRow, VoteRow
+
+VOTES = ("up", "down")
+VOTE_FIELDS = ("email", "paper_id", "title", "vote", "voted_at", "digest")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,25 @@ def record_vote(
         row.vote, row.voted_at, row.digest = vote, now, digest
         session.add(row)
         return True
+
+
+def put_vote(
+    session: Session, subscriber_id: int, paper_id: str, vote: str, *, digest: str, at: datetime
+) -> Literal["new", "replaced", "older", "same"]:
+    """Store a vote cast at `at` in `session`'s transaction unless the stored vote on that
+    paper is as recent or more (the latest wins); say which it was."""
+    found = session.exec(
+        select(VoteRow).where(VoteRow.subscriber_id == subscriber_id, VoteRow.paper_id == paper_id)
+    ).first()
+    if found is not None and found.voted_at >= at:
+        same = (found.voted_at, found.vote, found.digest) == (at, vote, digest)
+        return "same" if same else "older"
+    row = found or VoteRow(
+        subscriber_id=subscriber_id, paper_id=paper_id, vote=vote, voted_at=at, digest=digest
+    )
+    row.vote, row.voted_at, row.digest = vote, at, digest
+    session.add(row)
+    return "new" if found is None else "replaced"
 
 
 @dataclass(frozen=True)
