@@ -67,6 +67,18 @@ class Paper:
 
 
 DEFAULT_FIELDS = ("title", "abstract")
+# A `like:` rule without `min_similarity` or `top` selects papers at this TF-IDF cosine.
+DEFAULT_MIN_SIMILARITY = 0.2
+
+
+@dataclass(frozen=True)
+class Seed:
+    """One of a `like:` rule's "papers like these": what the rule says (`label`: a stored
+    paper's title, or the text itself) and the text papers are compared with."""
+
+    label: str
+    text: str
+    paper_id: str | None = None  # the stored paper it names: never chosen by its own rule
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,9 @@ class Rule:
     fuzzy: int | None = None
     mode: str = "digest"  # digest | alert
     categories: tuple[str, ...] = ()  # arXiv categories, any of them (see rules.categories)
+    like: tuple[Seed, ...] = ()  # papers like these (see rules.similarity)
+    min_similarity: float | None = None  # with `like`: DEFAULT_MIN_SIMILARITY when unset
+    top: int | None = None  # with `like`: the N most alike papers instead of a threshold
 
     def terms(self) -> tuple[str, ...]:
         """The positive terms, which can explain a match (`none` terms never do)."""
@@ -121,6 +136,7 @@ class Match:
     terms: tuple[str, ...]
     title_terms: tuple[str, ...]
     score: float
+    similar: tuple[str, ...] = ()  # `like: <seed> (0.41)`, for papers a `like:` rule chose
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ class Chosen:
     title: str
     score: float
     matched: tuple[str, ...]
+    rules: tuple[str, ...] = ()
+    similar: tuple[str, ...] = ()  # `like: <seed> (0.41)` of the `like:` rules that chose it
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,14 @@ Decided = tuple[Chosen, ...]  # a digest's papers, as a report lists them
 def chosen(digest: Digest) -> tuple[Chosen, ...]:
     """The digest's papers as a report lists them."""
     return tuple(
-        Chosen(item.paper.id, item.paper.title, item.match.score, item.match.terms)
+        Chosen(
+            item.paper.id,
+            item.paper.title,
+            item.match.score,
+            item.match.terms,
+            item.match.rules,
+            item.match.similar,
+        )
         for item in digest.items
     )
 

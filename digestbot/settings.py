@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         description="Look papers known only by title (saved pages, feeds) up on the arXiv API"
         " after each ingest, for their id, authors, categories and links.",
     )
+    like_refit_share: float = Field(
+        0.1,
+        gt=0,
+        description="The TF-IDF model `like:` rules compare papers with is fitted on the stored"
+        " papers, and fitted again once they have grown by this share.",
+    )
     enrich_retry_days: int = Field(
         7, ge=1, description="Days before a lookup that found nothing on arXiv is tried again."
     )

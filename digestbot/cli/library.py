@@ -36,6 +36,7 @@ from digestbot.ingest.links import web_url
 from digestbot.ingest.load import ingest_path, ingest_source
 from digestbot.ingest.textnorm import safe_text
 from digestbot.resources import bundled_path
+from digestbot.rules.likestore import SeedBook
 from digestbot.rules.subscribers import listed_but_suppressed, sync_subscriptions
 from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
 from digestbot.schedule import ledger
@@ -241,7 +242,13 @@ def subscriptions_validate(
     as file:line:column, and warn of each address in it that unsubscribed."""
     settings = load_settings()
     target = path or settings.subscriptions
-    spec = load_subscriptions(target, check_folders=True)
+    path_of_db = sqlite_file(settings.database_url)
+    if path_of_db is not None and not path_of_db.exists():
+        spec = load_subscriptions(target, check_folders=True)  # no papers to check seeds by
+    else:
+        with open_engine(settings) as engine:
+            seeds = SeedBook(engine)
+        spec = load_subscriptions(target, check_folders=True, check_seed=seeds.problem)
     _warn_nowhere(spec)
     _warn_suppressed(settings, spec)
     rules = sum(len(s.rules) for s in spec.subscribers)
@@ -258,9 +265,10 @@ def subscriptions_sync(
     transaction. Addresses that unsubscribed stay inactive even while the file lists them;
     each gets a warning."""
     settings = load_settings()
-    spec = load_subscriptions(path or settings.subscriptions)
-    _warn_nowhere(spec)
     with open_engine(settings, create=True) as engine:
+        seeds = SeedBook(engine)
+        spec = load_subscriptions(path or settings.subscriptions, check_seed=seeds.problem)
+        _warn_nowhere(spec)
         result = sync_subscriptions(engine, spec, now=now_utc())
     for held in result.suppressed:
         err.print(f"Warning: {held.warning()}", markup=False)

@@ -98,7 +98,14 @@ def subscriber_json(
         "email": email,
         "status": status,
         "papers": [
-            {"id": c.id, "title": c.title, "score": c.score, "matched": list(c.matched)}
+            {
+                "id": c.id,
+                "title": c.title,
+                "score": c.score,
+                "matched": list(c.matched),
+                "rules": list(c.rules),
+                "similar": list(c.similar),
+            }
             for c in chosen
         ],
         "left_out": left_out,

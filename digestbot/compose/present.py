@@ -78,6 +78,7 @@ class PaperView:
     rules: tuple[str, ...]
     votes: VoteLinks | None = None  # the reader's feedback links, when there are any
     search: str | None = None  # arXiv's search for the title, for a paper with no page yet
+    paper_similar: tuple[str, ...] = ()  # `like: <seed> (0.41)` from the rules that chose it
     abstract_page: str | None = None  # arXiv's page, when `url` is another (Hugging Face's)
 
     # Cached: the HTML and text templates each read these (a frozen dataclass keeps its
@@ -101,8 +102,9 @@ class PaperView:
 
     @cached_property
     def matched(self) -> str:
-        """Why the paper is here: `matched: term, term (rule; rule)`."""
-        return f"matched: {', '.join(self.terms)} ({'; '.join(self.rules)})"
+        """Why the paper is here: `matched: term, term, like: seed (0.41) (rule; rule)`."""
+        reasons = ", ".join((*self.terms, *self.paper_similar))
+        return f"matched: {reasons} ({'; '.join(self.rules)})"
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ def present_item(
         rules=item.match.rules,
         votes=votes,
         search=None if url else title_search(paper.title),
+        paper_similar=item.match.similar,
         abstract_page=_other(web_url(paper.link("abs")), url),
     )
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from digestbot.models import Digest, DigestItem, Paper, Subscriber
 from digestbot.rules.matchindex import Matcher, PaperIndex
+from digestbot.rules.similarity import TextModel
 
 
 def window_start(
@@ -30,8 +31,8 @@ def window_start(
 class DigestBuilder:
     """Builds digests for many subscribers over one batch of candidate papers."""
 
-    def __init__(self, papers: Sequence[Paper]) -> None:
-        self.index = PaperIndex(papers)
+    def __init__(self, papers: Sequence[Paper], model: TextModel | None = None) -> None:
+        self.index = PaperIndex(papers, model)
         self.matcher = Matcher(self.index)
         self._bit = {p.id: 1 << i for i, p in enumerate(self.index.papers)}
         self._seen_after: dict[datetime, int] = {}
@@ -110,11 +111,12 @@ def build_digests(
     now: datetime,
     period_key: str,
     carried: Mapping[int, Collection[str]] | None = None,
+    model: TextModel | None = None,
 ) -> Iterator[Digest]:
     """Every subscriber's digest, sharing one index and every term result; one at a time,
     so a big batch can start rendering and sending its first digests while the rest are
-    still being decided."""
-    builder = DigestBuilder(papers)
+    still being decided. `model` is what `like:` rules compare papers with."""
+    builder = DigestBuilder(papers, model)
     for s in subscribers:
         try:
             yield builder.build(

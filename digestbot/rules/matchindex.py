@@ -12,12 +12,14 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from rapidfuzz import fuzz, process
 
 from digestbot.models import Match, Paper, Rule, Subscriber
 from digestbot.rules.bitsets import count, equals, union
 from digestbot.rules.categories import CategoryIndex
+from digestbot.rules.likeindex import LikeIndex, like_reasons, like_scopes
 from digestbot.rules.matching import (
     FUZZY_MIN_LENGTH,
     PaperText,
@@ -27,6 +29,7 @@ from digestbot.rules.matching import (
     same_person,
     score,
 )
+from digestbot.rules.similarity import TextModel
 
 FIELDS = ("title", "abstract", "authors")
 # (rule bitset, ((scope bitset, ((term, anywhere bitset, title bitset), ...)), ...))
@@ -36,8 +39,10 @@ _Parts = tuple[int, tuple[tuple[int, tuple[tuple[str, int, int], ...]], ...]]
 class PaperIndex:
     """Vocabulary -> postings (bitsets per field) for one batch of papers."""
 
-    def __init__(self, papers: Sequence[Paper]) -> None:
+    def __init__(self, papers: Sequence[Paper], model: TextModel | None = None) -> None:
         self.papers = sorted(papers, key=lambda p: (-(p.upvotes or 0), p.title.casefold()))
+        # `like:` conditions, with the model fitted on the stored papers when there is one.
+        self.likes = LikeIndex(self.papers, model)
         self.texts = [PaperText.of(p) for p in self.papers]
         self.everything = (1 << len(self.papers)) - 1
         self.postings: dict[str, dict[str, int]] = {f: defaultdict(int) for f in FIELDS}
@@ -191,6 +196,8 @@ class Matcher:
             mask &= ix.categories.mask(rule.categories)
         if rule.none and mask:
             mask &= ~union(self._occurs(rule, t) for t in rule.none)
+        if rule.like and mask:
+            mask &= ix.likes.mask(rule)
         return mask
 
     def subscriber_mask(self, subscriber: Subscriber) -> int:
@@ -207,9 +214,11 @@ class Matcher:
         """
         mask = self.subscriber_mask(subscriber) & within
         total = mask.bit_count()
-        if total <= limit:
-            ranked = self.matches(subscriber, mask)
-            return sorted(ranked, key=lambda pm: -pm[1].score), total
+        if total <= limit or _has_like(subscriber):
+            # A `like:` rule adds its cosine to the score, which the score levels (term
+            # counts) cannot hold: its subscriber's matches are explained and sorted.
+            ranked = sorted(self.matches(subscriber, mask), key=lambda pm: -pm[1].score)
+            return ranked[:limit], total
         kept: list[int] = []
         for level in self._score_levels(subscriber, mask):
             for i in self.index.bits(level):
@@ -292,7 +301,30 @@ class Matcher:
         if within is not None:
             mask &= within
         parts = self._rule_parts(subscriber.rules)
-        return [(self.index.papers[i], _explain(parts, i)) for i in self.index.bits(mask)]
+        found = [(self.index.papers[i], _explain(parts, i)) for i in self.index.bits(mask)]
+        if not _has_like(subscriber):
+            return found
+        return [(paper, self._liked(subscriber, paper, match)) for paper, match in found]
+
+    def _liked(self, subscriber: Subscriber, paper: Paper, match: Match) -> Match:
+        """`match` with the `like:` reasons of the rules that chose the paper, and their
+        cosine added to its score."""
+        bit = 1 << self.index.likes.position[paper.id]
+        scopes = [
+            scope
+            for rule in subscriber.rules
+            if self.rule_mask(rule) & bit
+            for scope in like_scopes(rule)
+            if self.rule_mask(scope) & bit
+        ]
+        if not scopes:
+            return match
+        reasons, extra = like_reasons(self.index.likes, scopes, paper.id)
+        return replace(match, similar=reasons, score=match.score + extra)
+
+
+def _has_like(subscriber: Subscriber) -> bool:
+    return any(like_scopes(rule) for rule in subscriber.rules)
 
 
 def _explain(rule_parts: Sequence[tuple[str, _Parts]], i: int) -> Match:

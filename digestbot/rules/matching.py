@@ -10,8 +10,8 @@ This module is the reference; `matchindex` computes the same answers for many su
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from rapidfuzz import fuzz
@@ -19,6 +19,7 @@ from rapidfuzz import fuzz
 from digestbot.ingest.textnorm import words
 from digestbot.models import Match, Paper, Rule
 from digestbot.rules.categories import category_matches, matching_categories
+from digestbot.rules.likeindex import LikeIndex, like_reasons, like_scopes
 
 FUZZY_MIN_LENGTH = 5
 AUTHOR_SEPARATOR = "\x00"  # between authors in the authors field, so phrases never span two
@@ -132,7 +133,15 @@ def term_fields(rule: Rule, raw: str, text: PaperText) -> set[str]:
     return {f for f in rule.fields if phrase_in(term, text.field(f), rule.fuzzy)}
 
 
-def rule_holds(rule: Rule, text: PaperText) -> bool:
+# Whether a rule's `like:` condition holds for the paper being evaluated (see likeindex).
+Liked = Callable[[Rule], bool]
+
+
+def _nothing_alike(rule: Rule) -> bool:
+    return False
+
+
+def rule_holds(rule: Rule, text: PaperText, liked: Liked = _nothing_alike) -> bool:
     """Whether every condition the rule states holds for the paper."""
 
     def occurs(raw: str) -> bool:
@@ -143,9 +152,10 @@ def rule_holds(rule: Rule, text: PaperText) -> bool:
         and all(occurs(t) for t in rule.all)
         and not any(occurs(t) for t in rule.none)
         and (not rule.authors or any(author_matches(a, text) for a in rule.authors))
-        and (not rule.topics or any(rule_holds(t, text) for t in rule.topics))
+        and (not rule.topics or any(rule_holds(t, text, liked) for t in rule.topics))
         and (rule.min_upvotes is None or (text.upvotes or 0) >= rule.min_upvotes)
         and (not rule.categories or in_categories(rule.categories, text))
+        and (not rule.like or liked(rule))
     )
 
 
@@ -160,16 +170,17 @@ def author_matches(wanted: str, text: PaperText) -> bool:
     return any(same_person(key, author) for author in text.author_keys)
 
 
-def explain(rules: Sequence[Rule], text: PaperText) -> Match | None:
-    """The Match for the rules that hold, or None: which rules, which terms, and the score."""
+def explain(rules: Sequence[Rule], text: PaperText, liked: Liked = _nothing_alike) -> Match | None:
+    """The Match for the rules that hold, or None: which rules, which terms, and the score
+    (without what `like:` conditions add: see `match_paper`)."""
     names: list[str] = []
     terms: dict[str, None] = {}
     title_terms: dict[str, None] = {}
     for rule in rules:
-        if not rule_holds(rule, text):
+        if not rule_holds(rule, text, liked):
             continue
         names.append(rule.name)
-        for sub in (rule, *(t for t in rule.topics if rule_holds(t, text))):
+        for sub in (rule, *(t for t in rule.topics if rule_holds(t, text, liked))):
             for raw in sub.terms():
                 found = term_fields(sub, raw, text)
                 if found:
@@ -195,9 +206,33 @@ def score(title_hits: int, distinct_terms: int) -> float:
     return float(10 * title_hits + distinct_terms)
 
 
-def match_paper(rules: Sequence[Rule], paper: Paper) -> Match | None:
-    """Match one paper against one subscriber's rules, the straightforward way."""
-    return explain(rules, PaperText.of(paper))
+def match_paper(
+    rules: Sequence[Rule], paper: Paper, likes: LikeIndex | None = None
+) -> Match | None:
+    """Match one paper against one subscriber's rules, the straightforward way; `likes`
+    (over the batch the paper is in) answers `like:` conditions."""
+    if likes is None:
+        return explain(rules, PaperText.of(paper))
+    at = likes.position[paper.id]
+
+    def liked(rule: Rule) -> bool:
+        return bool(likes.mask(rule) >> at & 1)
+
+    text = PaperText.of(paper)
+    match = explain(rules, text, liked)
+    if match is None:
+        return None
+    scopes = [
+        scope
+        for rule in rules
+        if rule_holds(rule, text, liked)
+        for scope in like_scopes(rule)
+        if scope is rule or rule_holds(scope, text, liked)
+    ]
+    if not scopes:
+        return match
+    reasons, extra = like_reasons(likes, scopes, paper.id)
+    return replace(match, similar=reasons, score=match.score + extra)
 
 
 def rank_key(paper: Paper, match: Match) -> tuple[float, int, str]:

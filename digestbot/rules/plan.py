@@ -12,6 +12,7 @@ from digestbot.ingest import papers
 from digestbot.models import Digest, Paper, Subscriber
 from digestbot.rules import history
 from digestbot.rules.digests import build_digests, window_start
+from digestbot.rules.likestore import corpus_model, uses_like
 from digestbot.settings import Settings
 
 
@@ -46,6 +47,7 @@ def digests_for(
         now=now,
         period_key="",
         carried=carried,
+        model=corpus_model(engine, settings.like_refit_share) if uses_like(subscribers) else None,
     )
     days = settings.carry_over_days
     return (replace(d, period_key=period_keys[d.subscriber.id], carry_days=days) for d in digests)

@@ -12,7 +12,8 @@ from sqlalchemy import Engine, func
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, delete, select
 
-from digestbot.models import Rule, Subscriber
+from digestbot.models import Rule, Seed, Subscriber
+from digestbot.rules.likestore import SeedBook
 from digestbot.rules.subscriptions import SubscriberSpec, SubscriptionsFile
 from digestbot.store.tables import RuleRow, SubscriberRow, SuppressionRow
 
@@ -70,10 +71,14 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
 
 
 def _drop_empty_categories(body: dict[str, Any]) -> None:
-    """Leave out an empty `categories`, so a rule without one is stored as it always was
-    and a sync does not see every stored rule as changed."""
+    """Leave out an empty `categories` (and the `like` fields of a rule without seeds), so a
+    rule without them is stored as it always was and a sync does not see every stored rule
+    as changed."""
     if not body.get("categories"):
         body.pop("categories", None)
+    if not body.get("like"):
+        for key in ("like", "min_similarity", "top"):
+            body.pop(key, None)
     for topic in body["topics"]:
         _drop_empty_categories(topic)
 
@@ -92,6 +97,11 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
         fuzzy=data["fuzzy"],
         mode=data["mode"],
         categories=tuple(data.get("categories", ())),
+        like=tuple(
+            Seed(seed["label"], seed["text"], seed.get("paper_id")) for seed in data.get("like", ())
+        ),
+        min_similarity=data.get("min_similarity"),
+        top=data.get("top"),
     )
 
 
@@ -103,12 +113,17 @@ def sync_subscriptions(engine: Engine, spec: SubscriptionsFile, *, now: datetime
     but stays inactive, whatever the file says, until the operator resubscribes it.
     """
     result = SyncResult()
+    # `like:` seeds naming stored papers are stored with those papers' text.
+    rules = {sub.email: spec.rules_of(sub) for sub in spec.subscribers}
+    if any(r.like or any(t.like for t in r.topics) for rs in rules.values() for r in rs):
+        book = SeedBook(engine)
+        rules = {email: tuple(book.resolve(r) for r in rs) for email, rs in rules.items()}
     with Session(engine) as session, session.begin():
         rows = {row.email: row for row in session.exec(select(SubscriberRow))}
         result.suppressed = _suppressed_of(session, spec)
         held = {s.email for s in result.suppressed}
         for sub in spec.subscribers:
-            wanted, bodies = _wanted(spec, sub), [rule_to_json(r) for r in spec.rules_of(sub)]
+            wanted, bodies = _wanted(spec, sub), [rule_to_json(r) for r in rules[sub.email]]
             row, active = rows.get(sub.email), sub.email not in held
             if row is not None and row.active == active and _same(session, row, wanted, bodies):
                 if active:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +18,7 @@ from pydantic import (
 from digestbot.addresses import normalise_address
 from digestbot.errors import SubscriptionsError
 from digestbot.ingest.textnorm import words
-from digestbot.models import Rule
+from digestbot.models import Rule, Seed
 from digestbot.rules.categories import check_category
 from digestbot.rules.sources import BASE_KEY, CHECK_KEY, SourceConfig
 from digestbot.rules.yamlfile import (
@@ -32,6 +33,8 @@ from digestbot.rules.yamlfile import (
 )
 
 _HINT = "fix the file and run `digestbot subscriptions validate`"
+# What a `like:` seed is wrong in (e.g. an arXiv id no stored paper has), or None.
+SeedCheck = Callable[[str], str | None]
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _FREQUENCY = re.compile(r"^(daily|weekdays|weekly:(mon|tue|wed|thu|fri|sat|sun))$")
 
@@ -100,15 +103,22 @@ class TopicSpec(Strict):
     fields: list[FieldName] = Field(default_factory=_default_fields, min_length=1)
     min_upvotes: int | None = Field(None, ge=0)
     fuzzy: int | None = Field(None, ge=50, le=100)
+    like: list[Line] = Field(default_factory=list)
+    min_similarity: float | None = Field(None, gt=0, le=1)
+    top: int | None = Field(None, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _needs_positive_condition(self) -> TopicSpec:
-        positive = self.any or self.all or self.authors or self.categories
+        positive = self.any or self.all or self.authors or self.categories or self.like
         if not (positive or getattr(self, "topics", None)):
             raise ValueError(
-                "needs a positive condition: `any`, `all`, `authors`, `categories` or `topics` "
-                "(`none` and `min_upvotes` alone match nothing)"
+                "needs a positive condition: `any`, `all`, `authors`, `categories`, `like` or "
+                "`topics` (`none` and `min_upvotes` alone match nothing)"
             )
+        if (self.min_similarity is not None or self.top is not None) and not self.like:
+            raise ValueError("`min_similarity` and `top` go with `like`")
+        if self.min_similarity is not None and self.top is not None:
+            raise ValueError("give `min_similarity` or `top`, not both")
         return self
 
     def to_rule(self, name: str, topics: tuple[Rule, ...] = (), mode: str = "digest") -> Rule:
@@ -124,6 +134,10 @@ class TopicSpec(Strict):
             fuzzy=self.fuzzy,
             mode=mode,
             categories=tuple(dict.fromkeys(self.categories)),
+            # Seeds as written: `subscriptions sync` resolves stored papers to their text.
+            like=tuple(Seed(seed, seed) for seed in dict.fromkeys(self.like)),
+            min_similarity=self.min_similarity,
+            top=self.top,
         )
 
 
@@ -137,6 +151,7 @@ class RuleSpec(TopicSpec):
     def display_name(self) -> str:
         """The rule's name, or what it looks for when it has none."""
         listed = [*self.topics, *self.all, *self.any, *self.authors, *self.categories]
+        listed += [f"like {seed}" for seed in self.like]
         return self.name or ", ".join(listed[:3])
 
 
@@ -192,7 +207,9 @@ class SubscriptionsFile(Strict):
         )
 
 
-def load_subscriptions(path: Path, *, check_folders: bool = False) -> SubscriptionsFile:
+def load_subscriptions(
+    path: Path, *, check_folders: bool = False, check_seed: SeedCheck | None = None
+) -> SubscriptionsFile:
     """Read and validate `path`; raise SubscriptionsError listing every problem at once
     (with `check_folders`, each folder source's folder that does not exist among them)."""
     try:
@@ -207,16 +224,26 @@ def load_subscriptions(path: Path, *, check_folders: bool = False) -> Subscripti
     except (OSError, UnicodeDecodeError) as exc:
         raise SubscriptionsError([f"{path}: cannot read it: {exc}"], _HINT) from None
     return parse_subscriptions(
-        text, source=str(path), base=path.absolute().parent, check_folders=check_folders
+        text,
+        source=str(path),
+        base=path.absolute().parent,
+        check_folders=check_folders,
+        check_seed=check_seed,
     )
 
 
 def parse_subscriptions(
-    text: str, *, source: str, base: Path | None = None, check_folders: bool = False
+    text: str,
+    *,
+    source: str,
+    base: Path | None = None,
+    check_folders: bool = False,
+    check_seed: SeedCheck | None = None,
 ) -> SubscriptionsFile:
     """Parse YAML 1.2 text and validate it; errors read `file:line:column: path: message`.
     A folder source's relative `path` is taken from `base` (default: the working directory);
-    with `check_folders`, a folder that does not exist is one of the errors."""
+    with `check_folders`, a folder that does not exist is one of the errors, and with
+    `check_seed`, each `like:` seed it has something to say of (an unknown arXiv id)."""
     try:
         document = load_yaml(text, source)
     except YamlProblem as exc:
@@ -227,6 +254,8 @@ def parse_subscriptions(
         raise SubscriptionsError([f"{source}:1:1: the file must be a mapping"], _HINT)
     data = plain(document)
     problems = _cross_checks(source, document, data)
+    if check_seed is not None:
+        problems += _seed_checks(source, document, data, check_seed)
     try:
         context = {BASE_KEY: base, CHECK_KEY: check_folders}
         parsed = SubscriptionsFile.model_validate(data, context=context)
@@ -235,6 +264,23 @@ def parse_subscriptions(
     if problems:
         raise SubscriptionsError(sorted(problems, key=line_order), _HINT)
     return parsed
+
+
+def _seed_checks(source: str, document: Any, data: Any, check: SeedCheck) -> list[str]:
+    """What `check` says of each `like:` seed, rules' and topics', where the file has it."""
+    bodies: list[tuple[tuple[Any, ...], Any]] = []
+    topics = data.get("topics")
+    if isinstance(topics, dict):
+        bodies += [(("topics", name), body) for name, body in topics.items()]
+    for i, sub in _items(data.get("subscribers")):
+        bodies += [(("subscribers", i, "rules", j), rule) for j, rule in _items(sub.get("rules"))]
+    problems = []
+    for where, body in bodies:
+        seeds = body.get("like") if isinstance(body, dict) else None
+        for k, seed in enumerate(seeds if isinstance(seeds, list) else []):
+            if isinstance(seed, str) and (message := check(seed)):
+                problems.append(problem_line(source, document, (*where, "like", k), message))
+    return problems
 
 
 def _cross_checks(source: str, document: Any, data: dict[str, Any]) -> list[str]:

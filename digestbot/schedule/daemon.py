@@ -24,6 +24,7 @@ from digestbot.delivery.outbox import counts_by_status
 from digestbot.delivery.send import deliver
 from digestbot.delivery.transport import TransportUnavailable
 from digestbot.errors import ConfigError, DigestbotError
+from digestbot.rules.likestore import SeedBook
 from digestbot.rules.sources import SourceConfig, cron_trigger
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
@@ -70,7 +71,7 @@ class Daemon:
         if self.config is not None and stamp == self.stamp:
             return False
         try:
-            config = load_subscriptions(path)
+            config = load_subscriptions(path, check_seed=SeedBook(self.engine).problem)
         except DigestbotError as exc:
             if self.config is None:
                 raise
@@ -304,7 +305,8 @@ class Daemon:
         now = self.clock()
         path = self.settings.subscriptions
         stamp = file_stamp(path)  # before reading: an edit after it reloads next tick
-        config = load_subscriptions(path)  # a broken file stops us before any write
+        # A broken file stops us before any write.
+        config = load_subscriptions(path, check_seed=SeedBook(self.engine).problem)
         with ExitStack() as held:
             try:
                 self.lock = held.enter_context(daemon_lock(self.engine))

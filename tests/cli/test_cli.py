@@ -203,7 +203,7 @@ def test_send_now_dry_run_json_shows_the_plan_and_records_nothing(run, tmp_path:
     (plan,) = json.loads(result.stdout)
     assert plan["email"] == "alice@example.org"
     assert plan["papers"], "the sample listing has transformer papers"
-    assert set(plan["papers"][0]) == {"id", "title", "score", "matched"}
+    assert set(plan["papers"][0]) == {"id", "title", "score", "matched", "rules", "similar"}
     assert all(p["matched"] == ["transformer"] for p in plan["papers"])
     assert db_fingerprint(tmp_path / "digestbot.db") == before
     assert not (tmp_path / "outbox").exists()

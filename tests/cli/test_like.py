@@ -45,3 +45,28 @@ def test_like_and_match_together_are_refused(run: Run) -> None:
     result = run("papers", "list", "--like", "x", "--match", "a@example.org")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: --match and --like rank differently")
+
+
+def test_a_like_rule_chooses_papers_and_says_why_in_the_dry_run_and_the_email(
+    run: Run, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A rule seeded with a stored paper's title selects the papers most like it; the dry
+    run's JSON and the email's text give each one's reason with its cosine."""
+    assert run("ingest", str(LISTING_000)).exit_code == 0
+    seed = "Diffusion Transformers with Representation Autoencoders"
+    (tmp_path / "s.yaml").write_text(
+        "subscribers:\n  - email: ada@lab.example\n    max_papers: 50\n    rules:\n"
+        f'      - {{name: Like RAE, like: ["{seed}"], top: 3}}\n',
+        encoding="utf-8",
+    )
+    assert run("subscriptions", "sync", str(tmp_path / "s.yaml")).exit_code == 0
+    dry = run("send-now", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    (reader,) = json.loads(dry.stdout)
+    assert len(reader["papers"]) == 3
+    for paper in reader["papers"]:
+        assert paper["rules"] == ["Like RAE"]
+        (reason,) = paper["similar"]
+        assert reason.startswith(f"like: {seed} (0.")
+    shown = " ".join(run("preview", "ada@lab.example").stdout.split())
+    assert f"matched: like: {seed} (0." in shown and "(Like RAE)" in shown

@@ -30,7 +30,7 @@ subscribers:
 """
 
 # The schema both outputs follow: a list of these objects, keys exactly these.
-PAPER = {"id": str, "title": str, "score": float, "matched": list}
+PAPER = {"id": str, "title": str, "score": float, "matched": list, "rules": list, "similar": list}
 QUEUED = {"kind": str, "status": str, "papers": list, "next_attempt_at": (str, type(None))}
 SUBSCRIBER = {
     "email": str,

@@ -1,0 +1,88 @@
+"""Rules stage (store edge): what `like:` rules compare with: their seeds resolved against
+the stored papers, and the TF-IDF model fitted on the stored papers, refitted as they grow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from digestbot.ingest import papers
+from digestbot.ingest.links import clean_arxiv_id
+from digestbot.ingest.textnorm import normalise_title
+from digestbot.models import Rule, Seed, Subscriber
+from digestbot.rules.similarity import TextModel, paper_text
+from digestbot.store.tables import PaperRow
+
+# The model fitted on each database's stored papers (by URL), with how many there were:
+# fitting reads every abstract, so it is redone only when the store has grown enough.
+_FITTED: dict[str, tuple[int, TextModel]] = {}
+
+
+def uses_like(subscribers: Sequence[Subscriber]) -> bool:
+    """Whether any rule (or topic) of the subscribers has a `like:` condition."""
+    return any(r.like or any(t.like for t in r.topics) for s in subscribers for r in s.rules)
+
+
+def corpus_model(engine: Engine, refit_share: float) -> TextModel:
+    """The TF-IDF model of the stored papers, refitted once they number `refit_share` more
+    than when it was last fitted."""
+    with Session(engine) as session:
+        count = session.exec(select(func.count()).select_from(PaperRow)).one()
+    key = engine.url.render_as_string(hide_password=False)
+    fitted = _FITTED.get(key)
+    if fitted is None or count > fitted[0] * (1 + refit_share) or not fitted[0]:
+        fitted = (count, TextModel(papers.papers_seen_since(engine, None)))
+        _FITTED[key] = fitted
+    return fitted[1]
+
+
+class SeedBook:
+    """The stored papers a seed may name: by id, arXiv id or exact (normalised) title."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        with Session(engine) as session:
+            rows = session.exec(select(PaperRow.id, PaperRow.arxiv_id, PaperRow.norm_title))
+            self.ids: dict[str, str] = {}
+            for pid, arxiv_id, title in rows:
+                self.ids.setdefault(pid, pid)
+                if arxiv_id:
+                    self.ids.setdefault(arxiv_id, pid)
+                self.ids.setdefault(f"title:{title}", pid)
+
+    def named(self, raw: str) -> str | None:
+        """The stored paper's id that `raw` names, if any."""
+        text = raw.strip()
+        return (
+            self.ids.get(text)
+            or self.ids.get(clean_arxiv_id(text) or "")
+            or self.ids.get(f"title:{normalise_title(text)}")
+        )
+
+    def problem(self, raw: str) -> str | None:
+        """Why `raw` cannot be a seed: an arXiv id no stored paper has (a text never fails)."""
+        text = raw.strip()
+        if clean_arxiv_id(text) and self.named(text) is None and " " not in text:
+            return (
+                f"arXiv id {text} is not a stored paper (ingest it first, or write its title"
+                " or a description instead)"
+            )
+        return None
+
+    def resolve(self, rule: Rule) -> Rule:
+        """`rule` (and its topics) with each seed naming a stored paper given that paper's
+        title and abstract; other seeds are texts as they are."""
+        seeds = tuple(self._seed(seed.label) for seed in rule.like)
+        topics = tuple(self.resolve(topic) for topic in rule.topics)
+        return replace(rule, like=seeds, topics=topics)
+
+    def _seed(self, raw: str) -> Seed:
+        pid = self.named(raw)
+        if pid is None:
+            return Seed(raw, raw)
+        (paper,) = papers.papers_by_id(self.engine, [pid])
+        return Seed(paper.title, paper_text(paper), paper.id)
