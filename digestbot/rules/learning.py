@@ -29,6 +29,8 @@ MIN_DOWN = 5
 # TF-IDF rows it keeps probabilities modest (a clearly liked-looking paper scores about 0.55
 # to 0.7 after ten votes); a larger C makes them bolder and fits the votes more closely.
 C = 1.0
+# Readers scored per sparse product in `score_all`: bounds its temporary arrays.
+SLICE = 10_000
 # A recommendation must be more likely liked than not.
 RECOMMEND_ABOVE = 0.5
 
@@ -134,7 +136,11 @@ def _fit(
     columns = np.unique(vectors.indices)
     if columns.size == 0:
         return None
-    classifier = LogisticRegression(C=c, class_weight="balanced", random_state=0)
+    # liblinear's dual solver suits a few rows over many columns: about 20 times faster here
+    # than the default lbfgs (it also regularises the intercept, pulling it toward 0).
+    classifier = LogisticRegression(
+        C=c, class_weight="balanced", solver="liblinear", dual=True, random_state=0
+    )
     labels = np.array([1] * len(up) + [0] * len(down))
     classifier.fit(vectors[:, columns], labels)
     width = vectors.shape[1]
@@ -153,16 +159,28 @@ def _fit(
 
 
 def score_all(tastes: Sequence[Taste], papers: Sequence[Paper]) -> Any:
-    """Every taste's probability of an "up" for every paper, as a papers by tastes array
-    (float32): one sparse product for all of them. The tastes must share one `TextModel`.
-    Its size is papers by tastes by 4 bytes: score many subscribers in slices."""
+    """Every taste's probability of an "up" for every paper, as a papers by tastes float32
+    array (4 bytes a cell: 1,000 papers by 100,000 readers is 400 MB). The tastes must share
+    one `TextModel`. The papers are turned into TF-IDF once and scored against a slice of
+    readers at a time, each slice one sparse matrix product."""
+    scores = np.zeros((len(papers), len(tastes)), dtype=np.float32)
     if not tastes or not papers:
-        return np.zeros((len(papers), len(tastes)), dtype=np.float32)
-    vectors = tastes[0].model.vectors([paper_text(p) for p in papers])
-    weights = sparse.vstack([t.weights for t in tastes], format="csr")
-    intercepts = np.array([t.intercept for t in tastes], dtype=np.float32)
-    logits = (vectors @ weights.T).toarray() + intercepts
-    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return scores
+    vectors = tastes[0].model.vectors([paper_text(p) for p in papers]).tocsr()
+    for start in range(0, len(tastes), SLICE):
+        stop = min(start + SLICE, len(tastes))
+        weights = sparse.vstack([t.weights for t in tastes[start:stop]], format="csr")
+        logits = (vectors @ weights.T).toarray()
+        logits += np.array([t.intercept for t in tastes[start:stop]], dtype=np.float32)
+        # The logistic function, in place: 1 / (1 + e^-logit); e^-logit may overflow to
+        # infinity, which rightly gives 0.
+        with np.errstate(over="ignore"):
+            np.negative(logits, out=logits)
+            np.exp(logits, out=logits)
+            logits += 1.0
+            np.reciprocal(logits, out=logits)
+        scores[:, start:stop] = logits
+    return scores
 
 
 def _nearest(taste: Taste, vectors: Any) -> list[tuple[Paper, float]]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from digestbot.models import Paper
+from digestbot.rules import learning
 from digestbot.rules.learning import recommend, rerank, score_all, train, train_all
 from digestbot.rules.similarity import TextModel
 
@@ -143,3 +146,14 @@ def test_training_many_readers_at_once_matches_training_each_alone() -> None:
     assert [round(float(s), 5) for s in scores[:, 0]] == [round(s, 5) for s in alone.score(UNSEEN)]
     speech, _, diffusion = scores[:, 1]
     assert speech > 0.5 > diffusion
+
+
+def test_scoring_readers_in_slices_gives_the_same_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`score_all` scores a slice of readers per product; the slicing changes no number."""
+    fan = train(MODEL, LIKED, DISLIKED)
+    critic = train(MODEL, DISLIKED, LIKED)
+    assert fan is not None and critic is not None
+    whole = score_all([fan, critic, fan], UNSEEN)
+    monkeypatch.setattr(learning, "SLICE", 2)
+    assert (score_all([fan, critic, fan], UNSEEN) == whole).all()
+    assert score_all([], UNSEEN).shape == (3, 0) and score_all([fan], []).shape == (0, 1)
