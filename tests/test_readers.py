@@ -8,6 +8,7 @@ import pytest
 from conftest import SmtpServer, free_port, smtp_at
 from helpers import prepare, rows
 from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from digestbot import service
 from digestbot.delivery.transport import TransportUnavailable
@@ -15,6 +16,7 @@ from digestbot.errors import ConfigError
 from digestbot.rules import readers
 from digestbot.rules.subscribers import active_subscribers
 from digestbot.settings import Settings
+from digestbot.store.tables import PaperRow
 
 
 async def test_unsubscribing_cancels_queued_emails_and_stops_mail_for_good(
@@ -60,6 +62,25 @@ def test_the_latest_vote_on_a_paper_wins(
     (vote,) = readers.votes(engine)
     got = (vote.email, vote.paper_id, vote.vote, vote.digest)
     assert got == ("reader0@example.org", paper, "down", "daily:2")
+
+
+def test_votes_by_subscriber_gives_each_readers_standing_votes(
+    engine: Engine, clock: datetime
+) -> None:
+    """Each subscriber maps to their voted papers, each with its latest vote; a subscriber
+    who never voted is absent."""
+    prepare(engine, clock, count=3)
+    first, second, _ = active_subscribers(engine)
+    with Session(engine) as session:
+        a, b = session.exec(select(PaperRow.id).order_by(PaperRow.id).limit(2)).all()
+    readers.record_vote(engine, first.id, a, "down", digest="daily:1", now=clock)
+    readers.record_vote(engine, first.id, a, "up", digest="daily:2", now=clock)
+    readers.record_vote(engine, first.id, b, "down", digest="daily:2", now=clock)
+    readers.record_vote(engine, second.id, b, "up", digest="daily:2", now=clock)
+    assert readers.votes_by_subscriber(engine) == {
+        first.id: {a: "up", b: "down"},
+        second.id: {b: "up"},
+    }
 
 
 def test_a_resubscribed_reader_gets_mail_again(engine: Engine, clock: datetime) -> None:

@@ -144,3 +144,13 @@ def votes(engine: Engine) -> list[CastVote]:
     )
     with Session(engine) as session:
         return [CastVote(*row) for row in session.execute(query)]
+
+
+def votes_by_subscriber(engine: Engine) -> dict[int, dict[str, str]]:
+    """Each subscriber's standing votes: subscriber id → paper id → "up" or "down"."""
+    query = select_columns(col(VoteRow.subscriber_id), col(VoteRow.paper_id), col(VoteRow.vote))
+    found: dict[int, dict[str, str]] = {}
+    with Session(engine) as session:
+        for subscriber, paper, vote in session.execute(query.order_by(col(VoteRow.id))):
+            found.setdefault(subscriber, {})[paper] = vote
+    return found
