@@ -17,8 +17,7 @@ import csv
 import json
 import math
 import random
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from digestbot.ingest import read_listing
 from digestbot.ingest.papers import paper_id
 from digestbot.ingest.textnorm import normalise_title
 from digestbot.models import Paper, Subscriber
+from digestbot.rules import learning
 from digestbot.rules.matchindex import Matcher, PaperIndex
 from digestbot.rules.similarity import TextModel, paper_text, rank_like
 from digestbot.rules.subscriptions import parse_subscriptions
@@ -120,58 +120,103 @@ def metrics(ranking: Sequence[str], relevant: frozenset[str], k: int) -> tuple[f
     return precision, recall, (dcg / ideal if ideal else 0.0)
 
 
-Method = Callable[[Topic, Sequence[Paper]], tuple[list[str], frozenset[str]]]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulated votes")
+    parser.add_argument("--draws", type=int, default=10, help="vote draws averaged over")
     args = parser.parse_args()
     papers = load_papers()
     topics = load_topics(papers)
     model = TextModel(papers)
     rng = random.Random(args.seed)
-    methods: dict[str, Method] = {
-        "keywords": lambda t, ps: (keyword_ranking(t, ps), frozenset(t.seeds)),
-        "like (3 seeds)": lambda t, ps: (like_ranking(model, t, ps), frozenset(t.seeds)),
-    }
-    methods.update(vote_methods(model, rng))
     print(
-        f"{len(papers)} papers, {len(topics)} topics; relevant per topic: "
-        + ", ".join(f"{t.id} {len(t.relevant)}" for t in topics)
+        f"{len(papers)} papers, {len(topics)} topics, {args.draws} draws of votes; relevant "
+        "per topic: " + ", ".join(f"{t.id} {len(t.relevant)}" for t in topics)
     )
     totals: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
     for topic in topics:
         print(f"\n{topic.id}: {topic.name} ({len(topic.relevant)} relevant)")
-        for name, method in methods.items():
-            ranking, left_out = method(topic, papers)
+        per_topic: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+        fixed = {"keywords": keyword_ranking(topic, papers)}
+        fixed["like (3 seeds)"] = like_ranking(model, topic, papers)
+        for _ in range(args.draws):
+            votes = simulated_votes(topic, papers, rng)
+            rankings = {
+                **fixed,
+                "votes (10) alone": votes_ranking(model, votes, papers),
+                f"keywords + votes + recommend {RECOMMEND}": keywords_with_votes(
+                    model, topic, votes, papers
+                ),
+            }
+            # The same papers are left out of every method's scoring: seeds and voted.
+            left_out = frozenset(topic.seeds) | votes.ids
             relevant = topic.relevant - left_out
-            ranking = [pid for pid in ranking if pid not in left_out]
-            cells = []
-            for k in KS:
-                scores = metrics(ranking, relevant, k)
-                totals.setdefault((name, k), []).append(scores)
-                cells.append("P {:.2f} R {:.2f} nDCG {:.2f}".format(*scores))
-            print(f"  {name:<34} @10 {cells[0]}   @25 {cells[1]}")
-    print("\nmean over topics")
-    for name in methods:
-        cells = []
-        for k in KS:
-            rows = totals[(name, k)]
-            means = [sum(r[i] for r in rows) / len(rows) for i in range(3)]
-            cells.append("P {:.2f} R {:.2f} nDCG {:.2f}".format(*means))
-        print(f"  {name:<34} @10 {cells[0]}   @25 {cells[1]}")
+            for name, ranking in rankings.items():
+                kept = [pid for pid in ranking if pid not in left_out]
+                for k in KS:
+                    per_topic.setdefault((name, k), []).append(metrics(kept, relevant, k))
+        for key, rows in per_topic.items():
+            totals.setdefault(key, []).append(_mean(rows))
+        _print_rows(per_topic)
+    print(f"\nmean over topics (each topic's figures averaged over {args.draws} draws first)")
+    _print_rows(totals)
     print("  dense embeddings                   not measured: no local model is installed")
 
 
-def vote_methods(model: TextModel, rng: random.Random) -> dict[str, Method]:
-    """The vote-trained methods, when the learning module is there."""
-    try:
-        from digestbot.rules import learning  # noqa: F401
-    except ImportError:
-        print("(vote-trained ranking: digestbot.rules.learning is not there yet)", file=sys.stderr)
-        return {}
-    return {}
+def _mean(rows: Sequence[tuple[float, float, float]]) -> tuple[float, float, float]:
+    p, r, n = (sum(row[i] for row in rows) / len(rows) for i in range(3))
+    return p, r, n
+
+
+def _print_rows(table: dict[tuple[str, int], list[tuple[float, float, float]]]) -> None:
+    for name in dict.fromkeys(name for name, _ in table):
+        cells = ["P {:.2f} R {:.2f} nDCG {:.2f}".format(*_mean(table[(name, k)])) for k in KS]
+        print(f"  {name:<34} @10 {cells[0]}   @25 {cells[1]}")
+
+
+@dataclass(frozen=True)
+class Votes:
+    """A simulated reader's votes on one topic: 5 relevant papers up, 5 others down."""
+
+    liked: tuple[Paper, ...]
+    disliked: tuple[Paper, ...]
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(p.id for p in (*self.liked, *self.disliked))
+
+
+def simulated_votes(topic: Topic, papers: Sequence[Paper], rng: random.Random) -> Votes:
+    """VOTES relevant and VOTES irrelevant papers drawn from the labels (seeds excluded)."""
+    pool = [p for p in papers if p.id not in topic.seeds]
+    good = [p for p in pool if p.id in topic.relevant]
+    bad = [p for p in pool if p.id not in topic.relevant]
+    return Votes(tuple(rng.sample(good, VOTES)), tuple(rng.sample(bad, VOTES)))
+
+
+def votes_ranking(model: TextModel, votes: Votes, papers: Sequence[Paper]) -> list[str]:
+    """Every paper by the vote-trained model's probability of an up vote."""
+    taste = learning.train(model, votes.liked, votes.disliked)
+    if taste is None:
+        return []
+    scores = taste.score(papers)
+    order = sorted(range(len(papers)), key=lambda i: (-scores[i], papers[i].id))
+    return [papers[i].id for i in order]
+
+
+def keywords_with_votes(
+    model: TextModel, topic: Topic, votes: Votes, papers: Sequence[Paper]
+) -> list[str]:
+    """The keyword rule's papers re-ranked by the vote-trained model, then the papers it
+    recommends that the rule did not select, as a digest would show them."""
+    taste = learning.train(model, votes.liked, votes.disliked)
+    chosen = keyword_ranking(topic, papers)
+    if taste is None:
+        return chosen
+    by_id = {p.id: p for p in papers}
+    reranked = learning.rerank(taste, [(by_id[pid], 0.0) for pid in chosen])
+    extra = learning.recommend(taste, papers, set(chosen), RECOMMEND)
+    return [r.paper.id for r in reranked] + [r.paper.id for r in extra]
 
 
 if __name__ == "__main__":
