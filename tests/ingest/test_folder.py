@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -169,7 +170,8 @@ def test_a_file_whose_papers_fail_to_store_gets_no_record(
     folder = tmp_path / "papers"
     drop(LISTING_000, folder, "a.txt")
     drop(LISTING_001, folder, "b.txt")
-    with sqlite3.connect(tmp_path / "digestbot.db") as conn:
+    # sqlite3's own `with` commits but does not close: closing() does.
+    with closing(sqlite3.connect(tmp_path / "digestbot.db")) as conn, conn:
         conn.execute(
             "CREATE TRIGGER refuse AFTER INSERT ON folder_files WHEN NEW.path LIKE '%b.txt' "
             "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
