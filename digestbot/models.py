@@ -67,6 +67,8 @@ class Paper:
 
 
 DEFAULT_FIELDS = ("title", "abstract")
+# The rule name of the papers a reader's votes recommend (no rule of theirs chose them).
+RECOMMENDED = "Recommended from your votes"
 # A `like:` rule without `min_similarity` or `top` selects papers at this TF-IDF cosine.
 DEFAULT_MIN_SIMILARITY = 0.2
 
@@ -122,6 +124,7 @@ class Subscriber:
     frequency: str = "daily"
     send_empty: bool = False
     created_at: datetime | None = None
+    recommend: int = 0  # papers no rule chose that their votes say they would like
 
     def alert_rules(self) -> tuple[Rule, ...]:
         """The rules whose matches are emailed at once (`mode: alert`)."""

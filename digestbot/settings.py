@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         description="Look papers known only by title (saved pages, feeds) up on the arXiv API"
         " after each ingest, for their id, authors, categories and links.",
     )
+    learn_min_votes: int = Field(
+        5,
+        ge=1,
+        description="Votes of each kind (more like this, not relevant) a reader needs before"
+        " their votes re-rank their digest and `recommend:` adds papers.",
+    )
     like_refit_share: float = Field(
         0.1,
         gt=0,

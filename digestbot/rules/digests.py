@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from digestbot.models import Digest, DigestItem, Paper, Subscriber
+from digestbot.models import RECOMMENDED, Digest, DigestItem, Match, Paper, Subscriber
+from digestbot.rules import learning
+from digestbot.rules.learning import Taste
 from digestbot.rules.matchindex import Matcher, PaperIndex
 from digestbot.rules.similarity import TextModel
 
@@ -55,16 +58,20 @@ class DigestBuilder:
         now: datetime,
         period_key: str,
         carried: Collection[str] = (),
+        taste: Taste | None = None,
     ) -> Digest:
         """The subscriber's digest: matched papers first seen after `since`, or `carried` over
         from their last digest, never sent to them, ranked best first and capped at their
         `max_papers`, whatever the papers' publication dates. The matched papers the cap
-        keeps out are the digest's `left_out`."""
+        keeps out are the digest's `left_out`. With a `taste` learnt from their votes, it
+        ranks the matches and recommends papers no rule chose (see `_by_taste`)."""
         within = self._newer_than(since)
         for paper_id in carried:
             within |= self._bit.get(paper_id, 0)
         for paper_id in already_sent:
             within &= ~self._bit.get(paper_id, 0)
+        if taste is not None:
+            return self._by_taste(subscriber, taste, within, now, period_key)
         kept, total = self.matcher.top(subscriber, within, subscriber.max_papers)
         left_out: tuple[str, ...] = ()
         if total > len(kept):
@@ -79,6 +86,35 @@ class DigestBuilder:
             period_key=period_key,
             left_out=left_out,
         )
+
+    def _by_taste(
+        self, subscriber: Subscriber, taste: Taste, within: int, now: datetime, period_key: str
+    ) -> Digest:
+        """The matches ranked by the reader's taste (the model's probability of an up vote,
+        then the rule score), capped at `max_papers`; then up to `recommend` papers of the
+        same window that no rule chose and the taste rates above even, each saying which
+        paper it reads like that the reader liked."""
+        matched = self.matcher.subscriber_mask(subscriber) & within
+        found = self.matcher.matches(subscriber, matched)
+        ranked = learning.rerank(taste, [(p, m.score) for p, m in found])
+        why = {p.id: m for p, m in found}
+        # The score shows the order: 1000 x the probability (to the hundredth), then the rules.
+        items = [
+            DigestItem(r.paper, replace(why[r.paper.id], score=_taste_score(r)))
+            for r in ranked[: subscriber.max_papers]
+        ]
+        left_out = tuple(r.paper.id for r in ranked[subscriber.max_papers :])
+        if subscriber.recommend:
+            others = [self.index.papers[i] for i in self.index.bits(within & ~matched)]
+            for r in learning.recommend(taste, others, why, subscriber.recommend):
+                reason = f"like {r.nearest.title} ({r.similarity:.2f}), which you liked"
+                match = Match((RECOMMENDED,), (), (), round(r.probability, 2), (reason,))
+                items.append(DigestItem(r.paper, match))
+        return Digest(subscriber, tuple(items), now, period_key, left_out=left_out)
+
+
+def _taste_score(ranked: learning.Reranked) -> float:
+    return 1000 * round(ranked.probability, 2) + ranked.score
 
 
 def build_digest(
@@ -112,11 +148,14 @@ def build_digests(
     period_key: str,
     carried: Mapping[int, Collection[str]] | None = None,
     model: TextModel | None = None,
+    tastes: Mapping[int, Taste] | None = None,
 ) -> Iterator[Digest]:
     """Every subscriber's digest, sharing one index and every term result; one at a time,
     so a big batch can start rendering and sending its first digests while the rest are
-    still being decided. `model` is what `like:` rules compare papers with."""
+    still being decided. `model` is what `like:` rules compare papers with; `tastes`, by
+    subscriber id, what their votes taught."""
     builder = DigestBuilder(papers, model)
+    tastes = tastes or {}
     for s in subscribers:
         try:
             yield builder.build(
@@ -126,6 +165,7 @@ def build_digests(
                 now=now,
                 period_key=period_key,
                 carried=(carried or {}).get(s.id, ()),
+                taste=tastes.get(s.id),
             )
         except MemoryError:
             raise

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
 from digestbot.ingest import papers
 from digestbot.models import Digest, Paper, Subscriber
-from digestbot.rules import history
+from digestbot.rules import history, learning, readers
 from digestbot.rules.digests import build_digests, window_start
 from digestbot.rules.likestore import corpus_model, uses_like
 from digestbot.settings import Settings
@@ -47,10 +48,33 @@ def digests_for(
         now=now,
         period_key="",
         carried=carried,
-        model=corpus_model(engine, settings.like_refit_share) if uses_like(subscribers) else None,
+        **_models(engine, settings, subscribers),
     )
     days = settings.carry_over_days
     return (replace(d, period_key=period_keys[d.subscriber.id], carry_days=days) for d in digests)
+
+
+def _models(
+    engine: Engine, settings: Settings, subscribers: Sequence[Subscriber]
+) -> dict[str, Any]:
+    """What `like:` rules and votes need, fitted only when someone has them: the TF-IDF
+    model of the stored papers, and each subscriber's taste learnt from their votes."""
+    least = settings.learn_min_votes
+    ids = {s.id for s in subscribers}
+    votes = {k: v for k, v in readers.votes_by_subscriber(engine).items() if k in ids}
+    voters = {
+        k: v
+        for k, v in votes.items()
+        if sum(x == "up" for x in v.values()) >= least
+        and sum(x == "down" for x in v.values()) >= least
+    }
+    if not voters and not uses_like(subscribers):
+        return {}
+    model = corpus_model(engine, settings.like_refit_share)
+    voted = papers.papers_by_id(engine, {pid for v in voters.values() for pid in v})
+    by_id = {p.id: p for p in voted}
+    tastes = learning.train_all(model, voters, by_id, min_up=least, min_down=least)
+    return {"model": model, "tastes": tastes}
 
 
 def _carried(

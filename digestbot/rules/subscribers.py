@@ -158,6 +158,7 @@ def _wanted(spec: SubscriptionsFile, sub: SubscriberSpec) -> dict[str, Any]:
         "frequency": frequency,
         "max_papers": sub.max_papers or defaults.max_papers,
         "send_empty": defaults.send_empty if sub.send_empty is None else sub.send_empty,
+        "recommend": defaults.recommend if sub.recommend is None else sub.recommend,
     }
 
 
@@ -178,7 +179,7 @@ def _tally(result: SyncResult, email: str, row: SubscriberRow | None) -> None:
 
 
 def _settings_of(row: SubscriberRow) -> dict[str, Any]:
-    keys = ("name", "timezone", "send_at", "frequency", "max_papers", "send_empty")
+    keys = ("name", "timezone", "send_at", "frequency", "max_papers", "send_empty", "recommend")
     return {key: getattr(row, key) for key in keys}
 
 
@@ -205,6 +206,7 @@ _SUBSCRIBER_COLUMNS = (
     col(SubscriberRow.frequency),
     col(SubscriberRow.send_empty),
     col(SubscriberRow.created_at),
+    col(SubscriberRow.recommend),
 )
 
 
@@ -249,6 +251,7 @@ def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subsc
             frequency=row.frequency,
             send_empty=row.send_empty,
             created_at=row.created_at,
+            recommend=row.recommend,
         )
         for row in rows
     ]

@@ -163,6 +163,7 @@ class Defaults(Strict):
     frequency: Frequency = "daily"
     max_papers: int = Field(25, ge=1, le=500)
     send_empty: bool = False
+    recommend: int = Field(0, ge=0, le=50)
 
 
 class SubscriberSpec(Strict):
@@ -175,6 +176,7 @@ class SubscriberSpec(Strict):
     frequency: Frequency | None = None
     max_papers: int | None = Field(None, ge=1, le=500)
     send_empty: bool | None = None
+    recommend: int | None = Field(None, ge=0, le=50)
     rules: list[RuleSpec] = Field(min_length=1)
 
 

@@ -103,6 +103,8 @@ class SubscriberRow(SQLModel, table=True):
     send_empty: bool = False
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
+    # Papers no rule chose that the reader's votes recommend (`recommend:`), per digest.
+    recommend: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class RuleRow(SQLModel, table=True):

@@ -46,7 +46,8 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
 STATE = {
     "papers": "SELECT id, title, abstract, authors, categories, links, sources, first_seen,"
     " sent_mark FROM papers ORDER BY id",
-    "subscribers": "SELECT * FROM subscribers ORDER BY id",
+    "subscribers": "SELECT id, email, name, active, max_papers, timezone, send_at, frequency,"
+    " send_empty, created_at, updated_at FROM subscribers ORDER BY id",
     "rules": "SELECT id, subscriber_id, position, name, body FROM rules ORDER BY id",
     "deliveries": "SELECT id, subscriber_id, kind, period_key, message_id, status, attempts,"
     " paper_ids, created_at, sent_at, last_error FROM deliveries ORDER BY id",
