@@ -70,7 +70,7 @@ DEFAULT_FIELDS = ("title", "abstract")
 # The rule name of the papers a reader's votes recommend (no rule of theirs chose them).
 RECOMMENDED = "Recommended from your votes"
 # A `like:` rule without `min_similarity` or `top` selects papers at this TF-IDF cosine.
-DEFAULT_MIN_SIMILARITY = 0.2
+DEFAULT_MIN_SIMILARITY = 0.05
 
 
 @dataclass(frozen=True)

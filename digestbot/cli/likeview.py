@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from digestbot.errors import ConfigError
 from digestbot.ingest import papers
-from digestbot.ingest.textnorm import normalise_title
+from digestbot.ingest.textnorm import normalise_title, words
 from digestbot.models import Paper
+from digestbot.rules.likestore import SeedBook
 from digestbot.rules.similarity import TextModel, paper_text, rank_like
 
 LABEL = 60  # characters of a free-text seed shown beside each paper
@@ -28,6 +30,10 @@ def alike(engine: Engine, key: str, rows: Sequence[Paper]) -> list[tuple[Paper, 
     """`rows` that have anything in common with the seed `key`, most alike first; the seed
     paper itself is left out. The model is fitted on every stored paper."""
     corpus = papers.papers_seen_since(engine, None)
+    if problem := SeedBook(engine).problem(key):
+        raise ConfigError(f"--like: {problem}", "give a stored paper's id or title, or a text")
+    if not words(key):
+        raise ConfigError("--like: nothing to compare with", "give a paper's id or a text")
     seed = _stored_seed(engine, key, corpus)
     text, label = (paper_text(seed), seed.title) if seed else (key, key)
     if len(label) > LABEL:

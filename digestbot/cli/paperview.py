@@ -66,7 +66,7 @@ def papers_list(
     --like, most alike first): one line each with its short id (what `papers show` takes),
     published date, upvotes and title."""
     if match is not None and like is not None:
-        raise ConfigError("--match and --like rank differently", "give one of them")
+        raise typer.BadParameter("--match and --like rank differently: give one of them")
     settings = load_settings()
     start = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)
     with open_engine(settings) as engine:
@@ -144,7 +144,8 @@ def _print_lines(listed: Sequence[tuple[Paper, Why | None]], limit: int, width: 
 def _why(match: Match) -> str:
     """`Transformers (transformer, attention)`: the rules that selected a paper and the
     terms that matched."""
-    terms = f" ({', '.join(match.terms)})" if match.terms else ""
+    reasons = (*match.terms, *match.similar)
+    terms = f" ({', '.join(reasons)})" if reasons else ""
     return "; ".join(match.rules) + terms
 
 
@@ -236,7 +237,12 @@ def _printable(value: Any) -> Any:
 
 
 def _match_json(match: Match) -> dict[str, Any]:
-    return {"rules": list(match.rules), "terms": list(match.terms), "score": match.score}
+    return {
+        "rules": list(match.rules),
+        "terms": list(match.terms),
+        "similar": list(match.similar),
+        "score": match.score,
+    }
 
 
 def _paper_json(p: Paper) -> dict[str, Any]:

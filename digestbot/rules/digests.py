@@ -10,6 +10,7 @@ from digestbot.models import RECOMMENDED, Digest, DigestItem, Match, Paper, Subs
 from digestbot.rules import learning
 from digestbot.rules.learning import Taste
 from digestbot.rules.matchindex import Matcher, PaperIndex
+from digestbot.rules.matching import rank_key
 from digestbot.rules.similarity import TextModel
 
 
@@ -100,21 +101,26 @@ class DigestBuilder:
         why = {p.id: m for p, m in found}
         # The score shows the order: 1000 x the probability (to the hundredth), then the rules.
         items = [
-            DigestItem(r.paper, replace(why[r.paper.id], score=_taste_score(r)))
+            DigestItem(
+                r.paper, replace(why[r.paper.id], score=_taste_score(r.probability, r.score))
+            )
             for r in ranked[: subscriber.max_papers]
         ]
         left_out = tuple(r.paper.id for r in ranked[subscriber.max_papers :])
         if subscriber.recommend:
             others = [self.index.papers[i] for i in self.index.bits(within & ~matched)]
+            extra = []
             for r in learning.recommend(taste, others, why, subscriber.recommend):
                 reason = f"like {r.nearest.title} ({r.similarity:.2f}), which you liked"
-                match = Match((RECOMMENDED,), (), (), round(r.probability, 2), (reason,))
-                items.append(DigestItem(r.paper, match))
+                score = _taste_score(r.probability, 0.0)
+                extra.append(DigestItem(r.paper, Match((RECOMMENDED,), (), (), score, (reason,))))
+            # In the order the email shows them, so every report lists them alike.
+            items += sorted(extra, key=lambda item: rank_key(item.paper, item.match))
         return Digest(subscriber, tuple(items), now, period_key, left_out=left_out)
 
 
-def _taste_score(ranked: learning.Reranked) -> float:
-    return 1000 * round(ranked.probability, 2) + ranked.score
+def _taste_score(probability: float, rule_score: float) -> float:
+    return round(1000 * round(probability, 2) + rule_score, 2)
 
 
 def build_digest(

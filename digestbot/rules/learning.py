@@ -113,6 +113,8 @@ def train_all(
     if not model.fitted:
         return {}
     order = sorted({pid for theirs in votes.values() for pid in theirs if pid in papers})
+    if not order:
+        return {}
     known = {pid: row for row, pid in enumerate(order)}
     matrix = model.vectors([paper_text(papers[pid]) for pid in order]).tocsr()
     tastes: dict[int, Taste] = {}

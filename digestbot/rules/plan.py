@@ -71,6 +71,8 @@ def _models(
     if not voters and not uses_like(subscribers):
         return {}
     model = corpus_model(engine, settings.like_refit_share)
+    if not voters:
+        return {"model": model}
     voted = papers.papers_by_id(engine, {pid for v in voters.values() for pid in v})
     by_id = {p.id: p for p in voted}
     tastes = learning.train_all(model, voters, by_id, min_up=least, min_down=least)

@@ -115,6 +115,8 @@ class TopicSpec(Strict):
                 "needs a positive condition: `any`, `all`, `authors`, `categories`, `like` or "
                 "`topics` (`none` and `min_upvotes` alone match nothing)"
             )
+        if any(not seed.strip() for seed in self.like):
+            raise ValueError("a `like` seed is empty: give a paper's arXiv id or title, or a text")
         if (self.min_similarity is not None or self.top is not None) and not self.like:
             raise ValueError("`min_similarity` and `top` go with `like`")
         if self.min_similarity is not None and self.top is not None:

@@ -41,10 +41,10 @@ def test_free_text_ranks_papers_and_each_line_says_how_alike(run: Run) -> None:
 
 
 def test_like_and_match_together_are_refused(run: Run) -> None:
-    """The two options rank differently: asking for both is one error line, exit 1."""
+    """The two options rank differently: asking for both is a usage error, exit 2."""
     result = run("papers", "list", "--like", "x", "--match", "a@example.org")
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: --match and --like rank differently")
+    assert result.exit_code == 2
+    assert "--match and --like rank differently" in result.stderr
 
 
 def test_a_like_rule_chooses_papers_and_says_why_in_the_dry_run_and_the_email(
@@ -70,3 +70,13 @@ def test_a_like_rule_chooses_papers_and_says_why_in_the_dry_run_and_the_email(
         assert reason.startswith(f"like: {seed} (0.")
     shown = " ".join(run("preview", "ada@lab.example").stdout.split())
     assert f"matched: like: {seed} (0." in shown and "(Like RAE)" in shown
+
+
+def test_a_seed_that_names_nothing_is_refused_with_a_reason(run: Run) -> None:
+    """An arXiv id no stored paper has, or a text with no words, is one error line."""
+    assert run("ingest", str(LISTING_000)).exit_code == 0
+    unknown = run("papers", "list", "--like", "2399.00001")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("Error: --like: arXiv id 2399.00001 is not a stored paper")
+    empty = run("papers", "list", "--like", "  -- ")
+    assert empty.exit_code == 1 and "nothing to compare with" in empty.stderr

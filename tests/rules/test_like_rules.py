@@ -64,6 +64,7 @@ def test_like_is_a_condition_of_its_own_with_a_threshold_or_a_count() -> None:
         ("{like: [x], min_similarity: 0.3, top: 3}", "give `min_similarity` or `top`, not both"),
         ("{like: [x], min_similarity: 1.5}", "min_similarity: Input should be less than"),
         ("{like: [x], top: 0}", "top: Input should be greater than or equal to 1"),
+        ('{like: ["  "]}', "a `like` seed is empty"),
     ],
 )
 def test_like_options_are_checked_at_their_line(body: str, message: str) -> None:
