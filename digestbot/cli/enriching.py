@@ -1,10 +1,11 @@
 """CLI command `enrich`: look papers known only by title up on the arXiv API; also run
-after `ingest`."""
+after `ingest`, and the fetch of `like:` seeds before a sync."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,10 +13,12 @@ from sqlalchemy import Engine
 
 from digestbot.cli.common import app, err, friendly, load_settings, now_utc, open_engine, out
 from digestbot.compose.words import plural
-from digestbot.errors import SourceError
+from digestbot.errors import DigestbotError, SourceError
 from digestbot.ingest.enrichstore import RUN_NAME, waiting_count
-from digestbot.ingest.load import Enriched, enrich_waiting
+from digestbot.ingest.load import Enriched, enrich_waiting, store_by_ids
 from digestbot.ingest.textnorm import safe_text
+from digestbot.rules.likestore import SeedBook, unstored_ids
+from digestbot.rules.subscriptions import load_subscriptions
 from digestbot.schedule import ledger
 from digestbot.settings import Settings
 
@@ -116,3 +119,30 @@ def describe(done: Enriched, retry_days: int) -> str:
         f"arXiv lookups: {plural(done.tried, 'paper')} looked up in "
         f"{plural(done.requests, 'request')}: {', '.join(parts)}; {done.waiting} waiting"
     )
+
+
+def fetch_seeds(engine: Engine, settings: Settings, path: Path) -> None:
+    """Before a sync: fetch from arXiv the `like:` seeds given as arXiv ids that no stored
+    paper has, and store them (as papers first seen when arXiv published them, so no digest
+    takes them as new). Skipped with lookups off; a failure is a warning, and the sync then
+    reports each id it still lacks."""
+    if not settings.enrich:
+        return
+    try:
+        spec = load_subscriptions(path)
+    except DigestbotError:
+        return  # the checked load that follows reports every problem
+    rules = [rule for sub in spec.subscribers for rule in spec.rules_of(sub)]
+    wanted = unstored_ids(SeedBook(engine), rules)
+    if not wanted:
+        return
+    try:
+        found = asyncio.run(store_by_ids(engine, settings, wanted))
+    except DigestbotError as exc:
+        err.print(
+            f"Warning: could not fetch like: seeds from arXiv: {safe_text(str(exc))}", markup=False
+        )
+        return
+    missing = sorted(set(wanted) - found)
+    lacks = f"; arXiv has no {', '.join(missing)}" if missing else ""
+    out.print(f"Fetched {plural(len(found), 'like: seed')} from arXiv{lacks}", markup=False)

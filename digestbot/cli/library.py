@@ -27,7 +27,7 @@ from digestbot.cli.common import (
     sqlite_file,
     subscriptions_app,
 )
-from digestbot.cli.enriching import enrich_after_ingest
+from digestbot.cli.enriching import enrich_after_ingest, fetch_seeds
 from digestbot.compose.words import plural
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.ingest import papers
@@ -266,6 +266,7 @@ def subscriptions_sync(
     each gets a warning."""
     settings = load_settings()
     with open_engine(settings, create=True) as engine:
+        fetch_seeds(engine, settings, path or settings.subscriptions)
         seeds = SeedBook(engine)
         spec = load_subscriptions(path or settings.subscriptions, check_seed=seeds.problem)
         _warn_nowhere(spec)

@@ -4,18 +4,20 @@ papers known only by title up on arXiv."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine
 
 from digestbot.ingest import enrichstore, papers, read_listing
-from digestbot.ingest.enrich import Choice
+from digestbot.ingest.enrich import Choice, adoption
 from digestbot.ingest.fetch import FetchedListing, SourceSpec, fetch_source
 from digestbot.ingest.http import MAX_DOCUMENT_BYTES, OnRetry, Sleep, make_client
-from digestbot.ingest.lookup import Api, Lookup, look_up
+from digestbot.ingest.lookup import Api, Lookup, fetch_ids, look_up
+from digestbot.models import Listing
 from digestbot.settings import Settings
 from digestbot.store.lock import lookup_lock
 
@@ -126,14 +128,28 @@ async def enrich_waiting(
     with lookup_lock(engine) as mine:
         if sought and mine:
             async with make_client(settings.http_policy) as client:
-                api = Api(
-                    client,
-                    settings.arxiv_api_base_url,
-                    settings.http_policy,
-                    settings.arxiv_api_delay,
-                    sleep,
-                )
-                run = await look_up(api, sought, on_choice=on_choice)
+                run = await look_up(_api(client, settings, sleep), sought, on_choice=on_choice)
     recorded = await asyncio.to_thread(enrichstore.record, engine, run.choices, now=now)
     left = await asyncio.to_thread(enrichstore.waiting_count, engine, now=now, retry_days=retry)
     return Enriched(len(run.choices), recorded, run.requests, left, run.error, not mine)
+
+
+async def store_by_ids(
+    engine: Engine, settings: Settings, ids: Sequence[str], *, sleep: Sleep = asyncio.sleep
+) -> set[str]:
+    """Fetch the arXiv records of `ids` and store them as papers first seen when arXiv
+    published them (so no digest takes them as new); the ids arXiv has, stored now."""
+    async with make_client(settings.http_policy) as client:
+        found = await fetch_ids(_api(client, settings, sleep), ids)
+    for paper in found:
+        day = paper.published or date(1991, 8, 14)  # arXiv's first day, for a record without one
+        seen = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        listing = Listing("arXiv API (like: seeds)", (adoption(paper),))
+        await asyncio.to_thread(papers.ingest, engine, listing, now=seen)
+    return {paper.arxiv_id for paper in found if paper.arxiv_id}
+
+
+def _api(client: httpx.AsyncClient, settings: Settings, sleep: Sleep) -> Api:
+    """The arXiv API as the settings name it, paced as arXiv asks."""
+    policy, delay = settings.http_policy, settings.arxiv_api_delay
+    return Api(client, settings.arxiv_api_base_url, policy, delay, sleep)

@@ -100,3 +100,19 @@ async def _ask(api: Api, run: Lookup, query: str, results: int) -> tuple[ListedP
     params = {"search_query": query, "start": "0", "max_results": str(results)}
     fetched = await fetch(api.client, url, policy=api.policy, params=params, sleep=api.sleep)
     return parse_feed(fetched.body, source=f"{url}?search_query={query}").listing.papers
+
+
+async def fetch_ids(api: Api, ids: Sequence[str]) -> tuple[ListedPaper, ...]:
+    """The arXiv records of `ids` (those arXiv has), BATCH * _PER_TITLE at a time by
+    `id_list`, one request at a time with the pause between; a failure raises."""
+    found: list[ListedPaper] = []
+    url = f"{api.base_url.rstrip('/')}/api/query"
+    size = BATCH * _PER_TITLE
+    for start in range(0, len(ids), size):
+        if start:
+            await api.sleep(api.delay)
+        chunk = ",".join(ids[start : start + size])
+        params = {"id_list": chunk, "start": "0", "max_results": str(size)}
+        fetched = await fetch(api.client, url, policy=api.policy, params=params, sleep=api.sleep)
+        found += parse_feed(fetched.body, source=f"{url}?id_list={chunk}").listing.papers
+    return tuple(p for p in found if p.arxiv_id)

@@ -68,8 +68,8 @@ class SeedBook:
         text = raw.strip()
         if clean_arxiv_id(text) and self.named(text) is None and " " not in text:
             return (
-                f"arXiv id {text} is not a stored paper (ingest it first, or write its title"
-                " or a description instead)"
+                f"arXiv id {text} is not a stored paper (`digestbot subscriptions sync` fetches"
+                " it from arXiv; or write its title or a description instead)"
             )
         return None
 
@@ -86,3 +86,9 @@ class SeedBook:
             return Seed(raw, raw)
         (paper,) = papers.papers_by_id(self.engine, [pid])
         return Seed(paper.title, paper_text(paper), paper.id)
+
+
+def unstored_ids(book: SeedBook, rules: Sequence[Rule]) -> list[str]:
+    """The `like:` seeds of `rules` (and their topics) that are arXiv ids of no stored paper."""
+    seeds = {seed.label for rule in rules for r in (rule, *rule.topics) for seed in r.like}
+    return sorted(raw.strip() for raw in seeds if book.problem(raw))

@@ -80,3 +80,45 @@ def test_a_seed_that_names_nothing_is_refused_with_a_reason(run: Run) -> None:
     assert unknown.stderr.startswith("Error: --like: arXiv id 2399.00001 is not a stored paper")
     empty = run("papers", "list", "--like", "  -- ")
     assert empty.exit_code == 1 and "nothing to compare with" in empty.stderr
+
+
+def test_sync_fetches_a_seed_given_by_arxiv_id_and_never_sends_it_as_new(
+    run: Run, tmp_path: Any, monkeypatch: Any, arxiv_api: Any
+) -> None:
+    """A seed's arXiv id that no stored paper has is fetched from arXiv on sync and stored
+    as first seen when arXiv published it; an id arXiv lacks is a located error."""
+    from arxivapi import load_corpus
+
+    monkeypatch.setenv("DIGESTBOT_ENRICH", "true")
+    monkeypatch.setenv("DIGESTBOT_ARXIV_API_BASE_URL", arxiv_api.base_url)
+    monkeypatch.setenv("DIGESTBOT_ARXIV_API_DELAY", "0")
+    entry = next(
+        e
+        for e in load_corpus()
+        if e["listing"].startswith("002_") and not e["decoy"] and not e["withhold"]
+    )
+    assert run("ingest", "--no-enrich", str(LISTING_000)).exit_code == 0
+    subs = tmp_path / "s.yaml"
+    rule = '      - {{name: Seeded, like: ["{seed}"], top: 2}}\n'
+    head = "subscribers:\n  - email: ada@lab.example\n    rules:\n"
+    subs.write_text(head + rule.format(seed=entry["id"]), encoding="utf-8")
+    synced = run("subscriptions", "sync", str(subs))
+    assert synced.exit_code == 0, synced.output
+    assert "Fetched 1 like: seed from arXiv" in synced.stdout
+    (stored,) = [
+        p
+        for p in json.loads(run("papers", "list", "--json", "--limit", "100").stdout)
+        if p["arxiv_id"] == entry["id"]
+    ]
+    assert stored["first_seen"].startswith(entry["published"][:10])
+    dry = json.loads(run("send-now", "--dry-run", "--json").stdout)
+    assert entry["id"] not in {p["id"] for p in dry[0]["papers"]}
+    assert len(dry[0]["papers"]) == 2
+    subs.write_text(head + rule.format(seed="2399.00001"), encoding="utf-8")
+    refused = run("subscriptions", "sync", str(subs))
+    assert refused.exit_code == 1
+    assert "arXiv has no 2399.00001" in refused.stdout
+    assert (
+        f"{subs}:4:" in refused.stderr
+        and "arXiv id 2399.00001 is not a stored paper" in refused.stderr
+    )
