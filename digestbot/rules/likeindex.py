@@ -9,12 +9,13 @@ the one fitted on the stored papers when the planner gives it, else fitted on th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from digestbot.models import DEFAULT_MIN_SIMILARITY, Paper, Rule, Seed
+from digestbot.models import DEFAULT_MIN_SIMILARITY, Match, Paper, Rule, Seed, Subscriber
 from digestbot.rules.similarity import TextModel, cosines, paper_text
 
 LIKE_WEIGHT = 10.0  # a cosine of 1 counts as much as a title hit in a match's score
@@ -98,3 +99,31 @@ def like_reasons(
         reasons[f"like: {seed.label} ({similarity:.2f})"] = None
         top = max(top, similarity)
     return tuple(reasons), LIKE_WEIGHT * top
+
+
+def has_like(subscriber: Subscriber) -> bool:
+    """Whether any of the subscriber's rules (or their topics) has a `like:` condition."""
+    return any(like_scopes(rule) for rule in subscriber.rules)
+
+
+def with_likes(
+    likes: LikeIndex,
+    rule_mask: Callable[[Rule], int],
+    subscriber: Subscriber,
+    paper: Paper,
+    match: Match,
+) -> Match:
+    """`match` with the `like:` reasons of the rules (and topics) that chose the paper, and
+    their cosine added to its score; `rule_mask` gives the papers a rule holds for."""
+    bit = 1 << likes.position[paper.id]
+    scopes = [
+        scope
+        for rule in subscriber.rules
+        if rule_mask(rule) & bit
+        for scope in like_scopes(rule)
+        if rule_mask(scope) & bit
+    ]
+    if not scopes:
+        return match
+    reasons, extra = like_reasons(likes, scopes, paper.id)
+    return replace(match, similar=reasons, score=match.score + extra)

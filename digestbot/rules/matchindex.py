@@ -12,14 +12,13 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 
 from rapidfuzz import fuzz, process
 
 from digestbot.models import Match, Paper, Rule, Subscriber
 from digestbot.rules.bitsets import count, equals, union
 from digestbot.rules.categories import CategoryIndex
-from digestbot.rules.likeindex import LikeIndex, like_reasons, like_scopes
+from digestbot.rules.likeindex import LikeIndex, has_like, with_likes
 from digestbot.rules.matching import (
     FUZZY_MIN_LENGTH,
     PaperText,
@@ -214,7 +213,7 @@ class Matcher:
         """
         mask = self.subscriber_mask(subscriber) & within
         total = mask.bit_count()
-        if total <= limit or _has_like(subscriber):
+        if total <= limit or has_like(subscriber):
             # A `like:` rule adds its cosine to the score, which the score levels (term
             # counts) cannot hold: its subscriber's matches are explained and sorted.
             ranked = sorted(self.matches(subscriber, mask), key=lambda pm: -pm[1].score)
@@ -302,29 +301,12 @@ class Matcher:
             mask &= within
         parts = self._rule_parts(subscriber.rules)
         found = [(self.index.papers[i], _explain(parts, i)) for i in self.index.bits(mask)]
-        if not _has_like(subscriber):
+        if not has_like(subscriber):
             return found
-        return [(paper, self._liked(subscriber, paper, match)) for paper, match in found]
-
-    def _liked(self, subscriber: Subscriber, paper: Paper, match: Match) -> Match:
-        """`match` with the `like:` reasons of the rules that chose the paper, and their
-        cosine added to its score."""
-        bit = 1 << self.index.likes.position[paper.id]
-        scopes = [
-            scope
-            for rule in subscriber.rules
-            if self.rule_mask(rule) & bit
-            for scope in like_scopes(rule)
-            if self.rule_mask(scope) & bit
+        return [
+            (paper, with_likes(self.index.likes, self.rule_mask, subscriber, paper, match))
+            for paper, match in found
         ]
-        if not scopes:
-            return match
-        reasons, extra = like_reasons(self.index.likes, scopes, paper.id)
-        return replace(match, similar=reasons, score=match.score + extra)
-
-
-def _has_like(subscriber: Subscriber) -> bool:
-    return any(like_scopes(rule) for rule in subscriber.rules)
 
 
 def _explain(rule_parts: Sequence[tuple[str, _Parts]], i: int) -> Match:
