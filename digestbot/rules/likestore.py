@@ -14,6 +14,7 @@ from digestbot.ingest import papers
 from digestbot.ingest.links import clean_arxiv_id
 from digestbot.ingest.textnorm import normalise_title
 from digestbot.models import Rule, Seed, Subscriber
+from digestbot.rules.likeindex import has_like
 from digestbot.rules.similarity import TextModel, paper_text
 from digestbot.store.tables import PaperRow
 
@@ -24,7 +25,7 @@ _FITTED: dict[str, tuple[int, TextModel]] = {}
 
 def uses_like(subscribers: Sequence[Subscriber]) -> bool:
     """Whether any rule (or topic) of the subscribers has a `like:` condition."""
-    return any(r.like or any(t.like for t in r.topics) for s in subscribers for r in s.rules)
+    return any(has_like(s) for s in subscribers)
 
 
 def corpus_model(engine: Engine, refit_share: float) -> TextModel:
@@ -32,9 +33,10 @@ def corpus_model(engine: Engine, refit_share: float) -> TextModel:
     than when it was last fitted."""
     with Session(engine) as session:
         count = session.exec(select(func.count()).select_from(PaperRow)).one()
-    key = engine.url.render_as_string(hide_password=False)
+    key = str(engine.url)
     fitted = _FITTED.get(key)
-    if fitted is None or count > fitted[0] * (1 + refit_share) or not fitted[0]:
+    # Fewer papers than it was fitted on: another database at the same place, fitted anew.
+    if fitted is None or not fitted[0] or not fitted[0] <= count <= fitted[0] * (1 + refit_share):
         fitted = (count, TextModel(papers.papers_seen_since(engine, None)))
         _FITTED[key] = fitted
     return fitted[1]

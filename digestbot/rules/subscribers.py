@@ -13,6 +13,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, delete, select
 
 from digestbot.models import Rule, Seed, Subscriber
+from digestbot.rules.likeindex import like_scopes
 from digestbot.rules.likestore import SeedBook
 from digestbot.rules.subscriptions import SubscriberSpec, SubscriptionsFile
 from digestbot.store.tables import RuleRow, SubscriberRow, SuppressionRow
@@ -115,7 +116,7 @@ def sync_subscriptions(engine: Engine, spec: SubscriptionsFile, *, now: datetime
     result = SyncResult()
     # `like:` seeds naming stored papers are stored with those papers' text.
     rules = {sub.email: spec.rules_of(sub) for sub in spec.subscribers}
-    if any(r.like or any(t.like for t in r.topics) for rs in rules.values() for r in rs):
+    if any(like_scopes(r) for rs in rules.values() for r in rs):
         book = SeedBook(engine)
         rules = {email: tuple(book.resolve(r) for r in rs) for email, rs in rules.items()}
     with Session(engine) as session, session.begin():

@@ -14,7 +14,7 @@ from digestbot.ingest.load import ingest_path
 from digestbot.ingest.papers import papers_seen_since
 from digestbot.models import Paper, Rule, Seed, Subscriber
 from digestbot.rules.likeindex import LikeIndex
-from digestbot.rules.likestore import SeedBook
+from digestbot.rules.likestore import SeedBook, corpus_model
 from digestbot.rules.matchindex import Matcher, PaperIndex
 from digestbot.rules.matching import match_paper
 from digestbot.rules.subscribers import (
@@ -173,3 +173,18 @@ def test_a_threshold_keeps_only_papers_alike_enough() -> None:
     rule = Rule("r", like=(Seed("g", "graph neural networks message passing"),), min_similarity=0.2)
     assert likes.mask(rule) == 0b01
     assert likes.mask(Rule("r", like=rule.like, top=2)) == 0b01  # top keeps only cosines > 0
+
+
+def test_the_model_is_fitted_again_only_once_the_store_has_grown_enough(
+    engine: Engine, clock: datetime
+) -> None:
+    """The same model serves while the papers grow by less than the share; more papers, or
+    another database at the same place with fewer, get a new one."""
+    stored_papers(engine, clock)
+    first = corpus_model(engine, refit_share=0.1)
+    assert corpus_model(engine, refit_share=0.1) is first
+    assert first.size == 39
+    ingest_path(engine, LISTING_000.with_name("001_da432fa98501e883.txt"), now=clock)
+    assert corpus_model(engine, refit_share=10.0) is first
+    grown = corpus_model(engine, refit_share=0.1)
+    assert grown is not first and grown.size > 39
