@@ -163,6 +163,12 @@ class Settings(BaseSettings):
         description="Votes of each kind (more like this, not relevant) a reader needs before"
         " their votes re-rank their digest and `recommend:` adds papers.",
     )
+    embedding_model: str | None = Field(
+        None,
+        description="A model2vec model (a local folder, or a name model2vec downloads on first"
+        " use) whose embeddings `like:` rules compare papers by instead of TF-IDF; needs"
+        " `pip install 'digestbot[embeddings]'`. Each paper's vector is computed once and stored.",
+    )
     like_refit_share: float = Field(
         0.1,
         gt=0,

@@ -12,8 +12,9 @@ from digestbot.errors import ConfigError
 from digestbot.ingest import papers
 from digestbot.ingest.textnorm import normalise_title, words
 from digestbot.models import Paper
-from digestbot.rules.likestore import SeedBook
-from digestbot.rules.similarity import TextModel, paper_text, rank_like
+from digestbot.rules.likestore import SeedBook, like_model
+from digestbot.rules.similarity import paper_text, rank_like
+from digestbot.settings import Settings
 
 LABEL = 60  # characters of a free-text seed shown beside each paper
 
@@ -26,9 +27,11 @@ class Why:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def alike(engine: Engine, key: str, rows: Sequence[Paper]) -> list[tuple[Paper, Why]]:
+def alike(
+    engine: Engine, settings: Settings, key: str, rows: Sequence[Paper]
+) -> list[tuple[Paper, Why]]:
     """`rows` that have anything in common with the seed `key`, most alike first; the seed
-    paper itself is left out. The model is fitted on every stored paper."""
+    paper itself is left out. Compared as `like:` rules compare (likestore.like_model)."""
     corpus = papers.papers_seen_since(engine, None)
     if problem := SeedBook(engine).problem(key):
         raise ConfigError(f"--like: {problem}", "give a stored paper's id or title, or a text")
@@ -39,7 +42,7 @@ def alike(engine: Engine, key: str, rows: Sequence[Paper]) -> list[tuple[Paper, 
     if len(label) > LABEL:
         label = label[: LABEL - 1] + "…"
     candidates = [p for p in rows if seed is None or p.id != seed.id]
-    ranked = rank_like(TextModel(corpus), [text], candidates)
+    ranked = rank_like(like_model(engine, settings, candidates), [text], candidates)
     return [
         (
             liked.paper,

@@ -75,7 +75,7 @@ def papers_list(
         )
         listed: list[tuple[Paper, Why | None]]
         if like is not None:
-            listed = list(likeview.alike(engine, like, rows))
+            listed = list(likeview.alike(engine, settings, like, rows))
         elif match is not None:
             matched = _matched(engine, match, rows)
             listed = [(p, Why(f"matched {_why(m)}", {"match": _match_json(m)})) for p, m in matched]

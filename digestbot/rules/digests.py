@@ -11,7 +11,7 @@ from digestbot.rules import learning
 from digestbot.rules.learning import Taste
 from digestbot.rules.matchindex import Matcher, PaperIndex
 from digestbot.rules.matching import rank_key
-from digestbot.rules.similarity import TextModel
+from digestbot.rules.similarity import Vectorizer
 
 
 def window_start(
@@ -35,7 +35,7 @@ def window_start(
 class DigestBuilder:
     """Builds digests for many subscribers over one batch of candidate papers."""
 
-    def __init__(self, papers: Sequence[Paper], model: TextModel | None = None) -> None:
+    def __init__(self, papers: Sequence[Paper], model: Vectorizer | None = None) -> None:
         self.index = PaperIndex(papers, model)
         self.matcher = Matcher(self.index)
         self._bit = {p.id: 1 << i for i, p in enumerate(self.index.papers)}
@@ -153,7 +153,7 @@ def build_digests(
     now: datetime,
     period_key: str,
     carried: Mapping[int, Collection[str]] | None = None,
-    model: TextModel | None = None,
+    model: Vectorizer | None = None,
     tastes: Mapping[int, Taste] | None = None,
 ) -> Iterator[Digest]:
     """Every subscriber's digest, sharing one index and every term result; one at a time,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from digestbot.models import DEFAULT_MIN_SIMILARITY, Match, Paper, Rule, Seed, Subscriber
-from digestbot.rules.similarity import TextModel, cosines, paper_text
+from digestbot.rules.similarity import TextModel, Vectorizer, cosines, paper_text
 
 LIKE_WEIGHT = 10.0  # a cosine of 1 counts as much as a title hit in a match's score
 
@@ -24,7 +24,7 @@ LIKE_WEIGHT = 10.0  # a cosine of 1 counts as much as a title hit in a match's s
 class LikeIndex:
     """Each paper's cosine to each seed set, computed once per distinct set."""
 
-    def __init__(self, papers: Sequence[Paper], model: TextModel | None = None) -> None:
+    def __init__(self, papers: Sequence[Paper], model: Vectorizer | None = None) -> None:
         self.papers = list(papers)
         self.position = {p.id: i for i, p in enumerate(self.papers)}
         self._model = model
@@ -32,11 +32,16 @@ class LikeIndex:
         self._cosines: dict[tuple[Seed, ...], Any] = {}
         self._masks: dict[tuple[tuple[Seed, ...], float | None, int | None], int] = {}
 
-    def _papers_vectors(self) -> tuple[TextModel, Any]:
+    def _papers_vectors(self) -> tuple[Vectorizer, Any]:
         if self._model is None:
             self._model = TextModel(self.papers)
         if self._vectors is None:
-            self._vectors = self._model.vectors([paper_text(p) for p in self.papers])
+            # Embeddings computed before come from the store (rules.embedding.Precomputed).
+            stored = getattr(self._model, "paper_vectors", None)
+            if stored is not None:
+                self._vectors = stored(self.papers)
+            else:
+                self._vectors = self._model.vectors([paper_text(p) for p in self.papers])
         return self._model, self._vectors
 
     def cosines(self, seeds: tuple[Seed, ...]) -> Any:

@@ -1,5 +1,6 @@
 """Rules stage (store edge): what `like:` rules compare with: their seeds resolved against
-the stored papers, and the TF-IDF model fitted on the stored papers, refitted as they grow.
+the stored papers, the TF-IDF model fitted on the stored papers (refitted as they grow), and
+the papers' stored embeddings when an embedding model is set.
 """
 
 from __future__ import annotations
@@ -7,16 +8,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from digestbot.ingest import papers
 from digestbot.ingest.links import clean_arxiv_id
 from digestbot.ingest.textnorm import normalise_title
-from digestbot.models import Rule, Seed, Subscriber
+from digestbot.models import Paper, Rule, Seed, Subscriber
+from digestbot.rules.embedding import EmbeddingModel, Precomputed
 from digestbot.rules.likeindex import has_like
-from digestbot.rules.similarity import TextModel, paper_text
-from digestbot.store.tables import PaperRow
+from digestbot.rules.similarity import TextModel, Vectorizer, paper_text
+from digestbot.settings import Settings
+from digestbot.store.engine import write_session
+from digestbot.store.tables import PaperRow, PaperVectorRow
 
 # The model fitted on each database's stored papers (by URL), with how many there were:
 # fitting reads every abstract, so it is redone only when the store has grown enough.
@@ -94,3 +99,31 @@ def unstored_ids(book: SeedBook, rules: Sequence[Rule]) -> list[str]:
     """The `like:` seeds of `rules` (and their topics) that are arXiv ids of no stored paper."""
     seeds = {seed.label for rule in rules for r in (rule, *rule.topics) for seed in r.like}
     return sorted(raw.strip() for raw in seeds if book.problem(raw))
+
+
+_LOADED: dict[str, EmbeddingModel] = {}  # embedding models by name, loaded once a process
+
+
+def like_model(engine: Engine, settings: Settings, candidates: Sequence[Paper]) -> Vectorizer:
+    """What `like:` rules compare papers by: the embedding model of
+    DIGESTBOT_EMBEDDING_MODEL, with the candidates' vectors read from the store (those
+    missing computed and stored, once per paper), else TF-IDF of the stored papers."""
+    name = settings.embedding_model
+    if not name:
+        return corpus_model(engine, settings.like_refit_share)
+    model = _LOADED.get(name) or _LOADED.setdefault(name, EmbeddingModel(name))
+    ids = [p.id for p in candidates]
+    with Session(engine) as session:
+        query = select(PaperVectorRow).where(
+            PaperVectorRow.model == name, col(PaperVectorRow.paper_id).in_(ids)
+        )
+        known = {row.paper_id: np.frombuffer(row.vector, np.float32) for row in session.exec(query)}
+    missing = [p for p in candidates if p.id not in known]
+    if missing:
+        made = model.vectors([paper_text(p) for p in missing])
+        with write_session(engine) as session:
+            for paper, vector in zip(missing, made, strict=True):
+                row = PaperVectorRow(paper_id=paper.id, model=name, vector=vector.tobytes())
+                session.merge(row)
+                known[paper.id] = vector
+    return Precomputed(model, known)

@@ -28,7 +28,7 @@ from digestbot.rules.matching import (
     same_person,
     score,
 )
-from digestbot.rules.similarity import TextModel
+from digestbot.rules.similarity import Vectorizer
 
 FIELDS = ("title", "abstract", "authors")
 # (rule bitset, ((scope bitset, ((term, anywhere bitset, title bitset), ...)), ...))
@@ -38,7 +38,7 @@ _Parts = tuple[int, tuple[tuple[int, tuple[tuple[str, int, int], ...]], ...]]
 class PaperIndex:
     """Vocabulary -> postings (bitsets per field) for one batch of papers."""
 
-    def __init__(self, papers: Sequence[Paper], model: TextModel | None = None) -> None:
+    def __init__(self, papers: Sequence[Paper], model: Vectorizer | None = None) -> None:
         self.papers = sorted(papers, key=lambda p: (-(p.upvotes or 0), p.title.casefold()))
         # `like:` conditions, with the model fitted on the stored papers when there is one.
         self.likes = LikeIndex(self.papers, model)

@@ -13,7 +13,7 @@ from digestbot.ingest import papers
 from digestbot.models import Digest, Paper, Subscriber
 from digestbot.rules import history, learning, readers
 from digestbot.rules.digests import build_digests, window_start
-from digestbot.rules.likestore import corpus_model, uses_like
+from digestbot.rules.likestore import corpus_model, like_model, uses_like
 from digestbot.settings import Settings
 
 
@@ -48,17 +48,21 @@ def digests_for(
         now=now,
         period_key="",
         carried=carried,
-        **_models(engine, settings, subscribers),
+        **_models(engine, settings, subscribers, candidates + older),
     )
     days = settings.carry_over_days
     return (replace(d, period_key=period_keys[d.subscriber.id], carry_days=days) for d in digests)
 
 
 def _models(
-    engine: Engine, settings: Settings, subscribers: Sequence[Subscriber]
+    engine: Engine,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    candidates: Sequence[Paper],
 ) -> dict[str, Any]:
-    """What `like:` rules and votes need, fitted only when someone has them: the TF-IDF
-    model of the stored papers, and each subscriber's taste learnt from their votes."""
+    """What `like:` rules and votes need, made only when someone has them: what papers are
+    compared by (see likestore.like_model), and each subscriber's taste learnt from their
+    votes (on the TF-IDF model of the stored papers)."""
     least = settings.learn_min_votes
     ids = {s.id for s in subscribers}
     votes = {k: v for k, v in readers.votes_by_subscriber(engine).items() if k in ids}
@@ -68,15 +72,15 @@ def _models(
         if sum(x == "up" for x in v.values()) >= least
         and sum(x == "down" for x in v.values()) >= least
     }
-    if not voters and not uses_like(subscribers):
-        return {}
-    model = corpus_model(engine, settings.like_refit_share)
-    if not voters:
-        return {"model": model}
-    voted = papers.papers_by_id(engine, {pid for v in voters.values() for pid in v})
-    by_id = {p.id: p for p in voted}
-    tastes = learning.train_all(model, voters, by_id, min_up=least, min_down=least)
-    return {"model": model, "tastes": tastes}
+    made: dict[str, Any] = {}
+    if uses_like(subscribers):
+        made["model"] = like_model(engine, settings, candidates)
+    if voters:
+        text_model = corpus_model(engine, settings.like_refit_share)
+        voted = papers.papers_by_id(engine, {pid for v in voters.values() for pid in v})
+        by_id = {p.id: p for p in voted}
+        made["tastes"] = learning.train_all(text_model, voters, by_id, min_up=least, min_down=least)
+    return made
 
 
 def _carried(

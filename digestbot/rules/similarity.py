@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -30,6 +30,14 @@ class Liked:
 def paper_text(paper: Paper) -> str:
     """What a paper is compared by: its title and its abstract."""
     return f"{paper.title}\n{paper.abstract}"
+
+
+class Vectorizer(Protocol):
+    """What turns texts into L2-normalised rows: TF-IDF here, embeddings in rules.embedding."""
+
+    fitted: bool
+
+    def vectors(self, texts: Sequence[str]) -> Any: ...
 
 
 class TextModel:
@@ -54,15 +62,17 @@ class TextModel:
         return self.vectorizer.transform(list(texts))
 
 
-def rank_like(model: TextModel, seeds: Sequence[str], papers: Sequence[Paper]) -> list[Liked]:
+def rank_like(model: Vectorizer, seeds: Sequence[str], papers: Sequence[Paper]) -> list[Liked]:
     """`papers` by their highest cosine to any of `seeds` (texts), most alike first, ties by
     title; a paper with nothing in common with the seeds scores 0."""
     if not papers or not seeds or not model.fitted:
         return [Liked(p, 0.0, 0) for p in papers]
-    cosines = (model.vectors([paper_text(p) for p in papers]) @ model.vectors(seeds).T).toarray()
-    best = cosines.argmax(axis=1)
+    stored = getattr(model, "paper_vectors", None)  # embeddings kept in the store
+    rows = stored(papers) if stored else model.vectors([paper_text(p) for p in papers])
+    every = cosines(rows, model.vectors(seeds))
+    best = every.argmax(axis=1)
     scored = [
-        Liked(paper, float(cosines[i, best[i]]), int(best[i])) for i, paper in enumerate(papers)
+        Liked(paper, float(every[i, best[i]]), int(best[i])) for i, paper in enumerate(papers)
     ]
     return sorted(scored, key=lambda liked: (-liked.similarity, liked.paper.title))
 
@@ -70,7 +80,9 @@ def rank_like(model: TextModel, seeds: Sequence[str], papers: Sequence[Paper]) -
 def cosines(paper_vectors: Any, seed_vectors: Any) -> Any:
     """Every paper's cosine to every seed, as a dense (papers x seeds) float32 array: one
     sparse product (the rows are L2-normalised)."""
-    return (paper_vectors @ seed_vectors.T).toarray()
+    product = paper_vectors @ seed_vectors.T
+    # Sparse for TF-IDF, already dense for embeddings (rules.embedding).
+    return product.toarray() if hasattr(product, "toarray") else np.asarray(product)
 
 
 def best_by_rule(cosines: Any, starts: Sequence[int], seed_ids: Any = None) -> Any:

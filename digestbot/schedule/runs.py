@@ -21,7 +21,7 @@ from digestbot.ingest import papers
 from digestbot.models import Digest, Subscriber
 from digestbot.rules import history
 from digestbot.rules.digests import build_digests
-from digestbot.rules.likestore import corpus_model, uses_like
+from digestbot.rules.likestore import like_model, uses_like
 from digestbot.rules.plan import digests_for
 from digestbot.rules.subscribers import active_subscribers
 from digestbot.schedule import ledger
@@ -155,7 +155,7 @@ def plan_alerts(
         already_sent=taken,
         now=now,
         period_key=f"alert:{now.isoformat()}",
-        model=corpus_model(engine, settings.like_refit_share) if uses_like(subscribers) else None,
+        model=like_model(engine, settings, candidates) if uses_like(subscribers) else None,
     )
     return [replace(d, kind="alert") for d in digests if d.items or d.problem]
 

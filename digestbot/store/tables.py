@@ -279,6 +279,15 @@ class EnrichmentRow(SQLModel, table=True):
     detail: str = ""
 
 
+class PaperVectorRow(SQLModel, table=True):
+    """A paper's embedding by one model (float32 bytes), computed once and kept."""
+
+    __tablename__ = "paper_vectors"
+    paper_id: str = Field(foreign_key="papers.id", primary_key=True)
+    model: str = Field(primary_key=True)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class FolderFileRow(SQLModel, table=True):
     """A file a `kind: folder` source ingested: its content's hash, so a run ingests only
     the files that are new or changed since."""
