@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from digestbot.errors import ConfigError
 from digestbot.ingest import papers
-from digestbot.ingest.textnorm import normalise_title, words
+from digestbot.ingest.textnorm import words
 from digestbot.models import Paper
 from digestbot.rules.likestore import SeedBook, like_model
 from digestbot.rules.similarity import paper_text, rank_like
@@ -32,12 +32,13 @@ def alike(
 ) -> list[tuple[Paper, Why]]:
     """`rows` that have anything in common with the seed `key`, most alike first; the seed
     paper itself is left out. Compared as `like:` rules compare (likestore.like_model)."""
-    corpus = papers.papers_seen_since(engine, None)
-    if problem := SeedBook(engine).problem(key):
+    book = SeedBook(engine)
+    if problem := book.problem(key):
         raise ConfigError(f"--like: {problem}", "give a stored paper's id or title, or a text")
     if not words(key):
         raise ConfigError("--like: nothing to compare with", "give a paper's id or a text")
-    seed = _stored_seed(engine, key, corpus)
+    pid = book.named(key)
+    seed = papers.papers_by_id(engine, [pid])[0] if pid else None
     text, label = (paper_text(seed), seed.title) if seed else (key, key)
     if len(label) > LABEL:
         label = label[: LABEL - 1] + "…"
@@ -54,14 +55,3 @@ def alike(
         for liked in ranked
         if liked.similarity > 0
     ]
-
-
-def _stored_seed(engine: Engine, key: str, corpus: Sequence[Paper]) -> Paper | None:
-    """The stored paper `key` names by id (or the short id `papers list` prints), arXiv id
-    or exact title, if any."""
-    named = papers.papers_named(engine, key.strip()) if key.strip() else []
-    if len(named) == 1:
-        return named[0]
-    title = normalise_title(key)
-    same = [p for p in corpus if normalise_title(p.title) == title]
-    return same[0] if len(same) == 1 else None

@@ -62,13 +62,19 @@ class SeedBook:
                 self.ids.setdefault(f"title:{title}", pid)
 
     def named(self, raw: str) -> str | None:
-        """The stored paper's id that `raw` names, if any."""
+        """The stored paper's id that `raw` names, if any: by id, arXiv id or title (case
+        and punctuation aside), else the one paper whose id starts with it (the short ids
+        `papers list` prints)."""
         text = raw.strip()
-        return (
+        found = (
             self.ids.get(text)
             or self.ids.get(clean_arxiv_id(text) or "")
             or self.ids.get(f"title:{normalise_title(text)}")
         )
+        if found is None and text:
+            started = papers.papers_named(self.engine, text)
+            found = started[0].id if len(started) == 1 else None
+        return found
 
     def problem(self, raw: str) -> str | None:
         """Why `raw` cannot be a seed: an arXiv id no stored paper has (a text never fails)."""
