@@ -122,3 +122,31 @@ def test_sync_fetches_a_seed_given_by_arxiv_id_and_never_sends_it_as_new(
         f"{subs}:4:" in refused.stderr
         and "arXiv id 2399.00001 is not a stored paper" in refused.stderr
     )
+
+
+def test_a_seed_fetch_from_a_down_api_warns_and_the_sync_writes_nothing(
+    run: Run, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """arXiv unreachable: one warning, then the id is a located error, exit 1, and the
+    database is as it was."""
+    from conftest import db_fingerprint, free_port
+
+    monkeypatch.setenv("DIGESTBOT_ENRICH", "true")
+    monkeypatch.setenv("DIGESTBOT_ARXIV_API_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("DIGESTBOT_HTTP_RETRIES", "0")
+    assert run("ingest", "--no-enrich", str(LISTING_000)).exit_code == 0
+    before = db_fingerprint(tmp_path / "digestbot.db")
+    subs = tmp_path / "s.yaml"
+    subs.write_text(
+        'subscribers:\n  - email: ada@lab.example\n    rules:\n      - {like: ["2501.04821"]}\n',
+        encoding="utf-8",
+    )
+    result = run("subscriptions", "sync", str(subs))
+    assert result.exit_code == 1
+    warning, *errors = result.stderr.splitlines()
+    assert warning.startswith("Warning: could not fetch like: seeds from arXiv: http://127.0.0.1:")
+    assert (
+        errors[0].startswith(f"Error: {subs}:4:")
+        and "2501.04821 is not a stored paper" in errors[0]
+    )
+    assert db_fingerprint(tmp_path / "digestbot.db") == before
