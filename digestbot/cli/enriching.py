@@ -18,7 +18,7 @@ from digestbot.ingest.enrichstore import RUN_NAME, waiting_count
 from digestbot.ingest.load import Enriched, enrich_waiting, store_by_ids
 from digestbot.ingest.textnorm import safe_text
 from digestbot.rules.likestore import SeedBook, unstored_ids
-from digestbot.rules.subscriptions import load_subscriptions
+from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
 from digestbot.schedule import ledger
 from digestbot.settings import Settings
 
@@ -146,3 +146,15 @@ def fetch_seeds(engine: Engine, settings: Settings, path: Path) -> None:
     missing = sorted(set(wanted) - found)
     lacks = f"; arXiv has no {', '.join(missing)}" if missing else ""
     out.print(f"Fetched {plural(len(found), 'like: seed')} from arXiv{lacks}", markup=False)
+
+
+def note_unstored_seeds(spec: SubscriptionsFile, book: SeedBook) -> None:
+    """For `validate`: say which `like:` seeds are arXiv ids not stored yet, that the next
+    sync fetches (only then is an id arXiv lacks an error)."""
+    rules = [rule for sub in spec.subscribers for rule in spec.rules_of(sub)]
+    for wanted in unstored_ids(book, rules):
+        out.print(
+            f"Note: like: seed {wanted} is not stored yet; `digestbot subscriptions sync`"
+            " fetches it from arXiv",
+            markup=False,
+        )

@@ -27,7 +27,7 @@ from digestbot.cli.common import (
     sqlite_file,
     subscriptions_app,
 )
-from digestbot.cli.enriching import enrich_after_ingest, fetch_seeds
+from digestbot.cli.enriching import enrich_after_ingest, fetch_seeds, note_unstored_seeds
 from digestbot.compose.words import plural
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.ingest import papers
@@ -248,7 +248,11 @@ def subscriptions_validate(
     else:
         with open_engine(settings) as engine:
             seeds = SeedBook(engine)
-        spec = load_subscriptions(target, check_folders=True, check_seed=seeds.problem)
+        # With lookups on, sync fetches unstored ids: validate says so instead of failing.
+        check = None if settings.enrich else seeds.problem
+        spec = load_subscriptions(target, check_folders=True, check_seed=check)
+        if settings.enrich:
+            note_unstored_seeds(spec, seeds)
     _warn_nowhere(spec)
     _warn_suppressed(settings, spec)
     rules = sum(len(s.rules) for s in spec.subscribers)

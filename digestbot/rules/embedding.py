@@ -8,6 +8,7 @@ computed before (`Precomputed`): each paper is embedded once per model.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,18 @@ class EmbeddingModel:
                 "DIGESTBOT_EMBEDDING_MODEL is set but model2vec is not installed",
                 "pip install 'digestbot[embeddings]', or unset it to use TF-IDF",
             ) from None
-        try:
-            self.model = StaticModel.from_pretrained(name)
-        except (OSError, ValueError) as exc:
+        if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
             raise ConfigError(
-                f"DIGESTBOT_EMBEDDING_MODEL {name!r}: cannot load it: {exc}",
+                f"DIGESTBOT_EMBEDDING_MODEL: folder {name} does not exist",
+                "give a model2vec model folder or name",
+            )
+        try:
+            self.model = StaticModel.from_pretrained(str(Path(name).expanduser()))
+        except (OSError, ValueError) as exc:
+            # The hub's messages run over several lines: the first says what went wrong.
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(
+                f"DIGESTBOT_EMBEDDING_MODEL {name!r}: cannot load it: {reason}",
                 "give a model2vec model folder or name",
             ) from None
         self.name = name

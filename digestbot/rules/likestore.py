@@ -82,7 +82,8 @@ class SeedBook:
         if clean_arxiv_id(text) and self.named(text) is None and " " not in text:
             return (
                 f"arXiv id {text} is not a stored paper (`digestbot subscriptions sync` fetches"
-                " it from arXiv; or write its title or a description instead)"
+                " it from arXiv while lookups are on; or ingest it, or write its title or a"
+                " description instead)"
             )
         return None
 

@@ -150,3 +150,22 @@ def test_a_seed_fetch_from_a_down_api_warns_and_the_sync_writes_nothing(
         and "2501.04821 is not a stored paper" in errors[0]
     )
     assert db_fingerprint(tmp_path / "digestbot.db") == before
+
+
+def test_validate_before_the_first_sync_notes_the_ids_sync_will_fetch(
+    run: Run, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """With lookups on, an unstored arXiv id is a note, not an error: the sync fetches it.
+    With them off it is a located error, since nothing will fetch it."""
+    assert run("ingest", "--no-enrich", str(LISTING_000)).exit_code == 0
+    subs = tmp_path / "s.yaml"
+    subs.write_text(
+        'subscribers:\n  - email: ada@lab.example\n    rules:\n      - {like: ["2403.25018"]}\n',
+        encoding="utf-8",
+    )
+    off = run("subscriptions", "validate", str(subs))
+    assert off.exit_code == 1 and "arXiv id 2403.25018 is not a stored paper" in off.stderr
+    monkeypatch.setenv("DIGESTBOT_ENRICH", "true")
+    on = run("subscriptions", "validate", str(subs))
+    assert on.exit_code == 0, on.output
+    assert "Note: like: seed 2403.25018 is not stored yet" in on.stdout

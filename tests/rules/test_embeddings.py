@@ -60,9 +60,15 @@ def test_texts_become_unit_vectors_and_unknown_words_nothing(tiny_model: str) ->
 
 
 def test_a_model_that_cannot_be_loaded_is_one_configuration_error(tmp_path: Path) -> None:
-    """A folder that holds no model names the setting and what to give instead."""
-    with pytest.raises(ConfigError, match=r"DIGESTBOT_EMBEDDING_MODEL .*cannot load it"):
-        EmbeddingModel(str(tmp_path / "no-model-here"))
+    """A missing folder is named as such; a folder that holds no model says it cannot be
+    loaded, in one line."""
+    missing = tmp_path / "no-model-here"
+    with pytest.raises(ConfigError, match=f"folder {missing} does not exist"):
+        EmbeddingModel(str(missing))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"DIGESTBOT_EMBEDDING_MODEL .*cannot load it") as caught:
+        EmbeddingModel(str(tmp_path / "empty"))
+    assert "\n" not in str(caught.value).split(" (give")[0]
 
 
 def test_like_rules_compare_by_the_embeddings_and_each_paper_is_embedded_once(
