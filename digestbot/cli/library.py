@@ -246,13 +246,14 @@ def subscriptions_validate(
     if path_of_db is not None and not path_of_db.exists():
         spec = load_subscriptions(target, check_folders=True)  # no papers to check seeds by
     else:
+        # Inside: the seed book reads the database while the file is checked.
         with open_engine(settings) as engine:
             seeds = SeedBook(engine)
-        # With lookups on, sync fetches unstored ids: validate says so instead of failing.
-        check = None if settings.enrich else seeds.problem
-        spec = load_subscriptions(target, check_folders=True, check_seed=check)
-        if settings.enrich:
-            note_unstored_seeds(spec, seeds)
+            # With lookups on, sync fetches unstored ids: validate says so, not failing.
+            check = None if settings.enrich else seeds.problem
+            spec = load_subscriptions(target, check_folders=True, check_seed=check)
+            if settings.enrich:
+                note_unstored_seeds(spec, seeds)
     _warn_nowhere(spec)
     _warn_suppressed(settings, spec)
     rules = sum(len(s.rules) for s in spec.subscribers)
