@@ -122,6 +122,20 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(
         30.0, gt=0, description="How often `run` checks for due digests, retries and edits."
     )
+    slice_size: int = Field(
+        500,
+        ge=1,
+        description="Subscriber ids per slice of shared work (PostgreSQL workers): one "
+        "transaction each.",
+    )
+    worker_lease: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds a worker holds a slice before another may take it over.",
+    )
+    worker_poll: float = Field(
+        2.0, gt=0, description="Seconds an idle worker waits before looking for work again."
+    )
     log_level: LogLevel = Field(
         "info",
         description="How much `run` logs: `debug` (adds each HTTP request), `info`, `warning` "

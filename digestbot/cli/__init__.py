@@ -9,6 +9,7 @@ from digestbot.cli import (  # noqa: F401  (importing them registers their comma
     readers,
     serve,
     setup,
+    workview,
 )
 from digestbot.cli.common import app
 from digestbot.cli.entry import main

@@ -160,6 +160,10 @@ def run(
             "--port", metavar="PORT", min=1, max=65535, help="With --serve: port to listen on."
         ),
     ] = 8080,
+    no_work: Annotated[
+        bool,
+        typer.Option("--no-work", help="On PostgreSQL: schedule only, leave the work to workers."),
+    ] = False,
 ) -> None:
     """Run the bot: ingest on schedule, send digests at local times and alerts at once.
 
@@ -169,6 +173,10 @@ def run(
 
     --serve also serves the pages readers' links open, in the same process (see `serve`).
 
+    On PostgreSQL one `run` schedules: digests and alerts become slices of subscribers that
+    every `digestbot worker` and every `run` share (a second `run` works, and schedules once
+    the first stops); --no-work leaves them to the workers.
+
     Stop it with SIGTERM or Ctrl-C; the message in flight finishes.
     """
     settings = load_settings(sends=True)
@@ -177,7 +185,12 @@ def run(
     with open_engine(settings) as engine:
         say_where_emails_go(settings)
         start_logging(settings.log_level)
-        bot = daemon.Daemon(settings, engine)
+        if no_work and engine.dialect.name != "postgresql":
+            raise ConfigError(
+                "--no-work needs PostgreSQL: on SQLite `run` does all the work itself",
+                "leave --no-work out, or move to PostgreSQL (see `digestbot db copy`)",
+            )
+        bot = daemon.Daemon(settings, engine, work=not no_work)
         if not serve:
             asyncio.run(bot.run())
             return

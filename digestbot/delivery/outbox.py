@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, update
+from sqlalchemy import Connection, Engine, delete, func, update
 from sqlmodel import Session, col, select
 
 from digestbot.delivery.transport import Outbound
@@ -125,16 +125,25 @@ def enqueue(
             raise PlanConflict
         if after is not None and last_row != after:
             raise PlanConflict
-        # One INSERT … RETURNING a row: a multi-row one does not promise its ids in order.
-        ids = [connection.execute(_INSERT_ROW, _row(item, now)).scalar_one() for item in outgoing]
-        messages = [
-            {"id": i, "raw": o.raw} for i, o in zip(ids, outgoing, strict=True) if o.problem is None
-        ]
-        if messages:
-            connection.execute(_INSERT_MESSAGE, messages)
+        ids = insert_rows(connection, outgoing, now=now)
         if also is not None:
             also(session)
         return ids
+
+
+def insert_rows(
+    connection: Connection, outgoing: Sequence[Outgoing], *, now: datetime
+) -> list[int]:
+    """Insert one pending row (and its message) per email in the caller's transaction;
+    return their ids, in order."""
+    # One INSERT … RETURNING a row: a multi-row one does not promise its ids in order.
+    ids = [connection.execute(_INSERT_ROW, _row(item, now)).scalar_one() for item in outgoing]
+    messages = [
+        {"id": i, "raw": o.raw} for i, o in zip(ids, outgoing, strict=True) if o.problem is None
+    ]
+    if messages:
+        connection.execute(_INSERT_MESSAGE, messages)
+    return ids
 
 
 # Run for every chunk of a batch.

@@ -155,12 +155,14 @@ def build_digests(
     carried: Mapping[int, Collection[str]] | None = None,
     model: Vectorizer | None = None,
     tastes: Mapping[int, Taste] | None = None,
+    builder: DigestBuilder | None = None,
 ) -> Iterator[Digest]:
     """Every subscriber's digest, sharing one index and every term result; one at a time,
     so a big batch can start rendering and sending its first digests while the rest are
     still being decided. `model` is what `like:` rules compare papers with; `tastes`, by
-    subscriber id, what their votes taught."""
-    builder = DigestBuilder(papers, model)
+    subscriber id, what their votes taught. A `builder` made earlier over `papers` (and
+    `model`) is used instead of a new one, with the term results it already holds."""
+    builder = builder or DigestBuilder(papers, model)
     tastes = tastes or {}
     for s in subscribers:
         try:

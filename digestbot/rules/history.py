@@ -23,20 +23,22 @@ from digestbot.store.tables import (
     SubscriberRow,
 )
 
+Span = tuple[int, int] | None  # subscriber ids first..last of a worker's slice; None for all
 
-def last_digests(engine: Engine) -> dict[int, datetime]:
+
+def last_digests(engine: Engine, span: Span = None) -> dict[int, datetime]:
     """Per active subscriber, when their last digest was decided (a failed one does not
     count, so its papers come again)."""
-    return _latest_per_active_subscriber(engine, DeliveryRow.created_at, *_THEIR_DIGESTS)
+    return _latest_per_active_subscriber(engine, DeliveryRow.created_at, *_THEIR_DIGESTS, span=span)
 
 
-def left_out_of_last_digests(engine: Engine) -> dict[int, list[str]]:
+def left_out_of_last_digests(engine: Engine, span: Span = None) -> dict[int, list[str]]:
     """Per active subscriber whose last digest reached them, the matching papers it had no
     room for. While that digest is still on its way nothing is carried, so a reader never
     gets the rest before the first part; a failed digest does not count (its window reopens
     to before it)."""
     last = _latest_per_active_subscriber(
-        engine, DeliveryRow.id, *_THEIR_DIGESTS, order_by=DeliveryRow.created_at
+        engine, DeliveryRow.id, *_THEIR_DIGESTS, order_by=DeliveryRow.created_at, span=span
     )
     if not last:
         return {}
@@ -56,15 +58,15 @@ _THEIR_DIGESTS = (
 )
 
 
-def last_decided(engine: Engine) -> dict[int, datetime]:
+def last_decided(engine: Engine, span: Span = None) -> dict[int, datetime]:
     """When each active subscriber's latest scheduled period was decided, empty ones too."""
     return _latest_per_active_subscriber(
-        engine, PeriodRow.decided_at, col(PeriodRow.subscriber_id) == SubscriberRow.id
+        engine, PeriodRow.decided_at, col(PeriodRow.subscriber_id) == SubscriberRow.id, span=span
     )
 
 
 def _latest_per_active_subscriber(
-    engine: Engine, column: Any, *where: Any, order_by: Any = None
+    engine: Engine, column: Any, *where: Any, order_by: Any = None, span: Span = None
 ) -> dict[int, Any]:
     """Per active subscriber, `column` of the newest (by `order_by`, else by `column`) of the
     rows `where` picks for them: one index seek each, where an aggregate over the table would
@@ -78,12 +80,14 @@ def _latest_per_active_subscriber(
         .scalar_subquery()
     )
     query = select(SubscriberRow.id, latest).where(col(SubscriberRow.active))
+    if span is not None:
+        query = query.where(col(SubscriberRow.id).between(*span))
     with Session(engine) as session:
         found = session.exec(query)
         return {sub_id: when for sub_id, when in found if sub_id is not None and when is not None}
 
 
-def taken_since(engine: Engine, since: datetime | None) -> dict[int, set[str]]:
+def taken_since(engine: Engine, since: datetime | None, span: Span = None) -> dict[int, set[str]]:
     """Per subscriber, the papers first seen after `since` (all, when None) that were sent
     to them or are on their way: what a digest over those papers must leave out.
 
@@ -96,15 +100,18 @@ def taken_since(engine: Engine, since: datetime | None) -> dict[int, set[str]]:
     if since is not None:
         newer = newer.where(col(PaperRow.first_seen) > since)
     taken: dict[int, set[str]] = {}
+    on_their_way = select(DeliveryRow.subscriber_id, DeliveryRow.paper_ids).where(
+        col(DeliveryRow.status).in_(OPEN)
+    )
+    sent = select(SentPaperRow.subscriber_id, SentPaperRow.paper_id)
+    if span is not None:
+        on_their_way = on_their_way.where(col(DeliveryRow.subscriber_id).between(*span))
+        sent = sent.where(col(SentPaperRow.subscriber_id).between(*span))
     with Session(engine) as session:
-        on_their_way = select(DeliveryRow.subscriber_id, DeliveryRow.paper_ids)
-        for sub_id, paper_ids in session.exec(
-            on_their_way.where(col(DeliveryRow.status).in_(OPEN))
-        ):
+        for sub_id, paper_ids in session.exec(on_their_way):
             taken.setdefault(sub_id, set()).update(paper_ids)
         marks = dict(session.exec(newer).all())
         if marks:
-            sent = select(SentPaperRow.subscriber_id, SentPaperRow.paper_id)
             after = col(SentPaperRow.id) > min(marks.values())
             for sub_id, paper_id in session.exec(sent.where(after)):
                 if paper_id in marks:

@@ -146,9 +146,14 @@ def votes(engine: Engine) -> list[CastVote]:
         return [CastVote(*row) for row in session.execute(query)]
 
 
-def votes_by_subscriber(engine: Engine) -> dict[int, dict[str, str]]:
-    """Each subscriber's standing votes: subscriber id → paper id → "up" or "down"."""
+def votes_by_subscriber(
+    engine: Engine, span: tuple[int, int] | None = None
+) -> dict[int, dict[str, str]]:
+    """Each subscriber's standing votes (of those with ids in `span`, when given):
+    subscriber id → paper id → "up" or "down"."""
     query = select_columns(col(VoteRow.subscriber_id), col(VoteRow.paper_id), col(VoteRow.vote))
+    if span is not None:
+        query = query.where(col(VoteRow.subscriber_id).between(*span))
     found: dict[int, dict[str, str]] = {}
     with Session(engine) as session:
         for subscriber, paper, vote in session.execute(query.order_by(col(VoteRow.id))):

@@ -225,8 +225,11 @@ def active_count(engine: Engine) -> int:
         return int(session.exec(query).one())
 
 
-def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subscriber]:
-    """Active subscribers with their rules, optionally only those with the given addresses.
+def active_subscribers(
+    engine: Engine, emails: Sequence[str] = (), *, span: tuple[int, int] | None = None
+) -> list[Subscriber]:
+    """Active subscribers with their rules, optionally only those with the given addresses
+    or ids in the inclusive range `span` (a worker's slice).
 
     Read as plain rows, not ORM objects: every run reads all of them before the first email
     goes out (10,000 subscribers with 20,000 rules: ~0.65 s as ORM objects, ~0.3 s as rows).
@@ -235,9 +238,12 @@ def active_subscribers(engine: Engine, emails: Sequence[str] = ()) -> list[Subsc
         query = select_columns(*_SUBSCRIBER_COLUMNS).where(col(SubscriberRow.active))
         if emails:
             query = query.where(col(SubscriberRow.email).in_(emails))
+        by_position = select(RuleRow.subscriber_id, RuleRow.body).order_by(col(RuleRow.position))
+        if span is not None:
+            query = query.where(col(SubscriberRow.id).between(*span))
+            by_position = by_position.where(col(RuleRow.subscriber_id).between(*span))
         rows = session.execute(query.order_by(col(SubscriberRow.email))).all()
         rules: dict[int, list[Rule]] = {}
-        by_position = select(RuleRow.subscriber_id, RuleRow.body).order_by(col(RuleRow.position))
         for subscriber_id, body in session.execute(by_position):
             rules.setdefault(subscriber_id, []).append(rule_from_json(body))
     return [

@@ -9,6 +9,7 @@ retries. APScheduler forgets runs missed while the process was down; the period 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -28,11 +29,12 @@ from digestbot.rules.likestore import SeedBook
 from digestbot.rules.sources import SourceConfig, cron_trigger
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
-from digestbot.schedule import ledger, lookups, runs, sourcejob, startup
+from digestbot.schedule import ledger, lookups, runs, sourcejob, startup, tasks
 from digestbot.schedule.triggers import digest_trigger, missed_run
 from digestbot.schedule.watch import FailureStreak, file_stamp
+from digestbot.schedule.worker import Worker
 from digestbot.settings import Settings
-from digestbot.store.lock import DaemonLock, LockTaken, daemon_lock
+from digestbot.store.lock import DaemonLock, try_daemon_lock
 from digestbot.store.tables import CLAIMABLE, JobRow
 
 log = logging.getLogger("digestbot.run")
@@ -46,8 +48,14 @@ def utc_now() -> datetime:
 class Daemon:
     """One `digestbot run`: holds the lock, runs the jobs, stops cleanly on a signal."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, *, clock: Clock = utc_now, work: bool = True
+    ) -> None:
         self.settings, self.engine, self.clock = settings, engine, clock
+        # On PostgreSQL digests and alerts are rounds of slices that workers share (this
+        # process among them, unless not `work`); on SQLite this process does it all.
+        self.shared = engine.dialect.name == "postgresql"
+        self.work = work
         self.config: SubscriptionsFile | None = None
         self.stamp: tuple[int, int] | None = None
         self.halt = asyncio.Event()
@@ -227,6 +235,17 @@ class Daemon:
     async def after_new_papers(self, now: datetime) -> None:
         """What follows every ingest that stored new papers (or gave stored ones their arXiv
         records), whatever the source: alerts."""
+        if self.shared:
+            slices = await asyncio.to_thread(
+                tasks.make_round,
+                self.engine,
+                "alert",
+                at=now,
+                size=self.settings.slice_size,
+                now=now,
+            )
+            log.info("alerts: a round of %s for the workers", plural(slices, "slice"))
+            return
         since = now - runs.ALERT_WINDOW
         alerts = await asyncio.to_thread(
             runs.enqueue_alerts, self.engine, self.settings, since=since, now=now
@@ -236,7 +255,16 @@ class Daemon:
             await self.deliver(now, decide=False)
 
     async def deliver(self, now: datetime, *, decide: bool = True) -> None:
-        """Decide due periods (unless only alerts are waiting) and send every due row."""
+        """Decide due periods (unless only alerts are waiting) and send every due row;
+        with shared work, only make the round of slices the workers decide and send."""
+        if self.shared:
+            if decide:
+                made = await asyncio.to_thread(
+                    tasks.start_digest_round, self.engine, self.settings, now=now
+                )
+                if made:
+                    log.info("digests: a round of %s for the workers", plural(made, "slice"))
+            return
         async with self.delivery_lock:
             try:
                 if decide:
@@ -302,18 +330,50 @@ class Daemon:
 
     async def run(self) -> None:
         """Run until SIGTERM or SIGINT; the message in flight finishes; the lock is released."""
-        now = self.clock()
         path = self.settings.subscriptions
         stamp = file_stamp(path)  # before reading: an edit after it reloads next tick
         # A broken file stops us before any write.
         config = load_subscriptions(path, check_seed=SeedBook(self.engine).problem)
-        with ExitStack() as held:
-            try:
-                self.lock = held.enter_context(daemon_lock(self.engine))
-            except LockTaken:
-                raise self._refusal() from None
-            ledger.take_lease(self.engine, now=now)
-            await self._serve(config, stamp, now=now)
+        lock = try_daemon_lock(self.engine)
+        if lock is None and not (self.shared and self.work):
+            raise self._refusal()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        working = self._start_worker()
+        try:
+            if lock is None:
+                log.info("%s; this one works on its slices", self._refusal().message)
+                lock = await self._stand_by()
+            if lock is not None:
+                with ExitStack() as held:
+                    held.callback(lock.release)
+                    self.lock = lock
+                    ledger.take_lease(self.engine, now=self.clock())
+                    await self._serve(config, stamp, now=self.clock())
+        finally:
+            self.halt.set()
+            if working is not None:
+                await asyncio.gather(working, return_exceptions=True)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def _start_worker(self) -> asyncio.Future[None] | None:
+        """This process's worker, when it shares the work and is not told not to."""
+        if not (self.shared and self.work):
+            return None
+        return asyncio.ensure_future(Worker(self.settings, self.engine, halt=self.halt).run())
+
+    async def _stand_by(self) -> DaemonLock | None:
+        """Wait while another `run` schedules, trying its lock every tick; the lock once
+        that one stops, or None when this one is stopped first."""
+        while not self.halt.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.halt.wait(), timeout=self.settings.tick_seconds)
+            if not self.halt.is_set() and (lock := try_daemon_lock(self.engine)) is not None:
+                log.info("the other `digestbot run` stopped; this one schedules now")
+                return lock
+        return None
 
     def _refusal(self) -> ConfigError:
         """The error for a second `run`, naming the first from the lease row if it has one."""
@@ -328,9 +388,6 @@ class Daemon:
     ) -> None:
         """Run the jobs until halted; on the way out forget them and the lease, unless
         another process holds the lock by then."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
         try:
             for line in startup.setup_lines(self.settings, config):
                 log.info("%s", line)
@@ -352,8 +409,6 @@ class Daemon:
             await asyncio.gather(*self.running, return_exceptions=True)
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
             if not self.lock_lost:
                 ledger.release_lease(self.engine)
             log.info("stopped")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Connection, Engine, delete, insert, update
 from sqlmodel import Session, col, select
 
 from digestbot.delivery.outbox import owner
@@ -51,17 +51,21 @@ class ByChunk:
         return functools.partial(record_periods, decided=entries, now=self.now)
 
 
-def decided_keys(engine: Engine, keys: Collection[str]) -> set[tuple[int, str]]:
-    """(subscriber, period key) pairs decided, sent or empty, among periods keyed `keys`:
-    read through the period-key index, as many rows as subscribers, however long the ledger."""
+def decided_keys(
+    engine: Engine, keys: Collection[str], span: tuple[int, int] | None = None
+) -> set[tuple[int, str]]:
+    """(subscriber, period key) pairs decided, sent or empty, among periods keyed `keys` (of
+    subscribers with ids in `span`, when given): read through the period-key index, as many
+    rows as subscribers, however long the ledger."""
     if not keys:
         return set()
+    query = select(PeriodRow.subscriber_id, PeriodRow.period_key).where(
+        col(PeriodRow.period_key).in_(sorted(keys))
+    )
+    if span is not None:
+        query = query.where(col(PeriodRow.subscriber_id).between(*span))
     with Session(engine) as session:
-        rows = session.exec(
-            select(PeriodRow.subscriber_id, PeriodRow.period_key).where(
-                col(PeriodRow.period_key).in_(sorted(keys))
-            )
-        ).all()
+        rows = session.exec(query).all()
     return {(sub_id, key) for sub_id, key in rows}
 
 
@@ -77,6 +81,22 @@ def record_periods(session: Session, decided: Sequence[Decided], *, now: datetim
                 papers=entry.papers,
             )
         )
+
+
+def insert_periods(connection: Connection, decided: Sequence[Decided], *, now: datetime) -> None:
+    """Add decided periods in the caller's transaction (a worker's slice, with its emails)."""
+    if decided:
+        rows = [
+            {
+                "subscriber_id": entry.subscriber_id,
+                "period_key": entry.period_key,
+                "due_at": entry.due_at,
+                "decided_at": now,
+                "papers": entry.papers,
+            }
+            for entry in decided
+        ]
+        connection.execute(insert(PeriodRow), rows)
 
 
 def record_source_run(

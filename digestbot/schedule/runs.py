@@ -132,22 +132,28 @@ async def _decide_locked(
 
 
 def plan_alerts(
-    engine: Engine, settings: Settings, *, since: datetime, now: datetime
+    engine: Engine,
+    settings: Settings,
+    *,
+    since: datetime,
+    now: datetime,
+    span: tuple[int, int] | None = None,
 ) -> list[Digest]:
     """One alert per subscriber with `mode: alert` rules matching papers first seen after
-    `since` (this ingest's new papers), unless they reached today's alert cap."""
+    `since` and by `now` (this ingest's new papers), unless they reached today's alert cap;
+    only for subscribers with ids in `span` (a worker's slice), when given."""
     subscribers = [
         replace(sub, rules=sub.alert_rules())
-        for sub in active_subscribers(engine)
+        for sub in active_subscribers(engine, span=span)
         if sub.alert_rules()
     ]
     starts = {sub.id: local_day_start(sub.timezone, now) for sub in subscribers}
     counts = history.alerts_since(engine, starts)
     subscribers = [s for s in subscribers if counts.get(s.id, 0) < settings.alert_daily_cap]
-    candidates = papers.papers_seen_since(engine, since)
+    candidates = [p for p in papers.papers_seen_since(engine, since) if p.first_seen <= now]
     if not subscribers or not candidates:
         return []
-    taken = history.taken_since(engine, since)
+    taken = history.taken_since(engine, since, span)
     digests = build_digests(
         subscribers,
         candidates,

@@ -52,6 +52,13 @@ def daemon_lock(engine: Engine) -> Iterator[DaemonLock]:
         lock.release()
 
 
+def try_daemon_lock(engine: Engine) -> DaemonLock | None:
+    """The database's daemon lock, taken at once; None if another process holds it. The
+    caller releases it."""
+    lock = _lock_for(engine)
+    return lock if lock.take() else None
+
+
 def daemon_running(engine: Engine) -> bool | None:
     """Whether a `digestbot run` holds the database's daemon lock, found by taking the lock
     without waiting and giving it back at once; None for an in-memory database, which no

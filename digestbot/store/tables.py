@@ -297,3 +297,45 @@ class FolderFileRow(SQLModel, table=True):
     source: str  # SourceSpec.name of the folder source
     sha256: str
     ingested_at: datetime = Field(sa_type=UtcDateTime)
+
+
+TASK_STATES = ("waiting", "working", "done", "failed")
+
+
+class TaskRow(SQLModel, table=True):
+    """A slice of a round's work (subscribers `first_id`..`last_id` of one digest period or
+    one ingest's alerts), taken by one worker at a time under a lease (see schedule.tasks)."""
+
+    __tablename__ = "work_tasks"
+    __table_args__ = (
+        UniqueConstraint("kind", "round", "first_id"),
+        _one_of("work_tasks", "kind", KINDS),
+        _one_of("work_tasks", "state", TASK_STATES),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # see KINDS
+    round: str  # what the round is for: the moment it was made, as ISO text
+    at: datetime = Field(sa_type=UtcDateTime)  # the round's `now`: what its digests are decided at
+    first_id: int
+    last_id: int
+    state: str = Field(default="waiting", index=True)
+    worker: str | None = None  # host:pid holding or finishing it
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    attempts: int = 0
+    emails: int = 0
+    seconds: float = 0.0  # the last attempt's planning, rendering and queueing
+    waited: float = 0.0  # of which waiting for the slice's subscribers' row locks
+    error: str | None = None
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class WorkerRow(SQLModel, table=True):
+    """A `digestbot worker` (or a `run` that works) as it last reported itself."""
+
+    __tablename__ = "workers"
+    name: str = Field(primary_key=True)  # host:pid
+    started_at: datetime = Field(sa_type=UtcDateTime)
+    heartbeat_at: datetime = Field(sa_type=UtcDateTime)
+    slices: int = 0
+    emails: int = 0
