@@ -200,6 +200,15 @@ def open_engine(
         engine.dispose()
 
 
+def backend(url: str) -> str:
+    """The kind of database a URL names ("sqlite", "postgresql"…); "" if it is not a URL
+    (opening it says what is wrong)."""
+    try:
+        return make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        return ""
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file a SQLite URL names; None for another database, memory or a `file:` URI
     (the server, or SQLite itself, has the say there)."""

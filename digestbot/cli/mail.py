@@ -17,6 +17,7 @@ from digestbot import service
 from digestbot.cli import sendview, statusview
 from digestbot.cli.common import (
     app,
+    backend,
     err,
     friendly,
     load_settings,
@@ -182,14 +183,14 @@ def run(
     settings = load_settings(sends=True)
     if serve:
         server.require_public_url(settings)
+    if no_work and backend(settings.database_url) != "postgresql":
+        raise ConfigError(
+            "--no-work needs PostgreSQL: on SQLite `run` does all the work itself",
+            "leave --no-work out, or move to PostgreSQL (see `digestbot db copy`)",
+        )
     with open_engine(settings) as engine:
         say_where_emails_go(settings)
         start_logging(settings.log_level)
-        if no_work and engine.dialect.name != "postgresql":
-            raise ConfigError(
-                "--no-work needs PostgreSQL: on SQLite `run` does all the work itself",
-                "leave --no-work out, or move to PostgreSQL (see `digestbot db copy`)",
-            )
         bot = daemon.Daemon(settings, engine, work=not no_work)
         if not serve:
             asyncio.run(bot.run())

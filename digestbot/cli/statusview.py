@@ -1,4 +1,4 @@
-"""CLI: the status view: daemon, jobs, sources, arXiv lookups, outbox and opt-outs."""
+"""CLI: the status view: daemon, jobs, workers, sources, arXiv lookups, outbox and opt-outs."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from digestbot.delivery import outbox
 from digestbot.ingest.enrichstore import RUN_NAME, waiting_count
 from digestbot.ingest.textnorm import safe_text
 from digestbot.rules import readers
-from digestbot.schedule import ledger
+from digestbot.schedule import ledger, tasks
+from digestbot.schedule.worker import LIVE
 from digestbot.store.lock import daemon_running
-from digestbot.store.tables import STATES, DeliveryRow, SourceRunRow
+from digestbot.store.tables import STATES, TASK_STATES, DeliveryRow, SourceRunRow
 
 
 def _when(value: datetime | None) -> str:
@@ -29,6 +30,8 @@ def tables(
 ) -> Iterator[Table | str]:
     """The status report, piece by piece, for the CLI to print."""
     yield from _scheduler(engine)
+    if engine.dialect.name == "postgresql":
+        yield from _workers(engine, now)
     runs = ledger.source_runs(engine)
     lookups = runs.pop(RUN_NAME, None)
     if runs:
@@ -95,6 +98,28 @@ def _scheduler(engine: Engine) -> Iterator[Table | str]:
             job.description, _when(job.next_run_at), _when(job.last_run_at), job.last_result or ""
         )
     yield jobs
+
+
+def _workers(engine: Engine, now: datetime) -> Iterator[Table | str]:
+    """The live workers and the slices of shared work by state, with those given up on."""
+    live = tasks.live_workers(engine, now=now, within=LIVE)
+    if not live:
+        yield "Workers: none live (start `digestbot worker`, or `digestbot run` without --no-work)."
+    else:
+        table = Table("worker", "since", "slices done", "emails queued", title="Workers")
+        for row in live:
+            table.add_row(row.name, _when(row.started_at), str(row.slices), str(row.emails))
+        yield table
+    counts = tasks.counts(engine)
+    states = ", ".join(f"{counts.get(state, 0)} {state}" for state in TASK_STATES)
+    yield f"Slices: {states}."
+    for task in tasks.failed_tasks(engine)[:5]:
+        yield from _wrapped(
+            f"slice {task.first_id}-{task.last_id} of the {task.kind} round {task.round} failed "
+            f"{task.attempts} times: {safe_text(task.error or '')}",
+            first="",
+            rest="    ",
+        )
 
 
 def _sources(runs: Mapping[str, SourceRunRow]) -> Iterator[Table | str]:

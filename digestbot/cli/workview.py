@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from digestbot.cli.common import app, friendly, load_settings, open_engine, say_where_emails_go
+from digestbot.cli.common import (
+    app,
+    backend,
+    friendly,
+    load_settings,
+    open_engine,
+    say_where_emails_go,
+)
 from digestbot.cli.mail import start_logging
 from digestbot.errors import ConfigError
 from digestbot.schedule.worker import Worker
@@ -23,13 +30,14 @@ def worker() -> None:
     Stop it with SIGTERM or Ctrl-C; the slice and the message in flight finish.
     """
     settings = load_settings(sends=True)
+    kind = backend(settings.database_url)
+    if kind != "postgresql":
+        raise ConfigError(
+            f"workers share a PostgreSQL database; DIGESTBOT_DATABASE_URL names {kind}, "
+            "where `digestbot run` does all the work in one process",
+            "use `digestbot run`, or move to PostgreSQL (see `digestbot db copy`)",
+        )
     with open_engine(settings) as engine:
-        if engine.dialect.name != "postgresql":
-            raise ConfigError(
-                f"workers share a PostgreSQL database; this one is {engine.dialect.name}, "
-                "where `digestbot run` does all the work in one process",
-                "use `digestbot run`, or move to PostgreSQL (see `digestbot db copy`)",
-            )
         say_where_emails_go(settings)
         start_logging(settings.log_level)
         asyncio.run(_work(Worker(settings, engine)))

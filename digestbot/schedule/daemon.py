@@ -21,21 +21,19 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from digestbot.compose.words import plural
-from digestbot.delivery.outbox import counts_by_status
-from digestbot.delivery.send import deliver
-from digestbot.delivery.transport import TransportUnavailable
 from digestbot.errors import ConfigError, DigestbotError
 from digestbot.rules.likestore import SeedBook
 from digestbot.rules.sources import SourceConfig, cron_trigger
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
 from digestbot.schedule import ledger, lookups, runs, sourcejob, startup, tasks
+from digestbot.schedule.sending import Sending
 from digestbot.schedule.triggers import digest_trigger, missed_run
-from digestbot.schedule.watch import FailureStreak, file_stamp
+from digestbot.schedule.watch import file_stamp
 from digestbot.schedule.worker import Worker
 from digestbot.settings import Settings
 from digestbot.store.lock import DaemonLock, try_daemon_lock
-from digestbot.store.tables import CLAIMABLE, JobRow
+from digestbot.store.tables import JobRow
 
 log = logging.getLogger("digestbot.run")
 Clock = Callable[[], datetime]
@@ -63,9 +61,8 @@ class Daemon:
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         )
-        self.delivery_lock = asyncio.Lock()
         self.lookup_lock = asyncio.Lock()  # one arXiv lookup run at a time, as arXiv asks
-        self.delivery_failures = FailureStreak()
+        self.sending = Sending(settings, engine, self.halt)
         self.running: set[asyncio.Task[None]] = set()
         self.lock: DaemonLock | None = None  # held from `run` on
         self.lock_lost = False
@@ -218,7 +215,7 @@ class Daemon:
         if done.error:
             log.error("ingest %s failed (%d in a row): %s", spec.name, failures, done.error)
             if failures == self.settings.admin_alert_after:
-                await self.tell_admin(
+                await self.sending.tell_admin(
                     f"{spec.name} failed {failures} times in a row", done.error, now
                 )
         # The lookups come before the alerts: a saved page's papers meet author and category
@@ -265,56 +262,7 @@ class Daemon:
                 if made:
                     log.info("digests: a round of %s for the workers", plural(made, "slice"))
             return
-        async with self.delivery_lock:
-            try:
-                if decide:
-                    decision, report = await runs.send_due(
-                        self.engine, self.settings, now=now, halt=self.halt
-                    )
-                    if decision.emails or decision.empty:
-                        log.info(
-                            "digests: %d queued, %d periods with nothing to send",
-                            decision.emails,
-                            decision.empty,
-                        )
-                else:
-                    report = await deliver(self.engine, self.settings, now=now, halt=self.halt)
-            except TransportUnavailable as exc:
-                await self._delivery_failed(exc, now)
-                return
-            if failed := self.delivery_failures.succeeded():
-                log.info("delivery recovered after %d failed ticks", failed)
-            if report.results or report.recovered:
-                counts = {s: report.count(s) for s in ("sent", "retry", "failed", "unknown")}
-                log.info("delivery: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
-
-    async def _delivery_failed(self, exc: TransportUnavailable, now: datetime) -> None:
-        """Log a failed delivery sparingly (see FailureStreak), with how many emails wait;
-        tell the operator once the streak reaches the alert threshold."""
-        streak = self.delivery_failures
-        if streak.failed():
-            states = await asyncio.to_thread(counts_by_status, self.engine)
-            waiting = sum(states.get(state, 0) for state in CLAIMABLE)
-            log.error(
-                "delivery failed (%d in a row, %d email(s) waiting): %s; next report at %d",
-                streak.count,
-                waiting,
-                exc,
-                streak.next_report(),
-            )
-        else:
-            log.debug("delivery failed (%d in a row): %s", streak.count, exc)
-        if streak.count == self.settings.admin_alert_after:
-            await self.tell_admin("delivery keeps failing", str(exc), now)
-
-    async def tell_admin(self, subject: str, detail: str, now: datetime) -> None:
-        try:
-            where = await runs.notify_admin(self.settings, subject, detail, now=now)
-        except DigestbotError as exc:
-            log.error("could not email the operator: %s", exc)
-            return
-        if where:
-            log.info("operator told: %s (%s)", subject, where)
+        await self.sending.deliver(now, decide=decide)
 
     # -- lifecycle -----------------------------------------------------------------------
 
