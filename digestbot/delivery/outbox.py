@@ -120,6 +120,11 @@ def enqueue(
     """
     with write_session(engine) as session:
         connection = session.connection()
+        if connection.dialect.name == "postgresql" and outgoing:
+            # Wait for any worker's slice holding these readers (schedule.slices) to commit,
+            # so the check below sees what it queued for them.
+            readers = sorted({item.subscriber_id for item in outgoing})
+            connection.execute(_LOCK_READERS, {"ids": readers}).all()
         last_row = connection.execute(_LAST_ROW).scalar_one() or 0
         if token is not None and last_row != token:
             raise PlanConflict
@@ -146,6 +151,7 @@ def insert_rows(
     return ids
 
 
+_LOCK_READERS = sql("SELECT id FROM subscribers WHERE id = ANY(:ids) ORDER BY id FOR UPDATE")
 # Run for every chunk of a batch.
 _INSERT_ROW = sql(
     "INSERT INTO deliveries (subscriber_id, kind, period_key, message_id, status, attempts, "

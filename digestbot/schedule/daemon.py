@@ -9,7 +9,6 @@ retries. APScheduler forgets runs missed while the process was down; the period 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -21,12 +20,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from digestbot.compose.words import plural
-from digestbot.errors import ConfigError, DigestbotError
+from digestbot.errors import DigestbotError
 from digestbot.rules.likestore import SeedBook
 from digestbot.rules.sources import SourceConfig, cron_trigger
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import SubscriptionsFile, load_subscriptions
-from digestbot.schedule import ledger, lookups, runs, sourcejob, startup, tasks
+from digestbot.schedule import ledger, lookups, runs, sourcejob, standby, startup, tasks
 from digestbot.schedule.sending import Sending
 from digestbot.schedule.triggers import digest_trigger, missed_run
 from digestbot.schedule.watch import file_stamp
@@ -284,15 +283,19 @@ class Daemon:
         config = load_subscriptions(path, check_seed=SeedBook(self.engine).problem)
         lock = try_daemon_lock(self.engine)
         if lock is None and not (self.shared and self.work):
-            raise self._refusal()
+            raise standby.refusal(self.engine)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        working = self._start_worker()
+        working = None
+        if self.shared and self.work:
+            working = asyncio.ensure_future(
+                Worker(self.settings, self.engine, halt=self.halt).run()
+            )
         try:
             if lock is None:
-                log.info("%s; this one works on its slices", self._refusal().message)
-                lock = await self._stand_by()
+                log.info("%s; this one works on its slices", standby.refusal(self.engine).message)
+                lock = await standby.stand_by(self.engine, self.halt, self.settings.tick_seconds)
             if lock is not None:
                 with ExitStack() as held:
                     held.callback(lock.release)
@@ -305,31 +308,6 @@ class Daemon:
                 await asyncio.gather(working, return_exceptions=True)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-
-    def _start_worker(self) -> asyncio.Future[None] | None:
-        """This process's worker, when it shares the work and is not told not to."""
-        if not (self.shared and self.work):
-            return None
-        return asyncio.ensure_future(Worker(self.settings, self.engine, halt=self.halt).run())
-
-    async def _stand_by(self) -> DaemonLock | None:
-        """Wait while another `run` schedules, trying its lock every tick; the lock once
-        that one stops, or None when this one is stopped first."""
-        while not self.halt.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.halt.wait(), timeout=self.settings.tick_seconds)
-            if not self.halt.is_set() and (lock := try_daemon_lock(self.engine)) is not None:
-                log.info("the other `digestbot run` stopped; this one schedules now")
-                return lock
-        return None
-
-    def _refusal(self) -> ConfigError:
-        """The error for a second `run`, naming the first from the lease row if it has one."""
-        holder = ledger.lease(self.engine)
-        who = f" ({holder.owner})" if holder else ""
-        since = f" since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
-        what = f"another `digestbot run`{who} is using this database{since}"
-        return ConfigError(what, "stop it first")
 
     async def _serve(
         self, config: SubscriptionsFile, stamp: tuple[int, int] | None, *, now: datetime
