@@ -1,6 +1,11 @@
-"""CLI commands over the database itself: `db upgrade` and `db current`."""
+"""CLI commands over the database itself: `db upgrade`, `db current` and `db copy`."""
 
 from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy import Engine
 
 from digestbot.cli.common import (
     db_app,
@@ -10,7 +15,12 @@ from digestbot.cli.common import (
     out,
     say_upgraded,
 )
+from digestbot.compose.words import plural
 from digestbot.store import migrate
+from digestbot.store.copy import copy_database, running_daemon
+from digestbot.store.engine import make_engine
+from digestbot.store.failures import shown
+from digestbot.store.lock import daemon_running
 
 
 @db_app.command("upgrade")
@@ -41,3 +51,38 @@ def db_current() -> None:
     elif revision is None and not made.startswith(("made by digestbot 0.1.0", "empty")):
         verdict = "this digestbot cannot upgrade it"
     out.print(f"The database is {at}; this digestbot needs {needed} ({verdict}).")
+
+
+@db_app.command("copy")
+@friendly
+def db_copy(
+    to: Annotated[
+        str,
+        typer.Option("--to", metavar="URL", help="The database to copy into (new and empty)."),
+    ],
+) -> None:
+    """Copy every row of the database (DIGESTBOT_DATABASE_URL) into another, empty one, such
+    as a new PostgreSQL database: `digestbot db copy --to postgresql://user@host/dbname`. One
+    transaction: on any failure the target is left as it was. Stop `digestbot run` first."""
+    settings = load_settings()
+    with open_engine(settings) as source:
+        if daemon_running(source):
+            raise running_daemon()  # before the target's schema is made: nothing written
+        target = make_engine(to, on_upgrade=say_upgraded, busy_timeout=settings.db_busy_timeout)
+        try:
+            copied = copy_database(source, target)
+        finally:
+            target.dispose()
+        _say_copied(copied, source, to)
+
+
+def _say_copied(copied: dict[str, int], source: Engine, to: str) -> None:
+    width = max(len(name) for name in copied)
+    for name, rows in copied.items():
+        out.print(f"{name:<{width}}  {plural(rows, 'row')}", markup=False)
+    whence = shown(source.url.render_as_string(hide_password=False))
+    total = plural(sum(copied.values()), "row")
+    out.print(
+        f"Copied {total} in {plural(len(copied), 'table')} from {whence} to {shown(to)}.",
+        markup=False,
+    )
