@@ -59,7 +59,7 @@ app = typer.Typer(
 )
 subscriptions_app = _group("Check and load the subscriptions file.")
 papers_app = _group("Look at the papers digestbot has ingested.")
-db_app = _group("Look at and upgrade the database's schema.")
+db_app = _group("Look at, upgrade and copy the database.")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(papers_app, name="papers")
 app.add_typer(db_app, name="db")
