@@ -106,7 +106,7 @@ def _workers(engine: Engine, now: datetime) -> Iterator[Table | str]:
     if not live:
         yield "Workers: none live (start `digestbot worker`, or `digestbot run` without --no-work)."
     else:
-        table = Table("worker", "since", "slices done", "emails queued", title="Workers")
+        table = Table("worker", "since", "slices done", "emails sent", title="Workers")
         for row in live:
             table.add_row(row.name, _when(row.started_at), str(row.slices), str(row.emails))
         yield table

@@ -50,8 +50,8 @@ class Worker:
         self.settings, self.engine, self.clock = settings, engine, clock
         self.halt = halt or asyncio.Event()
         self.name = outbox.owner()
-        self.slices = 0
-        self.emails = 0
+        self.slices = 0  # slices done
+        self.sent = 0  # emails sent
         self.lease = timedelta(seconds=settings.worker_lease)
         self.rounds: dict[str, RoundPapers] = {}  # by kind: the latest round's papers
         self.failures = FailureStreak()
@@ -81,7 +81,7 @@ class Worker:
             first = await self._claim()
             if first is None:
                 return 0  # idle: no senders started, no SMTP connection opened
-            done, _ = await deliver_while(
+            done, report = await deliver_while(
                 self.engine,
                 self.settings,
                 lambda feed, db: self._slices(feed, first),
@@ -92,6 +92,7 @@ class Worker:
             await self._failed(exc)
             return 0
         self.failures.succeeded()
+        self.sent += report.count("sent")
         return done
 
     async def _claim(self) -> tasks.Task | None:
@@ -136,7 +137,6 @@ class Worker:
             await self._give_back(task, f"{exc.__class__.__name__}: {exc}")
             return None
         self.slices += 1
-        self.emails += done.emails
         log.info(
             "%s slice %d-%d: %d queued in %.2f s",
             task.kind,
@@ -163,9 +163,10 @@ class Worker:
             if ids:
                 feed = Feed(ids)
                 feed.close()
-                await deliver(
+                report = await deliver(
                     self.engine, self.settings, now=self.clock(), feed=feed, halt=self.halt
                 )
+                self.sent += report.count("sent")
         except (DigestbotError, SQLAlchemyError) as exc:
             await self._failed(exc)
 
@@ -189,7 +190,7 @@ class Worker:
                     self.name,
                     now=self.clock(),
                     slices=self.slices,
-                    emails=self.emails,
+                    emails=self.sent,
                 )
             except SQLAlchemyError as exc:
                 log.warning("worker heartbeat failed: %s", exc)

@@ -337,5 +337,5 @@ class WorkerRow(SQLModel, table=True):
     name: str = Field(primary_key=True)  # host:pid
     started_at: datetime = Field(sa_type=UtcDateTime)
     heartbeat_at: datetime = Field(sa_type=UtcDateTime)
-    slices: int = 0
-    emails: int = 0
+    slices: int = 0  # slices done
+    emails: int = 0  # emails sent
