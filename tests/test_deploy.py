@@ -102,9 +102,30 @@ def test_the_compose_file_runs_the_daemon_on_a_healthy_postgres() -> None:
     (volume,) = postgres["volumes"]
     assert volume.split(":")[0] in compose()["volumes"]
     assert (COMPOSE.parent / bot["build"]["context"] / bot["build"]["dockerfile"]).is_file()
-    assert bot["command"] == ["run"]
+    assert bot["command"] == ["run", "--no-work"]
     assert bot["env_file"] == ".env"
     assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def seconds(duration: str) -> int:
+    """A compose duration such as `90s` or `2m`, in seconds."""
+    match = re.fullmatch(r"(\d+)([sm])", duration)
+    assert match, duration
+    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def test_the_compose_worker_scales_on_the_daemons_image_and_settings() -> None:
+    """The worker service runs `worker` from the daemon's image with its settings, files and
+    healthy database, names no container and publishes no port (so `--scale` can repeat it),
+    and is given longer than an SMTP timeout to finish its slice and message on SIGTERM."""
+    services = compose()["services"]
+    bot, worker = services["digestbot"], services["worker"]
+    assert worker["command"] == ["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    for key in ("image", "build", "env_file", "environment", "volumes", "depends_on", "restart"):
+        assert worker[key] == bot[key], key
+    assert seconds(worker["stop_grace_period"]) > Settings.model_fields["smtp_timeout"].default
+    assert seconds(worker["stop_grace_period"]) >= seconds(bot["stop_grace_period"])
 
 
 def test_the_compose_file_sets_only_real_settings_and_a_database_url_digestbot_opens() -> None:
