@@ -1,1 +1,1 @@
-"""Schedule stage: digest periods, the period ledger, and the `digestbot run` daemon."""
+"""Schedule stage: digest periods, their ledger, the `run` daemon and its PostgreSQL workers."""
