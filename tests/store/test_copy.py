@@ -17,7 +17,7 @@ from digestbot.errors import ConfigError
 from digestbot.rules.readers import record_vote, suppress
 from digestbot.rules.subscribers import sync_subscriptions
 from digestbot.rules.subscriptions import parse_subscriptions
-from digestbot.schedule import ledger
+from digestbot.schedule import ledger, tasks
 from digestbot.settings import Settings
 from digestbot.store.copy import copy_database
 from digestbot.store.engine import make_engine, write_session
@@ -28,8 +28,9 @@ TABLES = [t for t in SQLModel.metadata.sorted_tables if t.name != "alembic_versi
 
 async def build_state(engine: Engine, settings: Settings, now: datetime) -> None:
     """Papers, three readers and their rules, a digest sent to each over SMTP (deliveries,
-    stored messages, sent papers), a vote, an unsubscribed reader, a stored vector and the
-    scheduler's ledger (a decided period, a source run, a job, the daemon's lease)."""
+    stored messages, sent papers), a vote, an unsubscribed reader, a stored vector, the
+    scheduler's ledger (a decided period, a source run, a job, the daemon's lease) and shared
+    work (a round's slices, a worker)."""
     prepare(engine, now, count=3)
     outcomes, _ = await service.send_now(engine, settings, now=now)
     assert {o.status for o in outcomes} == {"sent"}
@@ -42,6 +43,8 @@ async def build_state(engine: Engine, settings: Settings, now: datetime) -> None
     ledger.record_source_run(engine, "hf", now=now, new=39)
     ledger.save_jobs(engine, [JobRow(id="send", description="daily digests", next_run_at=now)])
     ledger.take_lease(engine, now=now)
+    tasks.make_round(engine, "digest", at=now, size=2, now=now)  # as PostgreSQL workers share
+    tasks.register(engine, "host:1", now=now)
 
 
 def contents(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
