@@ -161,11 +161,13 @@ def failed_tasks(engine: Engine) -> list[TaskRow]:
 
 
 def prune(engine: Engine, *, now: datetime) -> int:
-    """Drop finished slices older than KEEP_DONE, and workers silent for as long."""
+    """Drop slices done or given up on longer than KEEP_DONE ago, and workers silent for
+    as long."""
     until = now - KEEP_DONE
+    finished = col(TaskRow.state).in_(("done", "failed"))
     with engine.begin() as connection:
         done = connection.execute(
-            delete(TaskRow).where(col(TaskRow.state) == "done", col(TaskRow.finished_at) < until)
+            delete(TaskRow).where(finished, col(TaskRow.finished_at) < until)
         ).rowcount
         connection.execute(delete(WorkerRow).where(col(WorkerRow.heartbeat_at) < until))
     return int(done)

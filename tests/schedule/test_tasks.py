@@ -137,3 +137,20 @@ async def test_a_worker_loads_a_rounds_papers_once_for_all_its_slices(
     sent = sorted(r.subscriber_id for r in rows(readers) if r.status == "sent")
     assert sent == list(range(1, 31))
     assert tasks.live_workers(readers, now=now(), within=timedelta(minutes=1)) == []
+
+
+def test_slices_finished_over_a_week_ago_and_silent_workers_are_pruned(readers: Engine) -> None:
+    """Done and failed slices past KEEP_DONE go, a waiting one stays; so does a worker heard
+    from lately, while one silent for a week goes."""
+    tasks.make_round(readers, "digest", at=AT, size=10, now=AT)
+    old = now() - tasks.KEEP_DONE - timedelta(days=1)
+    with readers.begin() as connection:
+        connection.execute(text("UPDATE work_tasks SET state = 'done' WHERE first_id = 1"))
+        connection.execute(text("UPDATE work_tasks SET state = 'failed' WHERE first_id = 11"))
+        connection.execute(text("UPDATE work_tasks SET finished_at = :t"), {"t": old})
+    tasks.register(readers, "silent:1", now=old)
+    tasks.register(readers, "live:2", now=now())
+    assert tasks.prune(readers, now=now()) == 2
+    assert tasks.counts(readers) == {"waiting": 1}
+    names = [w.name for w in tasks.live_workers(readers, now=now(), within=tasks.KEEP_DONE * 2)]
+    assert names == ["live:2"]
