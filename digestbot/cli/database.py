@@ -62,8 +62,9 @@ def db_copy(
     ],
 ) -> None:
     """Copy every row of the database (DIGESTBOT_DATABASE_URL) into another, empty one, such
-    as a new PostgreSQL database: `digestbot db copy --to postgresql://user@host/dbname`. One
-    transaction: on any failure the target is left as it was. Stop `digestbot run` first."""
+    as a new PostgreSQL database: `digestbot db copy --to postgresql://user@host/dbname`. The
+    target's tables are created first. One transaction: on any failure the target is left as
+    it was. Stop `digestbot run` first; then set DIGESTBOT_DATABASE_URL to the target."""
     settings = load_settings()
     with open_engine(settings) as source:
         if daemon_running(source):

@@ -25,7 +25,10 @@ def worker() -> None:
     slice of subscribers at a time, match, render and queue their emails, send them.
 
     `digestbot run` schedules the work (one per database); start as many workers as you
-    like, on any hosts that reach the database. Each logs to stderr.
+    like, on any hosts that reach the database, each with the same settings as `run`. Each
+    logs to stderr. DIGESTBOT_SLICE_SIZE sets the subscribers per slice,
+    DIGESTBOT_WORKER_LEASE how long a silent worker keeps one, DIGESTBOT_WORKER_POLL how
+    often an idle worker looks for work. On SQLite it refuses: `run` does it all there.
 
     Stop it with SIGTERM or Ctrl-C; the slice and the message in flight finish.
     """

@@ -59,6 +59,7 @@ class Worker:
     async def run(self) -> None:
         """Work until halted; the worker's row is kept live meanwhile and dropped at the end."""
         await asyncio.to_thread(tasks.register, self.engine, self.name, now=self.clock())
+        log.info("worker %s: taking slices of this database's digests and alerts", self.name)
         beating = asyncio.ensure_future(self._beat_until_halted())
         try:
             while not self.halt.is_set():
@@ -73,6 +74,7 @@ class Worker:
                 await asyncio.to_thread(tasks.leave, self.engine, self.name)
             except SQLAlchemyError as exc:
                 log.warning("could not remove this worker's row: %s", exc)
+            log.info("worker %s stopped: %d slices done, %d emails sent", *self._tally())
 
     async def _work(self) -> int:
         """Take slices until none is left, sending their emails as they are queued; returns
@@ -94,6 +96,9 @@ class Worker:
         self.failures.succeeded()
         self.sent += report.count("sent")
         return done
+
+    def _tally(self) -> tuple[str, int, int]:
+        return self.name, self.slices, self.sent
 
     async def _claim(self) -> tasks.Task | None:
         return await asyncio.to_thread(
