@@ -304,17 +304,18 @@ async def test_the_rate_limit_spaces_messages_across_connections(
     engine: Engine, settings: Settings, smtp_factory: Any, clock: datetime
 ) -> None:
     """At 10 messages a second over two connections, six messages reach the server over at
-    least half a second, none of them in a burst with the one before."""
+    least half a second, none of them before its slot in that pace."""
     inbox = Overlapping()
     target = pointed(settings, smtp_factory(inbox), smtp_rate=10.0, smtp_connections=2)
     prepare(engine, clock, count=6)
     await service.send_now(engine, target, now=clock)
     arrivals = sorted(inbox.arrivals)
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     # The limiter spaces the sends' starts 0.1 s apart; a message arrives after its own round
-    # trips (the first on each connection after connecting too), which on a busy machine
-    # vary by milliseconds, so gaps and span can each be a little short of 0.1 s and 0.5 s.
-    assert len(gaps) == 5 and arrivals[-1] - arrivals[0] >= 0.45 and min(gaps) >= 0.05
+    # trips, which on a busy machine vary by milliseconds or, in a stall, much more: a late
+    # message then arrives just before the next one. So each is checked against its slot
+    # (0.1 s x its place, less a margin), which a late arrival never fails and a burst does.
+    late = [a - arrivals[0] - 0.1 * k for k, a in enumerate(arrivals)]
+    assert len(arrivals) == 6 and arrivals[-1] - arrivals[0] >= 0.45 and min(late) >= -0.05
 
 
 def test_retries_back_off_exponentially_with_jitter(settings: Settings, clock: datetime) -> None:
