@@ -43,33 +43,26 @@ def digests_for(
     oldest = min((p.first_seen for p in older), default=since)
     taken = history.taken_since(engine, min(since, oldest - timedelta(microseconds=1)), span)
     like = uses_like(subscribers)
-    if shared is not None:
+    if shared is not None:  # a worker's slice: the round's papers, indexed once
+        candidates: list[Paper] = []
         builder = shared.builder(engine, settings, since=since, older=older, like=like)
-        digests = build_digests(
-            subscribers,
-            (),
-            since=starts,
-            already_sent=taken,
-            now=now,
-            period_key="",
-            carried=carried,
-            builder=builder,
-            tastes=_tastes(engine, settings, subscribers, span),
-        )
+        model = None
     else:
         candidates = papers.papers_seen_since(engine, since) + older
+        builder = None
         model = like_model(engine, settings, candidates) if like else None
-        digests = build_digests(
-            subscribers,
-            candidates,
-            since=starts,
-            already_sent=taken,
-            now=now,
-            period_key="",
-            carried=carried,
-            model=model,
-            tastes=_tastes(engine, settings, subscribers, span),
-        )
+    digests = build_digests(
+        subscribers,
+        candidates,
+        since=starts,
+        already_sent=taken,
+        now=now,
+        period_key="",
+        carried=carried,
+        model=model,
+        tastes=_tastes(engine, settings, subscribers, span),
+        builder=builder,
+    )
     days = settings.carry_over_days
     return (replace(d, period_key=period_keys[d.subscriber.id], carry_days=days) for d in digests)
 
